@@ -1,0 +1,1 @@
+"""backbone-profile: every measurement is written once, here."""

@@ -1,0 +1,304 @@
+"""The one argparse definition shared by every entry point, and the two commands:
+``timer`` (whole-model / per-unit latency) and ``mem`` (memory report, structure)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from common import env as envmod
+from common import execution, inputs, layerwise, memory, models, records, report, structure, timing
+from common.errors import OutOfMemory, UserError
+from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RunSpec
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + line
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return v
+
+    return parse
+
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
+
+
+def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
+    names = models.family_models(family) if family else list(models.REGISTRY)
+    p = _Parser(prog=f"{family + '_profiler/' if family else ''}{tool}.py",
+                description="Whole-model and per-unit inference latency." if tool == "timer"
+                else "Memory report (static, peak, MACs/FLOPs, feature memory) or model structure.")
+    p.add_argument("--model", required=True, choices=names, metavar="NAME",
+                   help=f"backbone to profile: {', '.join(names)}")
+    p.add_argument("--input", default="cityscapes", choices=list(inputs.PRESETS), metavar="PRESET",
+                   help="input preset: cityscapes 1x3x1024x2048, pascal 1x3x500x334, imagenet 1x3x224x224 "
+                        "(default: cityscapes)")
+    p.add_argument("--size", metavar="HxW", help="custom input height x width; overrides --input")
+    p.add_argument("--batch", type=_positive(int), default=1, metavar="N", help="batch size (default: 1)")
+    p.add_argument("--device", default="auto", metavar="DEV",
+                   help="auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
+    p.add_argument("--threads", type=_positive(int), metavar="N",
+                   help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
+    p.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
+                   help="root for <family>_profiler/ and results/ outputs (default: the repository)")
+    if tool == "timer":
+        p.add_argument("--layers", action="store_true", help="time every unit (layer/block) with hooks")
+        p.add_argument("--depth", type=int, default=1, choices=(1, 2), metavar="D",
+                       help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (default: 1)")
+        p.add_argument("--warmup", type=_non_negative, default=25, metavar="N",
+                       help="warm-up iterations on the timed instance (default: 25, the seeds' protocol)")
+        p.add_argument("--iters", type=_positive(int), default=300, metavar="N",
+                       help="timed iterations (default: 300, the seeds' protocol)")
+        p.add_argument("--max-seconds", type=_positive(float), metavar="S",
+                       help="stop the timed loop after S seconds once --min-iters ran (default: no limit)")
+        p.add_argument("--min-iters", type=_positive(int), default=timing.MIN_ITERS, metavar="N",
+                       help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
+        p.add_argument("--clock", choices=CLOCKS, metavar="CLOCK",
+                       help="cuda-event | perf_counter (default: cuda-event on a GPU, perf_counter on the CPU)")
+        p.add_argument("--precision", choices=PRECISIONS, default="fp32", metavar="P",
+                       help="fp32 (IEEE, TF32 off) | tf32 | fp16 | bf16 (autocast) (default: fp32)")
+        p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+        p.add_argument("--cudnn-benchmark", action="store_true",
+                       help="let cuDNN autotune its algorithms (default: off, PyTorch's default)")
+        p.add_argument("--cuda-graph", action="store_true", help="capture once after warm-up, time replays")
+        p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
+                       help="torch.compile with MODE: default | reduce-overhead | max-autotune "
+                            "(compile time reported apart)")
+    else:
+        p.add_argument("--struct", action="store_true",
+                       help="write the model-structure table instead of the memory report")
+        p.add_argument("--depth", type=_positive(int), default=3, metavar="D",
+                       help="structure table depth (default: 3)")
+    return p
+
+
+def _spec(args: argparse.Namespace, device: torch.device) -> RunSpec:
+    entry = models.get(args.model)
+    inp = inputs.resolve(args.input, args.size, args.batch)
+    inputs.check_fits(inp, entry.min_side, args.model)
+    is_timer = hasattr(args, "iters")
+    spec = RunSpec(
+        model=args.model, input=inp, device=str(device),
+        clock=(args.clock or ("cuda-event" if device.type == "cuda" else "perf_counter")) if is_timer else "none",
+        warmup=getattr(args, "warmup", 0), iters=getattr(args, "iters", 1),
+        max_seconds=getattr(args, "max_seconds", None), min_iters=getattr(args, "min_iters", timing.MIN_ITERS),
+        precision=getattr(args, "precision", "fp32"), channels_last=getattr(args, "channels_last", False),
+        cudnn_benchmark=getattr(args, "cudnn_benchmark", False), cuda_graph=getattr(args, "cuda_graph", False),
+        compile=getattr(args, "compile", None), depth=args.depth if is_timer else 1,
+    )
+    if is_timer:
+        execution.check_supported(spec)
+        if args.layers and (spec.cuda_graph or spec.compile):
+            raise UserError("--layers times eager execution with hooks; drop --cuda-graph/--compile")
+    return spec
+
+
+def _stem(spec: RunSpec, suffix: str = "") -> str:
+    return "_".join(p for p in (spec.model, spec.input.tag, spec.variant, suffix) if p)
+
+
+def run_timer(args: argparse.Namespace) -> list[Path]:
+    device = envmod.resolve_device(args.device)
+    spec = _spec(args, device)
+    entry = models.get(spec.model)
+    env = envmod.collect(device)
+    tag = args.tag or envmod.device_tag(env)
+    base = args.out_dir / f"{entry.family}_profiler" / f"{spec.model}_stats" / tag
+    folder = records.ensure_writable(base / "layers" if args.layers else base)
+    stem = _stem(spec, f"depth{spec.depth}" if args.layers and spec.depth > 1 else "")
+    rec_kind = "layers" if args.layers else "timing"
+    rec_path = records.record_path(args.out_dir / "results", tag, rec_kind, stem)
+    records.ensure_writable(rec_path.parent)
+
+    model = models.build(spec.model, device)
+    x = inputs.make(spec.input, device)
+    result: dict = {}
+    with torch.inference_mode(), execution.backend_flags(spec) as flags:
+        prepared = execution.prepare(model, x, spec)
+        m = timing.run_loop(prepared.fn, timing.make_clock(spec.clock, device), spec.warmup, spec.iters,
+                            batch=spec.input.batch, max_seconds=spec.max_seconds, min_iters=spec.min_iters,
+                            desc=f"{spec.model} {spec.input.tag}")
+        result.update(backend_flags=flags, timing=m.to_dict(), setup=prepared.setup)
+        if args.layers:
+            unit_list = models.units(spec.model, prepared.model, spec.depth)
+            deadline = _deadline(spec)
+            profiles, spans = layerwise.profile_units(
+                prepared.model, prepared.fn, unit_list, device, spec.warmup, spec.iters,
+                deadline=lambda n: deadline(n))
+            result["units"] = [p.to_dict(spec.input.batch) for p in profiles]
+            result["hooked_span"] = {"stats": timing.summarize(spans).to_dict(), "samples_ms": spans}
+            unit_sum = sum(u["stats"]["mean_ms"] for u in result["units"])
+            result["coverage"] = unit_sum / result["timing"]["stats"]["mean_ms"]
+    cost = _cost(spec, with_units=args.layers)
+    result["cost"] = cost.to_dict()
+    result["gflops"] = cost.flops * 1e-9
+    med = result["timing"]["stats"]["median_ms"]
+    result["achieved_tflops"] = cost.flops / (med * 1e-3) / 1e12
+    rec = records.make_record(rec_kind, spec.to_dict(), env, result)
+    text = report.layers_txt(rec) if args.layers else report.timing_txt(rec)
+    out = folder / f"{stem}.txt"
+    records.write_atomic(out, text)
+    records.write_record(rec_path, rec)
+    return [out, rec_path]
+
+
+def _deadline(spec: RunSpec):
+    import time
+
+    if spec.max_seconds is None:
+        return lambda n: False
+    end = time.monotonic() + spec.max_seconds
+    return lambda n: n >= spec.min_iters and time.monotonic() >= end
+
+
+def _cost(spec: RunSpec, with_units: bool) -> structure.Cost:
+    """Costs from a pass on the meta device: no memory, no compute."""
+    with torch.device("meta"):
+        meta_model = models.get(spec.model).builder().eval()
+    x = torch.empty(spec.input.shape, device="meta")
+    units = models.units(spec.model, meta_model, spec.depth) if with_units else None
+    return structure.analyze(meta_model, x, units)
+
+
+def run_mem(args: argparse.Namespace) -> list[Path]:
+    device = torch.device("cpu") if args.struct else envmod.resolve_device(args.device)
+    spec = _spec(args, device)
+    entry = models.get(spec.model)
+    env = envmod.collect(device)
+    fam = args.out_dir / f"{entry.family}_profiler"
+    if args.struct:
+        tag = "any"  # the structure does not depend on the device
+        folder = records.ensure_writable(fam / "model_structures")
+    else:
+        tag = args.tag or envmod.device_tag(env)
+        folder = records.ensure_writable(fam / "memory_reports" / tag)
+    kind = "structure" if args.struct else "memory"
+    stem = _stem(spec)
+    rec_path = records.record_path(args.out_dir / "results", tag, kind, stem)
+    records.ensure_writable(rec_path.parent)
+
+    if args.struct:
+        result, text = _structure(spec, args.depth)
+        rec = records.make_record(kind, spec.to_dict(), env, result)
+        text = report.header(f"Model structure (depth {args.depth})", rec) + "\n" + text
+    else:
+        result = _memory(spec, device, args.threads or torch.get_num_threads())
+        rec = records.make_record(kind, spec.to_dict(), env, result)
+        text = report.memory_txt(rec)
+    out = folder / f"{stem}.txt"
+    records.write_atomic(out, text)
+    records.write_record(rec_path, rec)
+    return [out, rec_path]
+
+
+def _memory(spec: RunSpec, device: torch.device, threads: int) -> dict:
+    model = models.build(spec.model, device)
+    x = inputs.make(spec.input, device)
+    result: dict = {"static": memory.static_report(model, x)}
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        alloc = torch.cuda.memory_allocated(device) / memory.MIB
+        result["allocator_mib"] = alloc
+        result["static_vs_allocator"] = result["static"]["static_mib"] / alloc - 1
+        with torch.inference_mode(), execution.backend_flags(spec) as flags:
+            result["backend_flags"] = flags
+            result["peak"] = memory.gpu_peak(lambda: model(x), device)
+    else:
+        del model, x
+        h, w, b = spec.input.height, spec.input.width, spec.input.batch
+        result["peak"] = memory.cpu_peak(spec.model, h, w, b, threads)
+    result["cost"] = _cost(spec, with_units=True).to_dict()
+    return result
+
+
+def _structure(spec: RunSpec, depth: int) -> tuple[dict, str]:
+    model = models.build(spec.model, "cpu")
+    x = inputs.make(spec.input, "cpu")
+    rows = structure.torchinfo_rows(model, x, depth)
+    # MACs per row from our FLOP counter, one meta pass per depth level (the rows of
+    # one level never nest, so each pass attributes every op to at most one row).
+    with torch.device("meta"):
+        meta_model = models.get(spec.model).builder().eval()
+    meta_x = torch.empty(spec.input.shape, device="meta")
+    macs: dict[str, int] = {}
+    for level in range(1, depth + 1):
+        level_units = [models.Unit(r["path"], r["path"]) for r in rows if r["depth"] == level]
+        for u in structure.analyze(meta_model, meta_x, level_units).units:
+            macs[u.label] = u.macs
+    total = structure.analyze(meta_model, meta_x)
+    params = structure.param_count(model)
+    cols = f"{'module path':<34}{'type':<26}{'output shape':>22}{'params':>13}{'kernel':>9}{'MACs':>17}"
+    text = cols + "\n" + "-" * len(cols) + "\n"
+    for r in rows:
+        indent = "  " * (r["depth"] - 1)
+        kernel = "x".join(map(str, r["kernel"])) if isinstance(r["kernel"], list) else (r["kernel"] or "-")
+        shape = "x".join(map(str, r["out_shape"])) if r["out_shape"] else "-"
+        text += (f"{(indent + r['path'])[:33]:<34}{r['type'][:25]:<26}{shape:>22}{r['params']:>13,}"
+                 f"{str(kernel):>9}{macs.get(r['path'], 0):>17,}\n")
+    text += "-" * len(cols) + "\n"
+    text += f"Total parameters: {params:,} ({params / 1e6:.3f} M), each counted once\n"
+    text += f"Total MACs: {total.macs:,} ({total.macs / 1e9:.3f} GMACs)   FLOPs (= 2 x MACs): {total.flops / 1e9:.3f} G\n"
+    text += "MACs count convolutions and matrix products (torch.utils.flop_counter formulas); not counted: "
+    text += ", ".join(total.uncounted_ops) + "\n"
+    text += f"Parameter memory: {total.param_bytes / memory.MIB:.2f} MiB   Feature memory (convnet-burden): "
+    text += f"{total.feature_bytes / memory.MIB:.2f} MiB\n"
+    result = {"rows": [r | {"macs": macs.get(r["path"], 0)} for r in rows], "params": params,
+              "macs": total.macs, "flops": total.flops, "cost": total.to_dict(), "depth": depth}
+    return result, text
+
+
+def _oom_message(spec_text: str, exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"out of memory at {spec_text}: {first[:200]}"
+
+
+def main(tool: str, family: str | None = None, argv: list[str] | None = None) -> int:
+    parser = build_parser(tool, family)
+    args = parser.parse_args(argv)
+    what = f"{args.model} input {args.size or args.input} batch {args.batch}"
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        written = run_timer(args) if tool == "timer" else run_mem(args)
+    except UserError as exc:
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return exc.exit_code
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        sys.stderr.write(f"{parser.prog}: error: {_oom_message(what, exc)}\n")
+        return OutOfMemory.exit_code
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "out of memory" in msg or "can't allocate memory" in msg or "not enough memory" in msg:
+            sys.stderr.write(f"{parser.prog}: error: {_oom_message(what, exc)}\n")
+            return OutOfMemory.exit_code
+        if "too small" in msg or "can't be greater than actual input size" in msg:
+            sys.stderr.write(f"{parser.prog}: error: input too small for {what}: {msg.splitlines()[0][:200]}\n")
+            return UserError.exit_code
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{parser.prog}: interrupted; no output was written for {what}\n")
+        return 130
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,14 @@
+"""Errors a user can cause, reported as one line and a non-zero exit."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or an impossible request: printed as one line, exit status 2."""
+
+    exit_code = 2
+
+
+class OutOfMemory(UserError):
+    """A model/size that does not fit on the device: exit status 3."""
+
+    exit_code = 3

@@ -1,0 +1,131 @@
+"""Execution modes: backend flags, precision, memory format, CUDA graphs, compile.
+
+``prepare`` turns (model, input, spec) into a zero-argument callable that runs one
+inference exactly as the spec asks; everything costly (compilation, graph capture)
+happens inside ``prepare``, never inside the timed loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from common.errors import UserError
+from common.spec import RunSpec
+
+# Warm-up calls on a side stream before capturing a CUDA graph (cuDNN picks its
+# algorithms and the allocator settles during these).
+GRAPH_CAPTURE_WARMUP = 3
+
+
+def check_supported(spec: RunSpec) -> None:
+    """Reject modes this device or build cannot run, with the reason."""
+    on_cpu = spec.device == "cpu"
+    if on_cpu and spec.precision == "tf32":
+        raise UserError("precision tf32 is a CUDA matrix-unit mode; on the CPU use fp32, fp16 or bf16")
+    if on_cpu and spec.cuda_graph:
+        raise UserError("--cuda-graph needs a CUDA device; this run is on the CPU")
+    if on_cpu and spec.cudnn_benchmark:
+        raise UserError("--cudnn-benchmark needs a CUDA device; this run is on the CPU")
+    if spec.clock == "cuda-event" and on_cpu:
+        raise UserError("--clock cuda-event needs a CUDA device; use perf_counter on the CPU")
+    if not on_cpu and spec.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"bf16 is not supported on {torch.cuda.get_device_name(spec.device)}")
+    if spec.compile:
+        try:
+            import torch._dynamo  # noqa: F401
+        except Exception as exc:  # pragma: no cover - depends on the build
+            raise UserError(f"--compile is not available in this PyTorch build: {exc}") from None
+
+
+@contextlib.contextmanager
+def backend_flags(spec: RunSpec) -> Iterator[dict]:
+    """Set cuDNN/matmul flags for the run, yield them as recorded, restore after."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
+    tf32 = spec.precision == "tf32"
+    cudnn.benchmark = spec.cudnn_benchmark
+    cudnn.allow_tf32 = tf32  # PyTorch defaults this to True: "fp32" would silently be TF32
+    matmul.allow_tf32 = tf32
+    try:
+        yield current_flags()
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def current_flags() -> dict:
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    return {
+        "cudnn.enabled": cudnn.enabled,
+        "cudnn.benchmark": cudnn.benchmark,
+        "cudnn.deterministic": cudnn.deterministic,
+        "cudnn.allow_tf32": cudnn.allow_tf32,
+        "matmul.allow_tf32": matmul.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(spec.precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(spec.device).type, dtype=dtype)
+
+
+@dataclass
+class Prepared:
+    fn: Callable[[], torch.Tensor]
+    model: nn.Module
+    x: torch.Tensor
+    setup: dict = field(default_factory=dict)  # compile / capture seconds
+
+
+def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
+    """Call inside ``torch.inference_mode()`` and ``backend_flags(spec)``."""
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    setup: dict = {}
+    runner: Callable[[torch.Tensor], torch.Tensor] = model
+    if spec.compile:
+        runner = torch.compile(model, mode=spec.compile)
+        t0 = time.perf_counter()
+        with autocast(spec):
+            runner(x)  # first call compiles; measured here, never in the timed loop
+        _sync(spec)
+        setup["compile_s"] = time.perf_counter() - t0
+
+    def eager() -> torch.Tensor:
+        with autocast(spec):
+            return runner(x)
+
+    if not spec.cuda_graph:
+        return Prepared(eager, model, x, setup)
+
+    t0 = time.perf_counter()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(GRAPH_CAPTURE_WARMUP):
+            eager()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = eager()
+    _sync(spec)
+    setup["graph_capture_s"] = time.perf_counter() - t0
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return out
+
+    return Prepared(replay, model, x, setup)
+
+
+def _sync(spec: RunSpec) -> None:
+    if spec.device != "cpu":
+        torch.cuda.synchronize(spec.device)

@@ -1,0 +1,170 @@
+"""Static memory (pytorch-memlab, corrected) and peak memory of one inference.
+
+pytorch-memlab 0.3.x computes a tensor's memory as ``untyped_storage().size() *
+element_size()``, but an untyped storage's size is already in bytes: an fp32
+tensor is reported 4x too large. ``MemReporter`` below keeps memlab's listing and
+replaces each figure by the storage's real byte count (rounded up to the caching
+allocator's 512-byte blocks, as memlab intends). Whether memlab still has the bug
+is checked on a probe tensor, so a fixed memlab is never corrected twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import subprocess
+import sys
+
+import warnings
+
+import torch
+
+with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice on import
+    from pytorch_memlab import MemReporter as _MemlabReporter
+    from pytorch_memlab.mem_reporter import PYTORCH_MIN_ALLOCATE
+
+MIB = 2**20
+
+
+def storage_bytes(t: torch.Tensor) -> int:
+    """Bytes the caching allocator hands out for ``t``'s storage."""
+    return math.ceil(t.untyped_storage().nbytes() / PYTORCH_MIN_ALLOCATE) * PYTORCH_MIN_ALLOCATE
+
+
+def _memlab_raw_bytes(t: torch.Tensor) -> int:
+    """What unpatched memlab reports for a lone tensor."""
+    rep = _MemlabReporter()
+    rep.device_mapping[t.device].append(t)
+    _MemlabReporter.get_stats(rep)
+    return rep.device_tensor_stat[t.device][0][3]
+
+
+def memlab_overcounts() -> bool:
+    """True while memlab multiplies a byte count by the element size."""
+    probe = torch.empty(1024, dtype=torch.float32)  # 4096 bytes, a multiple of 512
+    return _memlab_raw_bytes(probe) != storage_bytes(probe)
+
+
+class MemReporter(_MemlabReporter):
+    """memlab's reporter with correct byte counts and named buffers/inputs."""
+
+    def __init__(self, model: torch.nn.Module | None = None, named: dict[str, torch.Tensor] | None = None):
+        super().__init__(model)
+        if model is not None:
+            for name, buf in model.named_buffers():
+                self.tensor_name[id(buf)] = name
+        for name, t in (named or {}).items():
+            self.tensor_name[id(t)] = name
+        self._fix = memlab_overcounts()
+
+    def get_stats(self) -> None:
+        # memlab walks device_mapping in order, skipping empty tensors and adding
+        # each parameter's .grad after it; mirror that walk to pair stats with tensors.
+        order = {dev: [t for t in ts if t.numel() > 0] for dev, ts in self.device_mapping.items()}
+        super().get_stats()
+        if not self._fix:
+            return
+        for dev, tensors in order.items():
+            walk = []
+            for t in tensors:
+                walk.append(t)
+                if isinstance(t, torch.nn.Parameter) and t.grad is not None:
+                    walk.append(t.grad)
+            stats = self.device_tensor_stat[dev]
+            assert len(stats) == len(walk), "memlab's tensor walk changed; update the correction"
+            self.device_tensor_stat[dev] = [
+                (name, size, numel, storage_bytes(t) if mem else 0)  # 0: a storage already counted
+                for (name, size, numel, mem), t in zip(stats, walk)
+            ]
+
+
+def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """memlab's listing of every live tensor on x's device (parameters, buffers,
+    the input), its element count and corrected memory."""
+    rep = MemReporter(model, {"input": x})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gc's walk touches deprecated torch attributes
+        rep.collect_tensor()
+    rep.device_mapping = {x.device: rep.device_mapping.get(x.device, [])}
+    rep.get_stats()
+    stats = rep.device_tensor_stat.get(x.device, [])
+    listing = io.StringIO()
+    with contextlib.redirect_stdout(listing):
+        rep.print_stats(verbose=False, target_device=x.device)
+    return {
+        "listing": listing.getvalue(),
+        "tensors": len(stats),
+        "elements": sum(s[2] for s in stats),
+        "static_mib": sum(s[3] for s in stats) / MIB,
+        "memlab_corrected": rep._fix,
+    }
+
+
+def gpu_peak(fn, device: torch.device) -> dict:
+    """Peak allocator memory of one inference, after one warm-up inference (cuDNN
+    workspaces and the allocator's pools are then in their steady state)."""
+    fn()
+    torch.cuda.synchronize(device)
+    resident = torch.cuda.memory_allocated(device)
+    reserved_before = torch.cuda.memory_reserved(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    return {
+        "method": "torch.cuda.max_memory_allocated() over the 2nd inference, minus memory_allocated() before it",
+        "resident_mib": resident / MIB,
+        "peak_allocated_mib": peak / MIB,
+        "peak_inference_mib": (peak - resident) / MIB,
+        "peak_reserved_mib": torch.cuda.max_memory_reserved(device) / MIB,
+        "reserved_before_mib": reserved_before / MIB,
+    }
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads: int) -> dict:
+    """Run inside a fresh process: RSS growth of the first inference."""
+    from common import inputs, models
+
+    torch.set_num_threads(threads)
+    model = models.build(model_name)
+    x = inputs.make(inputs.InputSpec(f"{height}x{width}", height, width, batch), "cpu")
+    before = _rss_kib("VmRSS")
+    reset = True
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
+    except OSError:
+        reset = False
+    with torch.inference_mode():
+        model(x)
+    peak = _rss_kib("VmHWM")
+    return {
+        "method": "fresh process: VmHWM after the first inference minus VmRSS before it (/proc/self/status)",
+        "resident_mib": before / 1024,
+        "peak_rss_mib": peak / 1024,
+        "peak_inference_mib": (peak - before) / 1024 if reset else None,
+        "hwm_reset": reset,
+    }
+
+
+def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int) -> dict:
+    args = [sys.executable, "-m", "common.memory", model_name, str(height), str(width), str(batch), str(threads)]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=str(__import__("common.records").records.ROOT))
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MemoryError(f"peak-memory child process failed: {last}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    name, h, w, b, th = sys.argv[1:6]
+    print(json.dumps(cpu_peak_child(name, int(h), int(w), int(b), int(th))))

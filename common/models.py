@@ -1,0 +1,144 @@
+"""Model registry: name -> builder, family, and the ordered units timed per layer.
+
+Models come unmodified from torchvision (timm for Xception), with random weights
+(nothing is downloaded) and in ``eval()`` mode. The per-layer timer needs each
+architecture's *units*: the modules (or functional gaps between modules) that
+together cover one forward pass exactly once and in execution order. They are
+described here as data, per family.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from common.errors import UserError
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One row of a per-layer profile.
+
+    ``path`` is the module's dotted path in the unmodified model. A unit with
+    ``path=None`` is a functional gap: the ops the model's ``forward`` runs between
+    the previous and the next module unit (e.g. MobileNet-V2's
+    ``adaptive_avg_pool2d`` + ``flatten``), described by ``note``.
+    """
+
+    label: str
+    path: str | None
+    note: str = ""
+
+
+UnitsFn = Callable[[nn.Module, int], list[Unit]]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str  # the profiler folder: <family>_profiler/
+    display: str  # as the seeds' tables print it
+    builder: Callable[[], nn.Module]
+    units: UnitsFn
+    block: str  # residual block type, for the seeds' BasicBlock/Bottleneck columns
+    min_side: int = 1  # smallest H and W the architecture accepts
+
+
+def _children_units(model: nn.Module, depth: int, expand: tuple[str, ...]) -> list[Unit]:
+    """Top-level children in order; at depth >= 2 the ``expand`` containers are
+    replaced by their own children (e.g. ResNet's layer1 -> its blocks)."""
+    units: list[Unit] = []
+    for name, child in model.named_children():
+        if depth >= 2 and name in expand:
+            units += [Unit(f"{name}.{sub}", f"{name}.{sub}") for sub, _ in child.named_children()]
+        else:
+            units.append(Unit(name, name))
+    return units
+
+
+def resnet_units(model: nn.Module, depth: int) -> list[Unit]:
+    # conv1, bn1, relu, maxpool, layer1..4, avgpool, fc; the flatten between
+    # avgpool and fc is a view and costs nothing measurable.
+    return _children_units(model, depth, ("layer1", "layer2", "layer3", "layer4"))
+
+
+def mobilenet_v2_units(model: nn.Module, depth: int) -> list[Unit]:
+    features = model.features
+    last = len(features) - 1
+    units = [Unit("stem", "features.0")]
+    units += [Unit(f"block{i}", f"features.{i}") for i in range(1, last)]
+    units.append(Unit("last_conv", f"features.{last}"))
+    # torchvision's MobileNetV2.forward pools functionally: no module to hook.
+    units.append(Unit("pooling", None, "functional adaptive_avg_pool2d + flatten"))
+    units.append(Unit("classifier", "classifier"))
+    return units
+
+
+def xception_units(model: nn.Module, depth: int) -> list[Unit]:
+    return _children_units(model, depth, ())
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None)
+
+    return build
+
+
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import timm
+
+        with warnings.catch_warnings():
+            # timm flags legacy_xception as deprecated in favour of its
+            # re-implemented xception41; the seeds' model is the legacy one.
+            warnings.simplefilter("ignore")
+            return timm.create_model(name, pretrained=False)
+
+    return build
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    e.name: e
+    for e in [
+        ModelEntry("resnet18", "resnet", "ResNet-18", _torchvision("resnet18"), resnet_units, "BasicBlock"),
+        ModelEntry("resnet34", "resnet", "ResNet-34", _torchvision("resnet34"), resnet_units, "BasicBlock"),
+        ModelEntry("resnet50", "resnet", "ResNet-50", _torchvision("resnet50"), resnet_units, "Bottleneck"),
+        ModelEntry("resnet101", "resnet", "ResNet-101", _torchvision("resnet101"), resnet_units, "Bottleneck"),
+        ModelEntry("resnet152", "resnet", "ResNet-152", _torchvision("resnet152"), resnet_units, "Bottleneck"),
+        ModelEntry("mobilenet_v2", "mobilenetv2", "MobileNet-V2", _torchvision("mobilenet_v2"),
+                   mobilenet_v2_units, "InvertedResidual"),
+        # Chollet 2017, 1000 classes: two un-padded stem convs need at least 7x7 input.
+        ModelEntry("xception", "xception", "Xception", _timm("legacy_xception"), xception_units,
+                   "SeparableConv block", min_side=7),
+    ]
+}
+
+# The six backbones of the seeds' tables, in their order.
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "xception")
+
+
+def get(name: str) -> ModelEntry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r}; choose from: {', '.join(REGISTRY)}") from None
+
+
+def family_models(family: str) -> list[str]:
+    return [e.name for e in REGISTRY.values() if e.family == family]
+
+
+def build(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """The unmodified model, random weights, in eval mode, on ``device``."""
+    model = get(name).builder()
+    return model.eval().to(device)
+
+
+def units(name: str, model: nn.Module, depth: int = 1) -> list[Unit]:
+    return get(name).units(model, depth)

@@ -1,0 +1,124 @@
+"""Human-readable .txt files from records (formatting only: no measuring here)."""
+from __future__ import annotations
+
+MIB = 2**20
+
+
+def header(title: str, rec: dict) -> str:
+    spec, env = rec["spec"], rec["env"]
+    flags = rec["result"].get("backend_flags", {})
+    lines = [
+        f"# {title}",
+        f"# model: {spec['model']}   input: {spec['input']['name']} "
+        f"(B,C,H,W) = ({', '.join(map(str, spec['input']['shape']))})",
+        f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
+        f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
+        f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
+        f"# mode: {spec['mode']}   precision: {spec['precision']}   channels_last: {spec['channels_last']}",
+    ]
+    if flags:
+        lines.append("# backend flags: " + "  ".join(f"{k}={v}" for k, v in flags.items()))
+    if "timing" in rec["result"]:
+        t = rec["result"]["timing"]
+        lines.append(
+            f"# clock: {t['clock']}   warm-up: {t['warmup']}   iterations: {t['iters']} of {t['requested_iters']}"
+            + ("   (stopped early by --max-seconds)" if t["stopped_early"] else "")
+        )
+    lines.append(f"# date: {env['date']}")
+    return "\n".join(lines) + "\n"
+
+
+def stats_block(s: dict, indent: str = "") -> str:
+    rows = [
+        ("Mean", s["mean_ms"], "ms"), ("Std", s["std_ms"], "ms"), ("Median", s["median_ms"], "ms"),
+        ("P90", s["p90_ms"], "ms"), ("P99", s["p99_ms"], "ms"), ("Min", s["min_ms"], "ms"),
+        ("Max", s["max_ms"], "ms"), ("FPS", s["fps"], "images/s"),
+    ]
+    out = "".join(f"{indent}{k:<8}{v:>12.3f} {u}\n" for k, v, u in rows)
+    if s["noisy"]:
+        out += f"{indent}NOISY: interquartile range {s['iqr_ms']:.3f} ms exceeds 10% of the median\n"
+    return out
+
+
+def timing_txt(rec: dict) -> str:
+    r = rec["result"]
+    t = r["timing"]
+    text = header("Inference time, whole model", rec) + "\n"
+    text += f"Samples: {t['iters']}\n" + stats_block(t["stats"])
+    if r.get("setup"):
+        text += "Setup (not timed): " + ", ".join(f"{k}={v:.2f}" for k, v in r["setup"].items()) + "\n"
+    if r.get("achieved_tflops") is not None:
+        text += f"Achieved  {r['achieved_tflops']:>12.3f} TFLOP/s ({r['gflops']:.2f} GFLOP per batch / median)\n"
+    return text
+
+
+def _shape(s: list | None) -> str:
+    return "x".join(map(str, s)) if s else "-"
+
+
+def layers_txt(rec: dict) -> str:
+    r = rec["result"]
+    units = r["units"]
+    costs = {c["label"]: c for c in r.get("cost", {}).get("units", [])}
+    text = header(f"Inference time per unit (depth {rec['spec']['depth']})", rec)
+    text += (
+        "# Hooks on the unmodified model mark each unit's start and end (one device\n"
+        "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
+    )
+    cols = f"{'unit':<16}{'module (type)':<38}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
+    cols += f"{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'share':>7}"
+    text += cols + "\n" + "-" * len(cols) + "\n"
+    total_mean = sum(u["stats"]["mean_ms"] for u in units)
+    for u in units:
+        s, c = u["stats"], costs.get(u["label"], {})
+        module = f"{u['path'] or u['note']} ({u['type']})"
+        text += (
+            f"{u['label']:<16}{module[:37]:<38}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+            f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>9.3f}{c.get('feature_mib', 0):>9.2f}"
+            f"{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
+            f"{s['mean_ms'] / total_mean:>7.1%}" + ("  NOISY" if s["noisy"] else "") + "\n"
+        )
+    w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
+    text += "\n"
+    text += f"Sum of units (mean):                    {total_mean:10.3f} ms\n"
+    text += f"Hooked forward pass, first to last mark: {span['mean_ms']:10.3f} ms (mean)\n"
+    text += f"Whole model without hooks, same run:     {w['mean_ms']:10.3f} ms (mean), {w['median_ms']:.3f} ms (median)\n"
+    text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}\n"
+    return text
+
+
+def memory_txt(rec: dict) -> str:
+    r = rec["result"]
+    st, pk, cost = r["static"], r["peak"], r["cost"]
+    text = header("Memory report", rec) + "\n"
+    text += "## Tensors alive before inference (pytorch-memlab MemReporter"
+    text += ", byte counts corrected: memlab 0.3.x multiplies bytes by the element size)\n" if st["memlab_corrected"] else ")\n"
+    text += st["listing"] + "\n"
+    text += "## Summary (MiB = 2^20 bytes)\n"
+    text += f"Total Tensors (elements):        {st['elements']:>16,}  ({st['elements'] / 1e6:.3f} M)\n"
+    text += f"Static memory (memlab):          {st['static_mib']:>16.2f} MiB  (weights + buffers + input)\n"
+    if r.get("allocator_mib") is not None:
+        text += f"torch.cuda.memory_allocated():   {r['allocator_mib']:>16.2f} MiB  (difference {r['static_vs_allocator']:+.3%})\n"
+    peak = pk.get("peak_inference_mib")
+    text += f"Peak memory of one inference:    {peak if peak is not None else float('nan'):>16.2f} MiB  above resident\n"
+    for k in ("resident_mib", "peak_allocated_mib", "peak_reserved_mib", "peak_rss_mib"):
+        if k in pk:
+            text += f"  {k:<30} {pk[k]:>16.2f}\n"
+    text += f"  measured as: {pk['method']}\n"
+    text += f"Parameters:                      {cost['params']:>16,}  ({cost['params'] / 1e6:.3f} M)\n"
+    text += f"Parameter memory:                {cost['param_mib']:>16.2f} MiB  (+ buffers {cost['buffer_mib']:.2f} MiB)\n"
+    text += f"MACs:                            {cost['macs']:>16,}  ({cost['macs'] / 1e9:.3f} GMACs)\n"
+    text += f"FLOPs (= 2 x MACs):              {cost['flops']:>16,}  ({cost['flops'] / 1e9:.3f} GFLOPs)\n"
+    text += f"Feature memory (convnet-burden): {cost['feature_mib']:>16.2f} MiB  (float32, every op output once, no reuse, in-place/views free)\n"
+    text += "Ops without a FLOP formula (not counted): " + ", ".join(f"{k} x{v}" for k, v in cost["uncounted_ops"].items()) + "\n"
+    text += "\n## Per unit\n" + unit_cost_table(cost["units"])
+    return text
+
+
+def unit_cost_table(units: list[dict]) -> str:
+    cols = f"{'unit':<16}{'module':<22}{'output':>22}{'params':>13}{'GMACs':>10}{'act MiB':>10}"
+    text = cols + "\n" + "-" * len(cols) + "\n"
+    for u in units:
+        text += (f"{u['label']:<16}{(u['path'] or 'functional'):<22}{_shape(u['out_shape']):>22}"
+                 f"{u['params']:>13,}{u['macs'] / 1e9:>10.3f}{u['feature_mib']:>10.2f}\n")
+    return text

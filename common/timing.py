@@ -1,0 +1,175 @@
+"""Clocks, the warm-up/iteration loop, and statistics derived from raw samples.
+
+Measuring is kept apart from formatting: everything here returns numbers in
+milliseconds with their raw samples; ``common.report`` turns them into text.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+# A run is flagged noisy when its interquartile range exceeds this fraction of
+# its median (the same rule torch.utils.benchmark uses to warn about variance).
+NOISE_IQR_FRACTION = 0.10
+# Even with --max-seconds, never derive statistics from fewer samples than this.
+MIN_ITERS = 5
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    mean_ms: float
+    std_ms: float
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    iqr_ms: float
+    fps: float  # images per second: 1000 / mean_ms x batch
+    noisy: bool
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def summarize(samples_ms: list[float], batch: int = 1) -> Stats:
+    """Statistics of raw per-iteration times (ms). std is the sample std (ddof=1)."""
+    if not samples_ms:
+        raise ValueError("no samples to summarize")
+    a = np.asarray(samples_ms, dtype=np.float64)
+    q25, median, q75, p90, p99 = np.percentile(a, [25, 50, 75, 90, 99])
+    mean = float(a.mean())
+    iqr = float(q75 - q25)
+    return Stats(
+        n=len(a),
+        mean_ms=mean,
+        std_ms=float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+        median_ms=float(median),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        min_ms=float(a.min()),
+        max_ms=float(a.max()),
+        iqr_ms=iqr,
+        fps=1000.0 / mean * batch if mean > 0 else float("inf"),
+        noisy=iqr > NOISE_IQR_FRACTION * float(median),
+    )
+
+
+@dataclass
+class Measurement:
+    """Raw samples of one timed loop; statistics are derived, never stored alone."""
+
+    samples_ms: list[float]
+    batch: int
+    clock: str
+    warmup: int
+    requested_iters: int
+    stopped_early: bool = False  # --max-seconds cut the loop short
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stats(self) -> Stats:
+        return summarize(self.samples_ms, self.batch)
+
+    def to_dict(self) -> dict:
+        return {
+            "clock": self.clock,
+            "warmup": self.warmup,
+            "requested_iters": self.requested_iters,
+            "iters": len(self.samples_ms),
+            "stopped_early": self.stopped_early,
+            "stats": self.stats.to_dict(),
+            "samples_ms": self.samples_ms,
+            **self.extra,
+        }
+
+
+class Clock(Protocol):
+    name: str
+
+    def start(self) -> object: ...
+
+    def stop(self, token: object) -> float:
+        """Elapsed ms since ``start`` returned ``token``, after the device finished."""
+        ...
+
+
+class CudaEventClock:
+    """A fresh pair of CUDA events per iteration: record, work, record, synchronize."""
+
+    name = "cuda-event"
+
+    def start(self) -> torch.cuda.Event:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def stop(self, token: object) -> float:
+        end = torch.cuda.Event(enable_timing=True)
+        end.record()
+        end.synchronize()
+        return token.elapsed_time(end)  # type: ignore[attr-defined]
+
+
+class PerfCounterClock:
+    """Host clock. On a GPU it synchronizes *before* reading the end time, so it
+    times the work and not only the kernel launches."""
+
+    name = "perf_counter"
+
+    def __init__(self, device: torch.device):
+        self._sync: Callable[[], None] = (
+            (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+        )
+
+    def start(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    def stop(self, token: object) -> float:
+        self._sync()
+        return (time.perf_counter() - token) * 1e3  # type: ignore[operator]
+
+
+def make_clock(name: str, device: torch.device) -> Clock:
+    if name == "cuda-event":
+        return CudaEventClock()
+    return PerfCounterClock(device)
+
+
+def run_loop(
+    fn: Callable[[], object],
+    clock: Clock,
+    warmup: int,
+    iters: int,
+    *,
+    batch: int = 1,
+    max_seconds: float | None = None,
+    min_iters: int = MIN_ITERS,
+    now: Callable[[], float] = time.monotonic,
+    desc: str = "timing",
+) -> Measurement:
+    """Warm up ``fn`` ``warmup`` times, then time up to ``iters`` calls.
+
+    With ``max_seconds`` the timed loop stops once that much wall time has passed
+    since it began, but only after ``min_iters`` samples.
+    """
+    for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
+        fn()
+    samples: list[float] = []
+    deadline = None if max_seconds is None else now() + max_seconds
+    stopped_early = False
+    for i in tqdm(range(iters), desc=desc, leave=False):
+        token = clock.start()
+        fn()
+        samples.append(clock.stop(token))
+        if deadline is not None and i + 1 < iters and len(samples) >= min_iters and now() >= deadline:
+            stopped_early = True
+            break
+    return Measurement(samples, batch, clock.name, warmup, iters, stopped_early)
