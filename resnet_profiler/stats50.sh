@@ -1,0 +1,3 @@
+#!/bin/sh
+# ResNet-50: whole-model and per-unit latency on both presets; extra arguments go to timer.py.
+exec sh "$(dirname "$0")/../scripts/run_family.sh" resnet resnet50 "$@"
