@@ -21,10 +21,16 @@ from common import execution, inputs, models, records, timing  # noqa: E402
 from common.spec import RunSpec  # noqa: E402
 
 AGREEMENT = 0.03  # the target: medians within 3%
-MIN_RUN_TIME_S = 2.0  # blocked_autorange measures for at least this long
+MIN_RUN_TIME_S = 1.0  # blocked_autorange measures for at least this long
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-seconds", type=float, metavar="S",
+                    help="bound our timed loop per model/preset, as timer.py does (default: none)")
+    args = ap.parse_args(argv)
     device = envmod.resolve_device("auto")
     env = envmod.collect(device)
     tag = envmod.device_tag(env)
@@ -37,7 +43,8 @@ def main() -> int:
             x = inputs.make(spec.input, device)
             with torch.inference_mode(), execution.backend_flags(spec):
                 ours = timing.run_loop(lambda: model(x), timing.make_clock(spec.clock, device),
-                                       spec.warmup, spec.iters, desc=f"{name} {preset}").stats
+                                       spec.warmup, spec.iters, max_seconds=args.max_seconds,
+                                       desc=f"{name} {preset}").stats
                 t = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
                 ref = t.blocked_autorange(min_run_time=MIN_RUN_TIME_S)
             layers = records.RESULTS / "records" / tag / "layers" / f"{name}_{preset}.json"
@@ -59,4 +66,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
