@@ -7,6 +7,7 @@ happens inside ``prepare``, never inside the timed loop.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -37,7 +38,7 @@ def check_supported(spec: RunSpec) -> None:
         raise UserError(f"bf16 is not supported on {torch.cuda.get_device_name(spec.device)}")
     if spec.compile:
         try:
-            import torch._dynamo  # noqa: F401
+            importlib.import_module("torch._dynamo")
         except Exception as exc:  # pragma: no cover - depends on the build
             raise UserError(f"--compile is not available in this PyTorch build: {exc}") from None
 

@@ -13,14 +13,23 @@ RESULTS = ROOT / "results"
 SCHEMA = 1  # bump when a record's layout changes; readers skip other versions
 
 
-def write_atomic(path: Path, text: str) -> None:
+def _new_file_mode() -> int:
+    """Mode a plain open() would give a new file under the current umask
+    (mkstemp's temp files are 0600, which the rename would otherwise keep)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temp file in the same folder + rename: readers never see a
     half-written file and a failed run never clobbers the previous one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:
