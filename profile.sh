@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Main job: set up .venv if missing, profile every backbone on both presets on
+# the best device present (latency, per-unit latency, memory, structure), then
+# regenerate results/tables.md and README's tables. Arguments go to timer.py.
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/setup_venv.sh
+if "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  bounds=()  # the seeds' protocol: 25 warm-up + 300 timed iterations
+  echo "profile.sh: GPU present: full protocol (25 warm-up + 300 iterations)" >&2
+else
+  # Full-size CPU inference takes seconds per image: bound each timed loop so the
+  # whole job ends in minutes; every file states how many iterations ran.
+  bounds=(--warmup 2 --max-seconds 5 --min-iters 3)
+  echo "profile.sh: no GPU: CPU run bounded by ${bounds[*]} per loop" >&2
+fi
+for driver in resnet_profiler/stats18.sh resnet_profiler/stats34.sh resnet_profiler/stats50.sh \
+              resnet_profiler/stats101.sh mobilenetv2_profiler/stats.sh xception_profiler/stats.sh; do
+  sh "$driver" "${bounds[@]}" "$@"
+done
+for family in resnet mobilenetv2 xception; do
+  sh "${family}_profiler/mem_report.sh"
+  sh "${family}_profiler/summary.sh"
+done
+"$PYTHON" -m common.tables
