@@ -1,0 +1,83 @@
+"""Shared helpers for the CPU test suite.
+
+Everything here runs on the CPU with tiny inputs; model-wide checks (parameter
+counts, unit coverage, MACs) run on the ``meta`` device, which costs no memory
+and no compute. End-to-end tests run the real entry points in a subprocess and
+write under pytest's ``tmp_path``, never into the repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from common import env as envmod  # noqa: E402
+from common import models  # noqa: E402
+
+# Small and fast: every end-to-end run uses these.
+FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1"]
+
+FAMILY_DIR = {"resnet": "resnet_profiler", "mobilenetv2": "mobilenetv2_profiler", "xception": "xception_profiler"}
+
+
+def script(model: str, tool: str) -> Path:
+    """The entry point (timer.py / mem.py) of ``model``'s family."""
+    return ROOT / FAMILY_DIR[models.get(model).family] / f"{tool}.py"
+
+
+def child_env() -> dict:
+    """Environment of child processes. One intra-op thread per child: the suite
+    runs on small shared CPU machines, where the OpenMP threads of concurrent
+    processes oversubscribe the cores."""
+    return dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
+
+
+def run_py(args: list, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` (this interpreter: the project's venv) in ``cwd``."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=child_env())
+
+
+def run_tool(model: str, tool: str, extra: list, cwd: Path) -> subprocess.CompletedProcess:
+    return run_py([script(model, tool), "--model", model, *extra], cwd)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def tmp_leftovers(folder: Path) -> list[str]:
+    return [str(p) for p in Path(folder).rglob("*.tmp")]
+
+
+@pytest.fixture(scope="session")
+def cpu_tag() -> str:
+    """The device folder name a CPU run derives when no --tag is given."""
+    return envmod.device_tag(envmod.collect(torch.device("cpu")))
+
+
+@pytest.fixture
+def keep_threads():
+    """In-process runs with --threads change torch's global thread count: restore it."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def meta_model(name: str) -> torch.nn.Module:
+    with torch.device("meta"):
+        return models.get(name).builder().eval()

@@ -1,0 +1,187 @@
+"""MACs/FLOPs, feature memory, parameters (structure.py) and memlab's correction (memory.py)."""
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from importlib.metadata import version
+
+import pytest
+import torch
+from torch import nn
+
+from common import memory, models, structure
+from conftest import ROOT, meta_model, run_py
+
+# --------------------------------------------------------------------------- MACs / FLOPs
+
+
+@pytest.fixture(scope="module")
+def resnet50_cost():
+    m = meta_model("resnet50")
+    return m, structure.analyze(m, torch.empty(1, 3, 224, 224, device="meta"), models.units("resnet50", m))
+
+
+def test_resnet50_macs_at_224(resnet50_cost):
+    _, cost = resnet50_cost
+    assert cost.macs == pytest.approx(4.09e9, rel=0.01)
+    assert cost.flops == 2 * cost.macs  # MACs are half the FLOPs, never the same number
+
+
+def test_resnet50_unit_costs_add_up(resnet50_cost):
+    m, cost = resnet50_cost
+    assert [u.label for u in cost.units] == [u.label for u in models.units("resnet50", m)]
+    assert sum(u.flops for u in cost.units) == cost.flops
+    assert sum(u.params for u in cost.units) == cost.params == 25_557_032
+    assert sum(u.feature_bytes for u in cost.units) == cost.feature_bytes
+    fc = cost.units[-1]
+    assert fc.label == "fc" and fc.macs == 2048 * 1000 and fc.out_shape == [1, 1000]
+    assert cost.input_bytes == 3 * 224 * 224 * 4
+    # No FLOP formula for batch norm and pooling: they are named, not guessed.
+    assert any("batch_norm" in op for op in cost.uncounted_ops)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "xception", "resnet18"])
+def test_unit_costs_add_up_to_totals(name):
+    m = meta_model(name)
+    units = models.units(name, m, 2 if name.startswith("resnet") else 1)
+    cost = structure.analyze(m, torch.empty(1, 3, 64, 64, device="meta"), units)
+    assert cost.flops > 0
+    assert sum(u.flops for u in cost.units) == cost.flops
+    assert sum(u.feature_bytes for u in cost.units) == cost.feature_bytes
+    assert sum(u.params for u in cost.units) == cost.params == structure.param_count(m)
+    assert cost.units[-1].out_shape == [1, 1000]
+
+
+def test_mobilenet_pooling_unit_gets_the_functional_ops():
+    m = meta_model("mobilenet_v2")
+    cost = structure.analyze(m, torch.empty(1, 3, 64, 64, device="meta"), models.units("mobilenet_v2", m))
+    pooling = next(u for u in cost.units if u.label == "pooling")
+    # adaptive_avg_pool2d's output (1x1280x1x1) is a feature; flatten is a view.
+    assert pooling.feature_bytes == 1280 * 4
+    assert pooling.out_shape == [1, 1280]  # what the classifier receives
+
+
+# --------------------------------------------------------------------------- hand-computed tiny model
+
+def _tiny(inplace: bool) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=inplace), nn.Conv2d(4, 2, 1),
+                         nn.Flatten()).eval()
+
+
+def test_feature_memory_of_tiny_model_by_hand():
+    x = torch.randn(1, 3, 8, 8)
+    cost = structure.analyze(_tiny(inplace=True), x)
+    conv1_out = 1 * 4 * 8 * 8 * 4  # float32 bytes
+    conv2_out = 1 * 2 * 8 * 8 * 4
+    # In-place ReLU and the Flatten view add nothing.
+    assert cost.feature_bytes == conv1_out + conv2_out == 1536
+    assert cost.input_bytes == 3 * 8 * 8 * 4
+    # FLOPs: 2 x (out elements x in channels x kernel area) per conv.
+    assert cost.flops == 2 * (4 * 64 * 3 * 9) + 2 * (2 * 64 * 4 * 1)
+    assert cost.macs == cost.flops // 2
+
+
+def test_out_of_place_relu_is_a_feature():
+    x = torch.randn(1, 3, 8, 8)
+    assert structure.analyze(_tiny(inplace=False), x).feature_bytes == 1536 + 4 * 8 * 8 * 4
+
+
+def test_tiny_model_per_unit_costs():
+    seq = _tiny(inplace=True)
+    units = [models.Unit(n, n) for n in ("0", "1", "2", "3")]
+    cost = structure.analyze(seq, torch.randn(1, 3, 8, 8), units)
+    assert [u.feature_bytes for u in cost.units] == [1024, 0, 512, 0]
+    assert [u.params for u in cost.units] == [4 * 3 * 9 + 4, 0, 2 * 4 + 2, 0]
+    assert [u.out_shape for u in cost.units] == [[1, 4, 8, 8], [1, 4, 8, 8], [1, 2, 8, 8], [1, 128]]
+    d = cost.to_dict()
+    assert d["macs"] == cost.macs and d["params"] == 122 and d["feature_mib"] == 1536 / 2**20
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_structure_totals_are_sum_of_numel(name):
+    m = models.build(name)
+    cost = structure.analyze(m, torch.randn(1, 3, 32, 32))
+    assert cost.params == structure.param_count(m) == sum(p.numel() for p in m.parameters())
+    assert cost.param_bytes == 4 * cost.params
+    assert cost.buffer_bytes == sum(b.numel() * b.element_size() for b in m.buffers())
+
+
+def test_torchinfo_rows_count_each_parameter_once():
+    m = models.build("resnet18")
+    rows = structure.torchinfo_rows(m, torch.randn(1, 3, 32, 32), depth=1)
+    assert [r["path"] for r in rows] == [n for n, _ in m.named_children()]
+    assert sum(r["params"] for r in rows) == structure.param_count(m)
+
+
+# --------------------------------------------------------------------------- memlab correction
+
+def _report(*tensors):
+    rep = memory.MemReporter()
+    for t in tensors:
+        rep.device_mapping[t.device].append(t)
+    rep.get_stats()
+    return [s[3] for s in rep.device_tensor_stat[torch.device("cpu")]]
+
+
+def test_memlab_version_and_its_bug():
+    assert version("pytorch-memlab") == "0.3.2"
+    assert memory.memlab_overcounts() is True
+    # The raw memlab figure for 1000 fp32 elements: 4000 bytes x 4 -> 16384.
+    assert memory._memlab_raw_bytes(torch.zeros(1000)) == 16384
+
+
+def test_corrected_reporter_fp32_1000_elements():
+    assert _report(torch.zeros(1000, dtype=torch.float32)) == [math.ceil(4000 / 512) * 512] == [4096]
+
+
+def test_corrected_reporter_fp16_and_int8():
+    assert _report(torch.zeros(1000, dtype=torch.float16)) == [2048]
+    assert _report(torch.zeros(1000, dtype=torch.int8)) == [1024]
+    assert _report(torch.zeros(1024, dtype=torch.float64)) == [8192]
+
+
+def test_corrected_reporter_pairs_grads_and_shared_storage():
+    p = nn.Parameter(torch.zeros(1000))
+    p.grad = torch.zeros(1000)
+    t = torch.zeros(300, dtype=torch.float64)
+    view = t[:10]  # same storage: counted once
+    assert _report(p, t, view) == [4096, 4096, 2560, 0]
+
+
+def test_storage_bytes_rounds_up_to_512():
+    assert memory.storage_bytes(torch.zeros(1)) == 512
+    assert memory.storage_bytes(torch.zeros(128)) == 512
+    assert memory.storage_bytes(torch.zeros(129)) == 1024
+
+
+def test_static_report_in_a_fresh_process():
+    """gc sees every live tensor of the process, so this runs where nothing else is alive."""
+    code = textwrap.dedent("""
+        import json, sys, torch
+        sys.path.insert(0, sys.argv[1])
+        from torch import nn
+        from common import inputs, memory, models
+        x = torch.randn(1000)
+        lone = memory.static_report(nn.Module(), x)
+        del x
+        m = models.build("resnet18")
+        xi = inputs.make(inputs.resolve(None, "32x32"), "cpu")
+        r = memory.static_report(m, xi)
+        expected = sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers()) + xi.numel()
+        print(json.dumps({"lone_bytes": lone["static_mib"] * 2**20, "lone_elements": lone["elements"],
+                          "lone_listing": lone["listing"], "elements": r["elements"], "expected": expected,
+                          "corrected": r["memlab_corrected"], "static_mib": r["static_mib"]}))
+    """)
+    out = run_py(["-c", code, ROOT], cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["lone_bytes"] == 4096
+    assert r["lone_elements"] == 1000
+    assert "input" in r["lone_listing"] and "4.00K" in r["lone_listing"]
+    assert r["corrected"] is True
+    assert r["elements"] == r["expected"]
+    assert r["expected"] == 11_689_512 + 9_620 + 3 * 32 * 32  # params + BN buffers + input
+    # Corrected static memory is close to 4 bytes per element (plus 512-byte rounding), not 16.
+    assert r["static_mib"] * 2**20 == pytest.approx(4 * r["elements"], rel=0.01)
