@@ -142,12 +142,12 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
         result.update(backend_flags=flags, timing=m.to_dict(), setup=prepared.setup)
         if args.layers:
             unit_list = models.units(spec.model, prepared.model, spec.depth)
-            deadline = _deadline(spec)
             profiles, spans = layerwise.profile_units(
                 prepared.model, prepared.fn, unit_list, device, spec.warmup, spec.iters,
-                deadline=lambda n: deadline(n))
+                deadline=timing.deadline(spec.max_seconds, spec.min_iters))
             result["units"] = [p.to_dict(spec.input.batch) for p in profiles]
-            result["hooked_span"] = {"stats": timing.summarize(spans).to_dict(), "samples_ms": spans}
+            span_stats = timing.summarize(spans, spec.input.batch).to_dict()
+            result["hooked_span"] = {"stats": span_stats, "samples_ms": spans}
             unit_sum = sum(u["stats"]["mean_ms"] for u in result["units"])
             result["coverage"] = unit_sum / result["timing"]["stats"]["mean_ms"]
     cost = _cost(spec, with_units=args.layers)
@@ -161,15 +161,6 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
     records.write_atomic(out, text)
     records.write_record(rec_path, rec)
     return [out, rec_path]
-
-
-def _deadline(spec: RunSpec):
-    import time
-
-    if spec.max_seconds is None:
-        return lambda n: False
-    end = time.monotonic() + spec.max_seconds
-    return lambda n: n >= spec.min_iters and time.monotonic() >= end
 
 
 def _cost(spec: RunSpec, with_units: bool) -> structure.Cost:

@@ -21,7 +21,7 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cpu":
-        return dev
+        return torch.device("cpu")  # "cpu:0" names the same device
     if dev.type != "cuda":
         raise UserError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():

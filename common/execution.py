@@ -25,7 +25,7 @@ GRAPH_CAPTURE_WARMUP = 3
 
 def check_supported(spec: RunSpec) -> None:
     """Reject modes this device or build cannot run, with the reason."""
-    on_cpu = spec.device == "cpu"
+    on_cpu = torch.device(spec.device).type == "cpu"
     if on_cpu and spec.precision == "tf32":
         raise UserError("precision tf32 is a CUDA matrix-unit mode; on the CPU use fp32, fp16 or bf16")
     if on_cpu and spec.cuda_graph:
@@ -128,5 +128,5 @@ def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
 
 
 def _sync(spec: RunSpec) -> None:
-    if spec.device != "cpu":
+    if torch.device(spec.device).type == "cuda":
         torch.cuda.synchronize(spec.device)

@@ -24,6 +24,8 @@ with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice o
     from pytorch_memlab import MemReporter as _MemlabReporter
     from pytorch_memlab.mem_reporter import PYTORCH_MIN_ALLOCATE
 
+from common.records import ROOT
+
 MIB = 2**20
 
 
@@ -158,7 +160,7 @@ def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads
 
 def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int) -> dict:
     args = [sys.executable, "-m", "common.memory", model_name, str(height), str(width), str(batch), str(threads)]
-    out = subprocess.run(args, capture_output=True, text=True, cwd=str(__import__("common.records").records.ROOT))
+    out = subprocess.run(args, capture_output=True, text=True, cwd=str(ROOT))
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise MemoryError(f"peak-memory child process failed: {last}")

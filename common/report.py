@@ -65,7 +65,7 @@ def layers_txt(rec: dict) -> str:
         "# Hooks on the unmodified model mark each unit's start and end (one device\n"
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
     )
-    cols = f"{'unit':<16}{'module (type)':<38}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
+    cols = f"{'unit':<16}{'module (type)':<56}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
     cols += f"{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'share':>7}"
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
@@ -73,7 +73,7 @@ def layers_txt(rec: dict) -> str:
         s, c = u["stats"], costs.get(u["label"], {})
         module = f"{u['path'] or u['note']} ({u['type']})"
         text += (
-            f"{u['label']:<16}{module[:37]:<38}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+            f"{u['label']:<16}{module[:55]:<56}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
             f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>9.3f}{c.get('feature_mib', 0):>9.2f}"
             f"{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
             f"{s['mean_ms'] / total_mean:>7.1%}" + ("  NOISY" if s["noisy"] else "") + "\n"

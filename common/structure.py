@@ -79,6 +79,12 @@ def _is_alias(func: torch._ops.OpOverload) -> bool:
     return bool(returns) and returns[0].alias_info is not None
 
 
+def _is_view(func: torch._ops.OpOverload) -> bool:
+    """An alias that writes nothing: metadata only, no arithmetic."""
+    returns = func._schema.returns
+    return _is_alias(func) and not returns[0].alias_info.is_write
+
+
 class _CostMode(TorchDispatchMode):
     def __init__(self, registry: dict):
         super().__init__()
@@ -102,7 +108,7 @@ class _CostMode(TorchDispatchMode):
         out = func(*args, **kwargs)
         if packet in self.registry:
             self.flops[self.current] += self.registry[packet](*args, **kwargs, out_val=out)
-        elif not _is_alias(func) and not str(packet).startswith("aten.empty"):
+        elif not _is_view(func) and not str(packet).startswith("aten.empty"):
             self.uncounted[str(packet)] += 1
         # Only the op's result: auxiliary outputs (max-pool indices, batch norm's
         # saved statistics) are not features.

@@ -143,6 +143,16 @@ def make_clock(name: str, device: torch.device) -> Clock:
     return PerfCounterClock(device)
 
 
+def deadline(max_seconds: float | None, min_iters: int,
+             now: Callable[[], float] = time.monotonic) -> Callable[[int], bool]:
+    """``done(n)``: True once ``n >= min_iters`` samples exist and ``max_seconds``
+    have passed since this call; always False without a time budget."""
+    if max_seconds is None:
+        return lambda n: False
+    end = now() + max_seconds
+    return lambda n: n >= min_iters and now() >= end
+
+
 def run_loop(
     fn: Callable[[], object],
     clock: Clock,
@@ -163,13 +173,13 @@ def run_loop(
     for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
         fn()
     samples: list[float] = []
-    deadline = None if max_seconds is None else now() + max_seconds
+    done = deadline(max_seconds, min_iters, now)
     stopped_early = False
     for i in tqdm(range(iters), desc=desc, leave=False):
         token = clock.start()
         fn()
         samples.append(clock.stop(token))
-        if deadline is not None and i + 1 < iters and len(samples) >= min_iters and now() >= deadline:
+        if i + 1 < iters and done(len(samples)):
             stopped_early = True
             break
     return Measurement(samples, batch, clock.name, warmup, iters, stopped_early)
