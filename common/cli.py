@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
 
 from common import env as envmod
-from common import execution, inputs, layerwise, memory, models, records, report, structure, timing
+from common import execution, inputs, layerwise, memory, models, peak, records, report, structure, timing
 from common.errors import OutOfMemory, UserError
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RunSpec
 
@@ -82,6 +83,10 @@ def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
         p.add_argument("--cudnn-benchmark", action="store_true",
                        help="let cuDNN autotune its algorithms (default: off, PyTorch's default)")
         p.add_argument("--cuda-graph", action="store_true", help="capture once after warm-up, time replays")
+        p.add_argument("--mode", choices=("as-given", "fastest"), default="as-given", metavar="MODE",
+                       help="as-given: the flags above; fastest: try every supported precision / "
+                            "memory format / graph / compile combination briefly, then measure the best "
+                            "(default: as-given)")
         p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
                        help="torch.compile with MODE: default | reduce-overhead | max-autotune "
                             "(compile time reported apart)")
@@ -124,6 +129,10 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
     entry = models.get(spec.model)
     env = envmod.collect(device)
     tag = args.tag or envmod.device_tag(env)
+    result: dict = {}
+    if args.mode == "fastest":
+        records.ensure_writable(args.out_dir / "results")  # fail before a long search
+        spec, result["fastest"] = execution.search_fastest(spec, device, eager_only=args.layers)
     base = args.out_dir / f"{entry.family}_profiler" / f"{spec.model}_stats" / tag
     folder = records.ensure_writable(base / "layers" if args.layers else base)
     stem = _stem(spec, f"depth{spec.depth}" if args.layers and spec.depth > 1 else "")
@@ -133,7 +142,6 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
 
     model = models.build(spec.model, device)
     x = inputs.make(spec.input, device)
-    result: dict = {}
     with torch.inference_mode(), execution.backend_flags(spec) as flags:
         prepared = execution.prepare(model, x, spec)
         m = timing.run_loop(prepared.fn, timing.make_clock(spec.clock, device), spec.warmup, spec.iters,
@@ -155,12 +163,33 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
     result["gflops"] = cost.flops * 1e-9
     med = result["timing"]["stats"]["median_ms"]
     result["achieved_tflops"] = cost.flops / (med * 1e-3) / 1e12
+    peaks = peak.load(tag, args.out_dir / "results")
+    if peaks:
+        result["device_peak"] = {"matmul_tflops": peaks["matmul_tflops"].get(spec.precision),
+                                 "copy_gbs": peaks["copy_gbs"], "measured": peaks["env"]["date"]}
+        result["fraction_of_peak"] = peak.fraction(peaks, spec.precision, result["achieved_tflops"])
+    if args.layers:
+        _add_roofline(result, spec, peaks)
     rec = records.make_record(rec_kind, spec.to_dict(), env, result)
     text = report.layers_txt(rec) if args.layers else report.timing_txt(rec)
     out = folder / f"{stem}.txt"
     records.write_atomic(out, text)
     records.write_record(rec_path, rec)
     return [out, rec_path]
+
+
+def _add_roofline(result: dict, spec: RunSpec, peaks: dict | None) -> None:
+    """Per unit: FLOPs, bytes moved (input + weights + output, each once, at the
+    run's activation width), intensity, and which roof bounds it."""
+    width = 2 if spec.precision in ("fp16", "bf16") else 4
+    costs = {c["label"]: c for c in result["cost"]["units"]}
+    for u in result["units"]:
+        c = costs[u["label"]]
+        shapes = [u["in_shape"], u["out_shape"] or c["out_shape"]]
+        if None in shapes:
+            continue  # a functional unit between hooks: no shapes seen
+        elements = sum(math.prod(s) for s in shapes) + c["params"]
+        u["roofline"] = peak.roofline(c["flops"], elements * width, u["stats"]["median_ms"], peaks, spec.precision)
 
 
 def _cost(spec: RunSpec, with_units: bool) -> structure.Cost:

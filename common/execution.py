@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
+from common import inputs, models, timing
 from common.errors import UserError
 from common.spec import RunSpec
 
@@ -130,3 +131,54 @@ def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
 def _sync(spec: RunSpec) -> None:
     if torch.device(spec.device).type == "cuda":
         torch.cuda.synchronize(spec.device)
+
+
+# Candidates of --mode fastest, as overrides of the requested spec. Eager ones
+# first: they also serve --layers, which cannot hook a graph or compiled model.
+FASTEST_CANDIDATES: tuple[dict, ...] = (
+    {"precision": "fp32"},
+    {"precision": "tf32"},
+    {"precision": "fp32", "channels_last": True},
+    {"precision": "bf16", "channels_last": True},
+    {"precision": "fp16", "channels_last": True},
+    {"precision": "bf16", "channels_last": True, "cuda_graph": True},
+    {"precision": "fp16", "channels_last": True, "cuda_graph": True},
+    {"precision": "bf16", "channels_last": True, "compile": "max-autotune"},
+)
+SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
+
+
+def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool) -> tuple[RunSpec, dict]:
+    """Time every supported candidate briefly on fresh model instances; return the
+    spec with the lowest median and what was tried (skipped ones with the reason)."""
+    tried = []
+    for overrides in FASTEST_CANDIDATES:
+        cand = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None, **overrides})
+        row: dict = {"mode": cand.mode, "variant": cand.variant}
+        tried.append(row)
+        if eager_only and (cand.cuda_graph or cand.compile):
+            row["skipped"] = "not with --layers (hooks need eager execution)"
+            continue
+        try:
+            check_supported(cand)
+            model = models.build(cand.model, device)
+            x = inputs.make(cand.input, device)
+            with torch.inference_mode(), backend_flags(cand):
+                run = prepare(model, x, cand)
+                clock = timing.make_clock(cand.clock, device)
+                m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=SEARCH_SECONDS,
+                                    min_iters=3, desc=f"search {cand.mode}")
+            row["median_ms"] = m.stats.median_ms
+        except (UserError, RuntimeError, NotImplementedError) as exc:  # a mode this build cannot run
+            row["skipped"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        finally:
+            model = x = run = None  # free before the next candidate
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    timed = [(r["median_ms"], i) for i, r in enumerate(tried) if "median_ms" in r]
+    if not timed:
+        raise UserError("--mode fastest: no candidate mode could run: " + "; ".join(r["skipped"] for r in tried))
+    best = FASTEST_CANDIDATES[min(timed)[1]]
+    picked = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None, **best})
+    return picked, {"candidates": tried, "picked": picked.mode,
+                    "search": f"{SEARCH_WARMUP} warm-up, then {SEARCH_SECONDS:g} s of timing per candidate"}

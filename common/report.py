@@ -49,7 +49,22 @@ def timing_txt(rec: dict) -> str:
         text += "Setup (not timed): " + ", ".join(f"{k}={v:.2f}" for k, v in r["setup"].items()) + "\n"
     if r.get("achieved_tflops") is not None:
         text += f"Achieved  {r['achieved_tflops']:>12.3f} TFLOP/s ({r['gflops']:.2f} GFLOP per batch / median)\n"
+    text += peak_line(r)
+    if r.get("fastest"):
+        f = r["fastest"]
+        text += f"\nPicked by --mode fastest: {f['picked']} ({f['search']}):\n"
+        for c in f["candidates"]:
+            got = f"{c['median_ms']:10.3f} ms" if "median_ms" in c else f"skipped: {c['skipped']}"
+            text += f"  {c['mode']:<48}{got}\n"
     return text
+
+
+def peak_line(r: dict) -> str:
+    if r.get("fraction_of_peak") is None:
+        return ""
+    p = r["device_peak"]
+    return (f"Of peak   {r['fraction_of_peak']:>12.1%}   (measured peak {p['matmul_tflops']:.1f} TFLOP/s for this "
+            f"precision, copy {p['copy_gbs']:.0f} GB/s; python -m common.peak, {p['measured']})\n")
 
 
 def _shape(s: list | None) -> str:
@@ -67,6 +82,7 @@ def layers_txt(rec: dict) -> str:
     )
     cols = f"{'unit':<16}{'module (type)':<56}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
     cols += f"{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'share':>7}"
+    cols += f"{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}{'bound':>9}{'of roof':>9}"
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
     for u in units:
@@ -76,7 +92,8 @@ def layers_txt(rec: dict) -> str:
             f"{u['label']:<16}{module[:55]:<56}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
             f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>9.3f}{c.get('feature_mib', 0):>9.2f}"
             f"{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
-            f"{s['mean_ms'] / total_mean:>7.1%}" + ("  NOISY" if s["noisy"] else "") + "\n"
+            f"{s['mean_ms'] / total_mean:>7.1%}" + _roofline_cells(u.get("roofline"))
+            + ("  NOISY" if s["noisy"] else "") + "\n"
         )
     w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
     text += "\n"
@@ -84,7 +101,19 @@ def layers_txt(rec: dict) -> str:
     text += f"Hooked forward pass, first to last mark: {span['mean_ms']:10.3f} ms (mean)\n"
     text += f"Whole model without hooks, same run:     {w['mean_ms']:10.3f} ms (mean), {w['median_ms']:.3f} ms (median)\n"
     text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}\n"
+    text += peak_line(r)
+    text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
+             "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
+             "# rate / attainable rate at that intensity. Needs results/peaks/<device>.json (python -m common.peak).\n")
     return text
+
+
+def _roofline_cells(rf: dict | None) -> str:
+    if not rf:
+        return f"{'-':>10}{'-':>8}{'-':>9}{'-':>9}{'-':>9}"
+    frac = rf.get("fraction_of_roof")
+    return (f"{rf['bytes'] / 1e6:>10.2f}{(rf['intensity'] or 0):>8.1f}{(rf['achieved_tflops'] or 0):>9.3f}"
+            f"{rf.get('bound', '-'):>9}{(f'{frac:.1%}' if frac is not None else '-'):>9}")
 
 
 def memory_txt(rec: dict) -> str:

@@ -204,6 +204,7 @@ def _short_name(name: str) -> str:
 class Results:
     rows: dict[tuple[str, str, str, str], Row]  # newest row per (kind, tag, model, preset)
     problems: list[str]
+    modes: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)  # (tag, model, preset, variant)
 
     def get(self, kind: str, tag: str, model: str, preset: str) -> Row | None:
         return self.rows.get((kind, tag, model, preset))
@@ -239,8 +240,10 @@ def collect(results: Path) -> Results:
     """Load, validate and de-duplicate: the newest measurement (env date) wins."""
     recs, problems = records.load_records(results)
     newest: dict[tuple[str, str, str, str], Row] = {}
+    modes: dict[tuple[str, str, str, str], dict] = {}
     for rec in recs:
         try:
+            _collect_mode(rec, modes)
             row = to_row(rec)
         except (KeyError, TypeError, ValueError, AttributeError, UserError) as exc:
             problems.append(_problem(rec, exc))
@@ -251,7 +254,40 @@ def collect(results: Path) -> Results:
         # Path breaks a tie in date so the choice never depends on file-system order.
         if old is None or (row.date, row.path) > (old.date, old.path):
             newest[row.key] = row
-    return Results(newest, problems)
+    return Results(newest, problems, modes)
+
+
+def _collect_mode(rec: dict, modes: dict) -> None:
+    """Whole-model timings of every execution mode (the default one included) at
+    batch 1 on the presets, newest per (device, model, preset, mode)."""
+    spec = rec["spec"]
+    if rec["kind"] != "timing" or spec["input"]["batch"] != 1 or spec["input"]["name"] not in PRESETS:
+        return
+    r = rec["result"]
+    entry = {"mode": spec["mode"], "median_ms": float(r["timing"]["stats"]["median_ms"]),
+             "fps": float(r["timing"]["stats"]["fps"]), "tflops": r.get("achieved_tflops"),
+             "of_peak": r.get("fraction_of_peak"), "fastest": bool(r.get("fastest")),
+             "date": _utc(rec["env"]["date"]), "device_name": rec["env"]["device_name"]}
+    key = (Path(rec["_path"]).parent.parent.name, spec["model"], spec["input"]["name"], spec["variant"])
+    if key not in modes or entry["date"] > modes[key]["date"]:
+        modes[key] = entry
+
+
+def modes_table(res: Results, tag: str) -> str:
+    """One row per model, preset and execution mode measured on this device."""
+    # Only the model/inputs measured in more than the default mode.
+    varied = {(k[1], k[2]) for k in res.modes if k[0] == tag and k[3]}
+    keys = sorted((k for k in res.modes if k[0] == tag and (k[1], k[2]) in varied),
+                  key=lambda k: (MODEL_ORDER.index(k[1]), list(PRESETS).index(k[2]), res.modes[k]["median_ms"]))
+    headers = ["Model", "Input", "Mode", "Median (ms)", "FPS", "Achieved TFLOP/s", "Of measured peak", "Measured"]
+    rows = []
+    for k in keys:
+        e = res.modes[k]
+        mode = e["mode"] + (" (picked by --mode fastest)" if e["fastest"] else "")
+        rows.append([_display(k[1]), k[2], mode, _num(e["median_ms"], ".3f"), _num(e["fps"], ".2f"),
+                     _num(e["tflops"], ".2f"), MISSING if e["of_peak"] is None else f"{e['of_peak']:.1%}",
+                     e["date"].strftime("%Y-%m-%d")])
+    return md_table(headers, rows, numeric_from=3)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -615,6 +651,14 @@ def render(res: Results, seeds: Seeds, figure_prefix: str) -> str:
                "inference (weights, buffers, input).\n")
     for dev in res.devices_with("memory"):
         out.append(f"#### {dev.name}\n\n{device_header(dev, res.of('memory', dev.tag))}\n{memory_table(res, dev)}")
+    mode_devices = sorted({k[0] for k, e in res.modes.items() if k[3]})  # devices with a non-default mode
+    if mode_devices:
+        out.append("### Execution modes\n\nWhole-model latency per execution mode (precision, memory format, "
+                   "CUDA graph, torch.compile), fastest first. Of measured peak = achieved TFLOP/s / the "
+                   "device's matrix rate for that precision, measured by `python -m common.peak`.\n")
+        for tag in mode_devices:
+            name = next(e["device_name"] for k, e in res.modes.items() if k[0] == tag)
+            out.append(f"#### {name}\n\n{modes_table(res, tag)}")
     out.append("### Figures\n\n" + figures_section(res, figure_plan(res), figure_prefix))
     return "\n".join(out)
 
