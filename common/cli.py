@@ -194,8 +194,7 @@ def _add_roofline(result: dict, spec: RunSpec, peaks: dict | None) -> None:
 
 def _cost(spec: RunSpec, with_units: bool) -> structure.Cost:
     """Costs from a pass on the meta device: no memory, no compute."""
-    with torch.device("meta"):
-        meta_model = models.get(spec.model).builder().eval()
+    meta_model = models.build(spec.model, "meta")
     x = torch.empty(spec.input.shape, device="meta")
     units = models.units(spec.model, meta_model, spec.depth) if with_units else None
     return structure.analyze(meta_model, x, units)
@@ -219,9 +218,8 @@ def run_mem(args: argparse.Namespace) -> list[Path]:
     records.ensure_writable(rec_path.parent)
 
     if args.struct:
-        result, text = _structure(spec, args.depth)
-        rec = records.make_record(kind, spec.to_dict(), env, result)
-        text = report.header(f"Model structure (depth {args.depth})", rec) + "\n" + text
+        rec = records.make_record(kind, spec.to_dict(), env, _structure(spec, args.depth))
+        text = report.structure_txt(rec)
     else:
         result = _memory(spec, device, args.threads or torch.get_num_threads())
         rec = records.make_record(kind, spec.to_dict(), env, result)
@@ -252,40 +250,20 @@ def _memory(spec: RunSpec, device: torch.device, threads: int) -> dict:
     return result
 
 
-def _structure(spec: RunSpec, depth: int) -> tuple[dict, str]:
+def _structure(spec: RunSpec, depth: int) -> dict:
     model = models.build(spec.model, "cpu")
-    x = inputs.make(spec.input, "cpu")
-    rows = structure.torchinfo_rows(model, x, depth)
+    rows = structure.torchinfo_rows(model, inputs.make(spec.input, "cpu"), depth)
     # MACs per row from our FLOP counter, one meta pass per depth level (the rows of
     # one level never nest, so each pass attributes every op to at most one row).
-    with torch.device("meta"):
-        meta_model = models.get(spec.model).builder().eval()
+    meta_model = models.build(spec.model, "meta")
     meta_x = torch.empty(spec.input.shape, device="meta")
-    macs: dict[str, int] = {}
     for level in range(1, depth + 1):
-        level_units = [models.Unit(r["path"], r["path"]) for r in rows if r["depth"] == level]
-        for u in structure.analyze(meta_model, meta_x, level_units).units:
-            macs[u.label] = u.macs
+        level_rows = [r for r in rows if r["depth"] == level]
+        level_units = [models.Unit(r["path"], r["path"]) for r in level_rows]
+        for r, u in zip(level_rows, structure.analyze(meta_model, meta_x, level_units).units):
+            r["macs"] = u.macs
     total = structure.analyze(meta_model, meta_x)
-    params = structure.param_count(model)
-    cols = f"{'module path':<34}{'type':<26}{'output shape':>22}{'params':>13}{'kernel':>9}{'MACs':>17}"
-    text = cols + "\n" + "-" * len(cols) + "\n"
-    for r in rows:
-        indent = "  " * (r["depth"] - 1)
-        kernel = "x".join(map(str, r["kernel"])) if isinstance(r["kernel"], list) else (r["kernel"] or "-")
-        shape = "x".join(map(str, r["out_shape"])) if r["out_shape"] else "-"
-        text += (f"{(indent + r['path'])[:33]:<34}{r['type'][:25]:<26}{shape:>22}{r['params']:>13,}"
-                 f"{str(kernel):>9}{macs.get(r['path'], 0):>17,}\n")
-    text += "-" * len(cols) + "\n"
-    text += f"Total parameters: {params:,} ({params / 1e6:.3f} M), each counted once\n"
-    text += f"Total MACs: {total.macs:,} ({total.macs / 1e9:.3f} GMACs)   FLOPs (= 2 x MACs): {total.flops / 1e9:.3f} G\n"
-    text += "MACs count convolutions and matrix products (torch.utils.flop_counter formulas); not counted: "
-    text += ", ".join(total.uncounted_ops) + "\n"
-    text += f"Parameter memory: {total.param_bytes / memory.MIB:.2f} MiB   Feature memory (convnet-burden): "
-    text += f"{total.feature_bytes / memory.MIB:.2f} MiB\n"
-    result = {"rows": [r | {"macs": macs.get(r["path"], 0)} for r in rows], "params": params,
-              "macs": total.macs, "flops": total.flops, "cost": total.to_dict(), "depth": depth}
-    return result, text
+    return {"rows": rows, "params": structure.param_count(model), "cost": total.to_dict(), "depth": depth}
 
 
 def _oom_message(spec_text: str, exc: BaseException) -> str:

@@ -135,9 +135,12 @@ def family_models(family: str) -> list[str]:
 
 
 def build(name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The unmodified model, random weights, in eval mode, on ``device``."""
-    model = get(name).builder()
-    return model.eval().to(device)
+    """The unmodified model, random weights, in eval mode, on ``device``. On
+    ``meta`` it is built in place: shapes only, no memory, no initialisation cost."""
+    if torch.device(device).type == "meta":
+        with torch.device("meta"):
+            return get(name).builder().eval()
+    return get(name).builder().eval().to(device)
 
 
 def units(name: str, model: nn.Module, depth: int = 1) -> list[Unit]:

@@ -151,3 +151,25 @@ def unit_cost_table(units: list[dict]) -> str:
         text += (f"{u['label']:<16}{(u['path'] or 'functional'):<22}{_shape(u['out_shape']):>22}"
                  f"{u['params']:>13,}{u['macs'] / 1e9:>10.3f}{u['feature_mib']:>10.2f}\n")
     return text
+
+
+def structure_txt(rec: dict) -> str:
+    r = rec["result"]
+    cost = r["cost"]
+    text = header(f"Model structure (depth {r['depth']})", rec) + "\n"
+    cols = f"{'module path':<34}{'type':<26}{'output shape':>22}{'params':>13}{'kernel':>9}{'MACs':>17}"
+    text += cols + "\n" + "-" * len(cols) + "\n"
+    for row in r["rows"]:
+        path = "  " * (row["depth"] - 1) + row["path"]
+        kernel = "x".join(map(str, row["kernel"])) if isinstance(row["kernel"], list) else (row["kernel"] or "-")
+        text += (f"{path[:33]:<34}{row['type'][:25]:<26}{_shape(row['out_shape']):>22}{row['params']:>13,}"
+                 f"{str(kernel):>9}{row['macs']:>17,}\n")
+    text += "-" * len(cols) + "\n"
+    text += f"Total parameters: {r['params']:,} ({r['params'] / 1e6:.3f} M), each counted once\n"
+    text += (f"Total MACs: {cost['macs']:,} ({cost['macs'] / 1e9:.3f} GMACs)   "
+             f"FLOPs (= 2 x MACs): {cost['flops'] / 1e9:.3f} G\n")
+    text += "MACs count convolutions and matrix products (torch.utils.flop_counter formulas); not counted: "
+    text += ", ".join(cost["uncounted_ops"]) + "\n"
+    text += (f"Parameter memory: {cost['param_mib']:.2f} MiB   "
+             f"Feature memory (convnet-burden): {cost['feature_mib']:.2f} MiB\n")
+    return text
