@@ -263,7 +263,8 @@ def _structure(spec: RunSpec, depth: int) -> dict:
         for r, u in zip(level_rows, structure.analyze(meta_model, meta_x, level_units).units):
             r["macs"] = u.macs
     total = structure.analyze(meta_model, meta_x)
-    return {"rows": rows, "params": structure.param_count(model), "cost": total.to_dict(), "depth": depth}
+    return {"rows": rows, "params": structure.param_count(model), "macs": total.macs, "flops": total.flops,
+            "cost": total.to_dict(), "depth": depth}
 
 
 def _oom_message(spec_text: str, exc: BaseException) -> str:
