@@ -90,6 +90,7 @@ class _CostMode(TorchDispatchMode):
         super().__init__()
         self.registry = registry
         self.current = -1  # index of the unit running now; -1: outside any unit
+        self.enclosing: list[int] = []  # units the running one is nested in, innermost last
         self.flops: Counter = Counter()
         self.feature: Counter = Counter()
         self.uncounted: Counter = Counter()
@@ -138,10 +139,13 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
         costs[i].params = param_count(m)
 
         def pre(_m, _a, i=i):
+            mode.enclosing.append(mode.current)
             mode.current = i
 
         def post(_m, _a, _out, i=i):
-            mode.current = -1
+            # Back to the enclosing unit (-1 when units do not nest): with nested
+            # units each op is charged to the innermost unit running it.
+            mode.current = mode.enclosing.pop() if mode.enclosing else -1
 
         handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
     try:

@@ -1,0 +1,265 @@
+"""Model-zoo burden (common.burden): ResNet-18 against hand-derived figures, failures
+reported rather than fatal, the measured peak, the comparison with convnet-burden."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from common import burden
+from conftest import ROOT
+
+
+# --------------------------------------------------------------------------- ResNet-18 by hand
+
+def _conv_macs(out_hw: int, cin: int, cout: int, k: int) -> int:
+    return out_hw * out_hw * cout * cin * k * k
+
+
+def _resnet18_by_hand() -> dict:
+    """Figures of torchvision's ResNet-18 at 224 x 224, batch 1, from its architecture:
+    conv1 7x7/2 -> 112, maxpool -> 56; four stages of two BasicBlocks (3x3 convs), widths
+    64/128/256/512 at 56/28/14/7, a 1x1/2 downsample conv + BN opening stages 2-4; fc 512->1000."""
+    stages = [(64, 56), (128, 28), (256, 14), (512, 7)]
+    params = 3 * 64 * 7 * 7 + 2 * 64  # conv1 (no bias) + bn1 (weight, bias)
+    macs = _conv_macs(112, 3, 64, 7)
+    # Features (floats), convnet-burden's convention with in-place ReLU and +=:
+    # conv1, bn1, maxpool; per block conv1, bn1, conv2, bn2; downsample conv + bn; avgpool; fc.
+    feats = 2 * 64 * 112 * 112 + 64 * 56 * 56
+    sums = 0  # the residual sums torchvision runs in place (convnet-burden stores them)
+    cin = 64
+    for i, (c, hw) in enumerate(stages):
+        for block in range(2):
+            first_in = cin if block == 0 else c
+            params += first_in * c * 9 + c * c * 9 + 2 * (2 * c)
+            macs += _conv_macs(hw, first_in, c, 3) + _conv_macs(hw, c, c, 3)
+            feats += 4 * c * hw * hw
+            sums += c * hw * hw
+        if i > 0:  # downsample: 1x1 stride-2 conv + BN
+            params += cin * c + 2 * c
+            macs += _conv_macs(hw, cin, c, 1)
+            feats += 2 * c * hw * hw
+        cin = c
+    params += 512 * 1000 + 1000
+    macs += 512 * 1000
+    feats += 512 + 1000
+    return {"params": params, "macs": macs, "feature_bytes": 4 * feats, "sum_bytes": 4 * sums}
+
+
+@pytest.fixture(scope="module")
+def resnet18_pass():
+    spec = burden.resolve("resnet18")
+    model, note = burden.build(spec, spec.size, "meta")
+    return spec, model, burden.run_pass(model, spec.size, 1, "meta", per_layer=True)
+
+
+def test_resnet18_hand_derived_figures(resnet18_pass):
+    spec, model, p = resnet18_pass
+    hand = _resnet18_by_hand()
+    assert spec.size == (224, 224) and spec.group == "classification"
+    assert hand["params"] == 11_689_512  # the well-known count, derived above
+    assert p.cost.params == hand["params"]
+    assert p.cost.param_bytes == 4 * hand["params"]
+    assert p.cost.param_bytes / burden.MIB == pytest.approx(44.59, abs=0.01)  # convnet-burden: 45 MB
+    assert p.cost.macs == hand["macs"] == 1_814_073_344
+    assert p.cost.flops == 2 * hand["macs"]
+    assert p.cost.feature_bytes == hand["feature_bytes"]  # 19.72 MiB
+    # Counting the in-place residual sums as convnet-burden does: 22.6 MiB (it prints 23 MB).
+    assert p.inplace_bytes == hand["sum_bytes"]
+    assert (p.cost.feature_bytes + p.inplace_bytes) / burden.MIB == pytest.approx(22.59, abs=0.01)
+    assert p.cost.input_bytes == 3 * 224 * 224 * 4
+
+
+def test_resnet18_layers_add_up_and_trunk(resnet18_pass):
+    _, model, p = resnet18_pass
+    rows = burden._layer_rows(model, p)
+    assert sum(r[4] for r in rows) == p.cost.params
+    assert sum(r[5] for r in rows) == p.cost.feature_bytes
+    assert sum(r[6] for r in rows) == p.cost.flops
+    by_path = {r[1]: r for r in rows}
+    conv1 = by_path["conv1"]
+    assert conv1[0] < by_path["layer1.0.conv1"][0] < by_path["fc"][0]  # execution order
+    assert conv1[3] == "1 x 64 x 112 x 112" and conv1[4] == 9408 and conv1[6] == 2 * _conv_macs(112, 3, 64, 7)
+    assert "relu" not in by_path  # in place, no FLOP formula: no cost
+    assert burden.find_trunk(model, p) == "layer4"
+    assert burden.describe(p.outputs["layer4"]) == "512 x 7 x 7"
+
+
+def test_nested_units_charge_the_innermost_module():
+    # A container's own ops (the add) stay with it, its child's conv with the child.
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1, bias=False)
+
+        def forward(self, x):
+            return self.conv(x) + x
+
+    model = nn.Sequential(Block()).eval()
+    p = burden.run_pass(model, (4, 4), 1, "cpu", per_layer=True)
+    rows = {r[1]: r for r in burden._layer_rows(model, p)}
+    assert rows["0.conv"][6] == 2 * (4 * 4 * 3 * 3) and rows["0.conv"][5] == 3 * 4 * 4 * 4
+    assert rows["0"][6] == 0 and rows["0"][5] == 3 * 4 * 4 * 4  # the sum's output
+    assert set(rows) == {"0.conv", "0"}  # the Sequential runs no op of its own
+
+
+# --------------------------------------------------------------------------- failures are reported
+
+class _Untraceable(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("this forward cannot be traced")
+
+
+class _DataDependent(nn.Module):
+    """Python control flow on a value: fails on meta, runs on the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y if bool(y.abs().sum() >= 0) else -y
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    specs = {n: burden.ModelSpec(n, "classification", "torchvision", (16, 16), "test size")
+             for n in ("untraceable", "datadep", "unbuildable")}
+    real_resolve, real_construct = burden.resolve, burden._construct
+
+    def resolve(name):
+        return specs[name] if name in specs else real_resolve(name)
+
+    def construct(spec, size):
+        if spec.name == "untraceable":
+            return _Untraceable().eval()
+        if spec.name == "datadep":
+            return _DataDependent().eval()
+        if spec.name == "unbuildable":
+            raise ValueError("no such architecture here")
+        return real_construct(spec, size)
+
+    monkeypatch.setattr(burden, "resolve", resolve)
+    monkeypatch.setattr(burden, "_construct", construct)
+
+
+def test_failures_are_reported_and_the_run_goes_on(fake_models, tmp_path, capsys):
+    rc = burden.main(["--models", "untraceable", "unbuildable", "datadep", "resnet18", "--scales", "0.5,1",
+                      "--batch", "2", "--no-peak", "--no-progress", "--out", str(tmp_path)])
+    assert rc == 0
+    folder = tmp_path / "burden"
+    bad = json.loads((folder / "untraceable.json").read_text())
+    assert bad["status"] == "failed" and bad["failure"]["stage"] == "trace"
+    assert "this forward cannot be traced" in bad["failure"]["reason"]
+    assert json.loads((folder / "unbuildable.json").read_text())["failure"]["stage"] == "build"
+    dd = json.loads((folder / "datadep.json").read_text())
+    assert dd["status"] == "ok" and dd["base"]["device"] == "cpu" and dd["base"]["meta_failure"]
+    assert dd["base"]["macs"] == 16 * 16 * 4 * 3 * 9
+    table = (tmp_path / "burden.md").read_text()
+    assert "untraceable** (classification): trace failed" in table
+    assert "unbuildable** (classification): build failed" in table
+    assert "[resnet18](burden/resnet18.md) | 224 x 224 | 44.6 MiB | 19.7 MiB | 1.81 G | 3.63 G |" in table
+    assert "[datadep](burden/datadep.md) ‡" in table
+    out = capsys.readouterr().out
+    assert "untraceable: not covered" in out and "resnet18: 224 x 224" in out
+
+
+def test_all_failed_exits_non_zero(fake_models, tmp_path):
+    rc = burden.main(["--models", "untraceable", "--scales", "1", "--no-peak", "--no-progress",
+                      "--no-figures", "--out", str(tmp_path)])
+    assert rc == 1
+
+
+# --------------------------------------------------------------------------- the report of one model
+
+def test_resnet18_report_sweep_and_comparison(tmp_path):
+    rc = burden.main(["--models", "resnet18", "--scales", "0.5,1", "--batch", "4", "--no-peak", "--no-progress",
+                      "--out", str(tmp_path)])
+    assert rc == 0
+    e = json.loads((tmp_path / "burden" / "resnet18.json").read_text())
+    rows = e["sweep"]["rows"]
+    assert [r["size"] for r in rows] == [[112, 112], [224, 224]] and e["sweep"]["batch"] == 4
+    # Batch 4 at 224: four times the single-image figures.
+    assert rows[1]["macs"] == 4 * e["base"]["macs"] and rows[1]["feature_bytes"] == 4 * e["base"]["feature_bytes"]
+    assert rows[1]["trunk_out"] == [[4, 512, 7, 7]] and rows[0]["trunk_out"] == [[4, 512, 4, 4]]
+    cmp = {i["metric"]: i for i in burden.compare(e)}
+    assert cmp["param"]["pct"] == pytest.approx(-0.9, abs=0.1) and cmp["param"]["why"] is None
+    assert cmp["feature"]["why"].startswith("in-place sums")  # 19.7 vs 23 MB: explained
+    assert cmp["macs"]["why"] is None  # 1.81 G MACs vs its '2 GFLOPs'
+    report = (tmp_path / "burden" / "resnet18.md").read_text()
+    assert "| 224 x 224 | 512 x 7 x 7 |" in report and "![resnet18 profile](figs/resnet18.png)" in report
+    assert (tmp_path / "burden" / "figs" / "resnet18.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_comparison_explains_or_flags_differences():
+    seed = next(r for r in burden.reference()["rows"] if r["model"] == "googlenet")  # 51 MB / 26 MB / 2 GFLOPs
+    entry = {"model": "unnoted_googlenet", "source": "torchvision",
+             "compare": {"seed_model": "googlenet", "relation": "same", "size": [224, 224],
+                         "param_bytes": 51 * burden.MIB, "macs": 1.5e9,
+                         "feature_bytes": 40 * burden.MIB, "feature_bytes_seed_convention": 40 * burden.MIB}}
+    cmp = {i["metric"]: i for i in burden.compare(entry)}
+    assert seed["flops_as_printed"] == 2e9
+    assert cmp["macs"]["why"].startswith("rounding")  # 1.5 G is inside '2 GFLOPs' = [1.5, 2.5) G
+    assert cmp["feature"]["why"] == "not explained"  # 40 vs 26 MB: flagged, never hidden
+    assert cmp["param"]["why"] is None  # within 10%
+
+
+def test_reference_is_seed_003_transcribed():
+    ref = json.loads((ROOT / "results" / "reference" / "convnet_burden.json").read_text())
+    assert "003_f97c09e1b8ed3def" in ref["source"]["seed_file"]
+    rows = {r["model"]: r for r in ref["rows"]}
+    assert len(rows) == 48
+    r18 = rows["resnet18"]
+    assert (r18["param_mib"], r18["feature_mib"], r18["flops_as_printed"]) == (45, 23, 2e9)
+    assert rows["inception-v3"]["input_size"] == [299, 299]
+    assert rows["deeplab-res101-v2"]["feature_mib"] == 4096  # '4 GB'
+    for ours, (seed_name, _) in burden.COMPARE.items():
+        assert seed_name in rows, ours
+
+
+# --------------------------------------------------------------------------- measured peak
+
+def test_peak_is_measured_in_a_worker_and_failures_stay_local():
+    runner = burden.PeakRunner(threads=1, timeout_s=120)
+    runner.submit("resnet18", (64, 64))
+    runner.submit("no_such_model_xyz", (64, 64))
+    runner.submit("squeezenet1_1", (64, 64))
+    res = runner.finish(progress=False)
+    r18 = res["resnet18"]
+    assert r18["status"] == "measured", r18
+    # At least conv1's output (held while bn1 runs), at most every feature at once.
+    assert 64 * 32 * 32 * 4 <= r18["peak_bytes"]
+    meta = burden.run_pass(burden.build(burden.resolve("resnet18"), (64, 64))[0], (64, 64), 1, "meta")
+    assert r18["peak_bytes"] < meta.cost.feature_bytes
+    assert r18["resident_bytes"] >= 4 * 11_689_512
+    assert res["no_such_model_xyz"]["status"] == "failed" and "unknown model" in res["no_such_model_xyz"]["reason"]
+    assert res["squeezenet1_1"]["status"] == "measured"  # the worker went on
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert burden.main(["--models", "no_such_model_xyz", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model 'no_such_model_xyz'" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        burden.main(["--scales", "0,-1", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert not list((tmp_path / "burden").glob("*.json"))
+
+
+def test_groups_expand_to_the_torchvision_lists():
+    names = burden.expand(["detection", "resnet18", "timm", "resnet18"])
+    assert names[0] == "fasterrcnn_mobilenet_v3_large_320_fpn" and names.count("resnet18") == 1
+    assert "ssd300_vgg16" in names and "legacy_xception" in names
+    assert burden.resolve("ssd300_vgg16").size == (300, 300) and burden.resolve("ssd300_vgg16").fixed_note
+    assert burden.resolve("inception_v3").size == (299, 299)
+    assert burden.resolve("fcn_resnet50").size == (520, 520)
+    assert burden.resolve("fasterrcnn_resnet50_fpn").size == (800, 800)
+    assert burden.resolve("timm/resnet18").source == "timm"
+    assert burden.stem("timm/resnet18") == "timm__resnet18"  # its files: burden/timm__resnet18.{json,md}
+    assert torch.get_default_device().type == "cpu"  # building on meta leaves no global device behind
