@@ -57,6 +57,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from common import records, structure
+from common.argtypes import positive
 from common.errors import UserError
 from common.models import Unit
 
@@ -1031,20 +1032,6 @@ def crosscheck(ok: list[dict]) -> list[str]:
 
 # --------------------------------------------------------------------------- per-model report
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def figure(entry: dict, path: Path) -> None:
     """Parameter memory, feature memory and FLOPs of each layer (self cost), in
     execution order: convnet-burden's profile figure."""
@@ -1074,7 +1061,7 @@ def figure(entry: dict, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
-    _write_bytes_atomic(path, buf.getvalue())
+    records.write_atomic(path, buf.getvalue())
 
 
 def _peak_text(peak: dict | None) -> str:
@@ -1325,19 +1312,6 @@ def _scales(text: str) -> tuple[float, ...]:
     return vals
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-        return v
-
-    return parse
-
-
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):  # a default already named in the help is not repeated
         text = action.help or ""
@@ -1355,22 +1329,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "(timm/NAME picks timm's where both have the name)")
     p.add_argument("--scales", type=_scales, default="0.5,1,1.5,2,2.5,3", metavar="S[,S...]",
                    help="input-size multiples of the typical size for each model's sweep (convnet-burden: 0.5..3)")
-    p.add_argument("--batch", type=_positive(int), default=SEED_BATCH, metavar="N",
+    p.add_argument("--batch", type=positive(int), default=SEED_BATCH, metavar="N",
                    help="batch of the sweep (convnet-burden: 128); real CPU runs use 1")
     p.add_argument("--size", metavar="HxW", help="analyse every selected model at HxW instead of its typical size")
     p.add_argument("--out", type=Path, default=records.RESULTS, metavar="DIR",
                    help="folder of burden.md and burden/ (default: the repository's results/)")
     p.add_argument("--peak", action=argparse.BooleanOptionalAction, default=True,
                    help="measure the peak memory of one real CPU inference (worker process)")
-    p.add_argument("--peak-max-gmacs", type=_positive(float), default=160.0, metavar="G",
+    p.add_argument("--peak-max-gmacs", type=positive(float), default=160.0, metavar="G",
                    help="measure the peak only for models up to G GMACs at their typical size")
-    p.add_argument("--peak-max-mib", type=_positive(float), default=8192.0, metavar="MIB",
+    p.add_argument("--peak-max-mib", type=positive(float), default=8192.0, metavar="MIB",
                    help="... and up to MIB of parameters + features")
-    p.add_argument("--peak-threads", type=_positive(int), default=1, metavar="N",
+    p.add_argument("--peak-threads", type=positive(int), default=1, metavar="N",
                    help="CPU threads of the peak-memory worker (it runs beside the analysis)")
-    p.add_argument("--peak-timeout", type=_positive(float), default=300.0, metavar="S",
+    p.add_argument("--peak-timeout", type=positive(float), default=300.0, metavar="S",
                    help="seconds before a peak-memory run is abandoned")
-    p.add_argument("--real-max-seconds", type=_positive(float), default=10.0, metavar="S",
+    p.add_argument("--real-max-seconds", type=positive(float), default=10.0, metavar="S",
                    help="skip sweep sizes whose real CPU run (models that cannot run on meta) would take longer")
     p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                    help="draw each model's profile figure (PNG)")

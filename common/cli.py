@@ -11,6 +11,7 @@ import torch
 
 from common import env as envmod
 from common import execution, inputs, layerwise, memory, models, peak, records, report, structure, timing
+from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RunSpec
 
@@ -19,29 +20,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + line
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-        return v
-
-    return parse
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return v
 
 
 def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
@@ -55,10 +33,10 @@ def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
                    help="input preset: cityscapes 1x3x1024x2048, pascal 1x3x500x334, imagenet 1x3x224x224 "
                         "(default: cityscapes)")
     p.add_argument("--size", metavar="HxW", help="custom input height x width; overrides --input")
-    p.add_argument("--batch", type=_positive(int), default=1, metavar="N", help="batch size (default: 1)")
+    p.add_argument("--batch", type=positive(int), default=1, metavar="N", help="batch size (default: 1)")
     p.add_argument("--device", default="auto", metavar="DEV",
                    help="auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
-    p.add_argument("--threads", type=_positive(int), metavar="N",
+    p.add_argument("--threads", type=positive(int), metavar="N",
                    help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
     p.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
     p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
@@ -67,13 +45,13 @@ def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
         p.add_argument("--layers", action="store_true", help="time every unit (layer/block) with hooks")
         p.add_argument("--depth", type=int, default=1, choices=(1, 2), metavar="D",
                        help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (default: 1)")
-        p.add_argument("--warmup", type=_non_negative, default=25, metavar="N",
+        p.add_argument("--warmup", type=non_negative, default=25, metavar="N",
                        help="warm-up iterations on the timed instance (default: 25, the seeds' protocol)")
-        p.add_argument("--iters", type=_positive(int), default=300, metavar="N",
+        p.add_argument("--iters", type=positive(int), default=300, metavar="N",
                        help="timed iterations (default: 300, the seeds' protocol)")
-        p.add_argument("--max-seconds", type=_positive(float), metavar="S",
+        p.add_argument("--max-seconds", type=positive(float), metavar="S",
                        help="stop the timed loop after S seconds once --min-iters ran (default: no limit)")
-        p.add_argument("--min-iters", type=_positive(int), default=timing.MIN_ITERS, metavar="N",
+        p.add_argument("--min-iters", type=positive(int), default=timing.MIN_ITERS, metavar="N",
                        help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
         p.add_argument("--clock", choices=CLOCKS, metavar="CLOCK",
                        help="cuda-event | perf_counter (default: cuda-event on a GPU, perf_counter on the CPU)")
@@ -93,7 +71,7 @@ def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
     else:
         p.add_argument("--struct", action="store_true",
                        help="write the model-structure table instead of the memory report")
-        p.add_argument("--depth", type=_positive(int), default=3, metavar="D",
+        p.add_argument("--depth", type=positive(int), default=3, metavar="D",
                        help="structure table depth (default: 3)")
     return p
 

@@ -1,0 +1,29 @@
+"""argparse value types shared by every command line of the project."""
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """``type=positive(int)``: a number greater than 0, or one clear error."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return v
+
+    return parse
+
+
+def non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
