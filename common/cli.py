@@ -107,16 +107,16 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
     entry = models.get(spec.model)
     env = envmod.collect(device)
     tag = args.tag or envmod.device_tag(env)
-    result: dict = {}
-    if args.mode == "fastest":
-        records.ensure_writable(args.out_dir / "results")  # fail before a long search
-        spec, result["fastest"] = execution.search_fastest(spec, device, eager_only=args.layers)
+    # Both output folders are proven writable before any measuring (or search).
     base = args.out_dir / f"{entry.family}_profiler" / f"{spec.model}_stats" / tag
     folder = records.ensure_writable(base / "layers" if args.layers else base)
-    stem = _stem(spec, f"depth{spec.depth}" if args.layers and spec.depth > 1 else "")
     rec_kind = "layers" if args.layers else "timing"
-    rec_path = records.record_path(args.out_dir / "results", tag, rec_kind, stem)
-    records.ensure_writable(rec_path.parent)
+    rec_dir = records.ensure_writable(records.record_dir(args.out_dir / "results", tag, rec_kind))
+    result: dict = {}
+    if args.mode == "fastest":
+        spec, result["fastest"] = execution.search_fastest(spec, device, eager_only=args.layers)
+    stem = _stem(spec, f"depth{spec.depth}" if args.layers and spec.depth > 1 else "")
+    rec_path = rec_dir / f"{stem}.json"
 
     model = models.build(spec.model, device)
     x = inputs.make(spec.input, device)

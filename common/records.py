@@ -56,8 +56,12 @@ def make_record(kind: str, spec: dict, env: dict, result: dict) -> dict:
     return {"schema": SCHEMA, "kind": kind, "spec": spec, "env": env, "result": result}
 
 
+def record_dir(results: Path, tag: str, kind: str) -> Path:
+    return Path(results) / "records" / tag / kind
+
+
 def record_path(results: Path, tag: str, kind: str, stem: str) -> Path:
-    return Path(results) / "records" / tag / kind / f"{stem}.json"
+    return record_dir(results, tag, kind) / f"{stem}.json"
 
 
 def write_record(path: Path, record: dict) -> None:

@@ -8,6 +8,7 @@ Not a test: it needs a GPU and reports, it does not assert.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,8 +26,6 @@ MIN_RUN_TIME_S = 1.0  # blocked_autorange measures for at least this long
 
 
 def main(argv: list[str]) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max-seconds", type=float, metavar="S",
                     help="bound our timed loop per model/preset, as timer.py does (default: none)")
