@@ -22,6 +22,10 @@ from common.spec import RunSpec
 # Warm-up calls on a side stream before capturing a CUDA graph (cuDNN picks its
 # algorithms and the allocator settles during these).
 GRAPH_CAPTURE_WARMUP = 3
+INDUCTOR_FREEZING = True
+# Calls during compile setup: the first compiles; reduce-overhead / max-autotune
+# record their CUDA graphs on the following ones.
+COMPILE_CALLS = 3
 
 
 def check_supported(spec: RunSpec) -> None:
@@ -37,6 +41,9 @@ def check_supported(spec: RunSpec) -> None:
         raise UserError("--clock cuda-event needs a CUDA device; use perf_counter on the CPU")
     if not on_cpu and spec.precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise UserError(f"bf16 is not supported on {torch.cuda.get_device_name(spec.device)}")
+    if spec.compile and spec.cuda_graph and spec.compile != "default":
+        raise UserError(f"--compile {spec.compile} captures its own CUDA graphs; drop --cuda-graph "
+                        "or use --compile default")
     if spec.compile:
         try:
             importlib.import_module("torch._dynamo")
@@ -72,10 +79,15 @@ def current_flags() -> dict:
 
 
 def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(spec.precision)
+    return autocast_for(spec.precision, spec.device)
+
+
+def autocast_for(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast to fp16/bf16; a no-op context for fp32 and tf32."""
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(spec.device).type, dtype=dtype)
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 @dataclass
@@ -94,12 +106,17 @@ def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
     setup: dict = {}
     runner: Callable[[torch.Tensor], torch.Tensor] = model
     if spec.compile:
+        inductor = importlib.import_module("torch._inductor.config")
         runner = torch.compile(model, mode=spec.compile)
         t0 = time.perf_counter()
-        with autocast(spec):
-            runner(x)  # first call compiles; measured here, never in the timed loop
+        # Freezing (inference only) lets Inductor treat weights as constants: it
+        # folds batch norm into the convolutions, as a deployed model would.
+        with inductor.patch(freezing=INDUCTOR_FREEZING), autocast(spec):
+            for _ in range(COMPILE_CALLS):
+                runner(x)  # compiles (and records its own graphs); never in the timed loop
         _sync(spec)
         setup["compile_s"] = time.perf_counter() - t0
+        setup["inductor_freezing"] = INDUCTOR_FREEZING
 
     def eager() -> torch.Tensor:
         with autocast(spec):
@@ -133,31 +150,39 @@ def _sync(spec: RunSpec) -> None:
         torch.cuda.synchronize(spec.device)
 
 
-# Candidates of --mode fastest, as overrides of the requested spec. Eager ones
-# first: they also serve --layers, which cannot hook a graph or compiled model.
+# Candidates of --mode fastest, as overrides of the requested spec: the modes
+# of the README's table (eager fp32 and TF32, bf16 channels-last, + CUDA graph,
+# compiled) and their fp16 / cuDNN-autotuned neighbours. Eager ones first: they
+# also serve --layers, which cannot hook a graph or compiled model.
 FASTEST_CANDIDATES: tuple[dict, ...] = (
     {"precision": "fp32"},
     {"precision": "tf32"},
-    {"precision": "fp32", "channels_last": True},
     {"precision": "bf16", "channels_last": True},
     {"precision": "fp16", "channels_last": True},
     {"precision": "bf16", "channels_last": True, "cuda_graph": True},
     {"precision": "fp16", "channels_last": True, "cuda_graph": True},
+    {"precision": "bf16", "channels_last": True, "cudnn_benchmark": True, "cuda_graph": True},
     {"precision": "bf16", "channels_last": True, "compile": "max-autotune"},
 )
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
 
 
-def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool) -> tuple[RunSpec, dict]:
+def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
+                   with_compile: bool = True) -> tuple[RunSpec, dict]:
     """Time every supported candidate briefly on fresh model instances; return the
-    spec with the lowest median and what was tried (skipped ones with the reason)."""
+    spec with the lowest median and what was tried (skipped ones with the reason),
+    each timed one with its raw samples."""
     tried = []
     for overrides in FASTEST_CANDIDATES:
-        cand = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None, **overrides})
-        row: dict = {"mode": cand.mode, "variant": cand.variant}
+        cand = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
+                                "cudnn_benchmark": False, **overrides})
+        row: dict = {"mode": cand.mode, "variant": cand.variant, "precision": cand.precision}
         tried.append(row)
         if eager_only and (cand.cuda_graph or cand.compile):
             row["skipped"] = "not with --layers (hooks need eager execution)"
+            continue
+        if cand.compile and not with_compile:
+            row["skipped"] = "compile left out of this search (--no-search-compile)"
             continue
         try:
             check_supported(cand)
@@ -168,7 +193,7 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool) -> tup
                 clock = timing.make_clock(cand.clock, device)
                 m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=SEARCH_SECONDS,
                                     min_iters=3, desc=f"search {cand.mode}")
-            row["median_ms"] = m.stats.median_ms
+            row.update(median_ms=m.stats.median_ms, setup=run.setup, timing=m.to_dict())
         except (UserError, RuntimeError, NotImplementedError) as exc:  # a mode this build cannot run
             row["skipped"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         finally:
@@ -179,6 +204,7 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool) -> tup
     if not timed:
         raise UserError("--mode fastest: no candidate mode could run: " + "; ".join(r["skipped"] for r in tried))
     best = FASTEST_CANDIDATES[min(timed)[1]]
-    picked = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None, **best})
+    picked = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
+                              "cudnn_benchmark": False, **best})
     return picked, {"candidates": tried, "picked": picked.mode,
                     "search": f"{SEARCH_WARMUP} warm-up, then {SEARCH_SECONDS:g} s of timing per candidate"}

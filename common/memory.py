@@ -132,13 +132,17 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads: int) -> dict:
-    """Run inside a fresh process: RSS growth of the first inference."""
-    from common import inputs, models
+def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
+    """Run inside a fresh process: RSS growth of the first inference (or, with
+    ``train``, of the first training step: forward, loss, backward)."""
+    from common import inputs, models, training
+    from common.spec import RunSpec
 
     torch.set_num_threads(threads)
     model = models.build(model_name)
-    x = inputs.make(inputs.InputSpec(f"{height}x{width}", height, width, batch), "cpu")
+    inp = inputs.InputSpec(f"{height}x{width}", height, width, batch)
+    x = inputs.make(inp, "cpu")
+    step = training.model_step(model, x, RunSpec(model_name, inp, "cpu"), False) if train else None
     before = _rss_kib("VmRSS")
     reset = True
     try:
@@ -146,20 +150,25 @@ def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads
             f.write("5")  # resets VmHWM (peak RSS) to the current RSS
     except OSError:
         reset = False
-    with torch.inference_mode():
-        model(x)
+    if step:
+        step.run()
+    else:
+        with torch.inference_mode():
+            model(x)
     peak = _rss_kib("VmHWM")
+    what = "training step" if train else "inference"
     return {
-        "method": "fresh process: VmHWM after the first inference minus VmRSS before it (/proc/self/status)",
+        "method": f"fresh process: VmHWM after the first {what} minus VmRSS before it (/proc/self/status)",
         "resident_mib": before / 1024,
         "peak_rss_mib": peak / 1024,
-        "peak_inference_mib": (peak - before) / 1024 if reset else None,
+        f"peak_{'train_step' if train else 'inference'}_mib": (peak - before) / 1024 if reset else None,
         "hwm_reset": reset,
     }
 
 
-def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int) -> dict:
-    args = [sys.executable, "-m", "common.memory", model_name, str(height), str(width), str(batch), str(threads)]
+def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
+    args = [sys.executable, "-m", "common.memory", model_name, str(height), str(width), str(batch), str(threads),
+            *(["train"] if train else [])]
     out = subprocess.run(args, capture_output=True, text=True, cwd=str(ROOT))
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
@@ -169,4 +178,4 @@ def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int)
 
 if __name__ == "__main__":
     name, h, w, b, th = sys.argv[1:6]
-    print(json.dumps(cpu_peak_child(name, int(h), int(w), int(b), int(th))))
+    print(json.dumps(cpu_peak_child(name, int(h), int(w), int(b), int(th), train=sys.argv[6:] == ["train"])))

@@ -81,6 +81,31 @@ def xception_units(model: nn.Module, depth: int) -> list[Unit]:
     return _children_units(model, depth, ())
 
 
+def vgg_units(model: nn.Module, depth: int) -> list[Unit]:
+    """Every layer, named as in the VGG paper (conv3_2, pool3, fc7); depth has no
+    effect: VGG has no blocks to group by."""
+    units: list[Unit] = []
+    stage, index = 1, 0
+    for name, layer in model.features.named_children():
+        kind = type(layer).__name__
+        if kind == "Conv2d":
+            index += 1
+        label = {"Conv2d": f"conv{stage}_{index}", "BatchNorm2d": f"bn{stage}_{index}",
+                 "ReLU": f"relu{stage}_{index}", "MaxPool2d": f"pool{stage}"}[kind]
+        units.append(Unit(label, f"features.{name}"))
+        if kind == "MaxPool2d":
+            stage, index = stage + 1, 0
+    # avgpool, then the flatten view (costs nothing measurable), then fc6..fc8.
+    units.append(Unit("avgpool", "avgpool"))
+    fc = 5
+    for name, layer in model.classifier.named_children():
+        kind = type(layer).__name__
+        fc += kind == "Linear"
+        units.append(Unit({"Linear": f"fc{fc}", "ReLU": f"relu{fc}", "Dropout": f"drop{fc}"}[kind],
+                          f"classifier.{name}"))
+    return units
+
+
 def _torchvision(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import torchvision
@@ -116,11 +141,18 @@ REGISTRY: dict[str, ModelEntry] = {
         # Chollet 2017, 1000 classes: two un-padded stem convs need at least 7x7 input.
         ModelEntry("xception", "xception", "Xception", _timm("legacy_xception"), xception_units,
                    "SeparableConv block", min_side=7),
+        # Simonyan & Zisserman 2015, as in seed 004; five 2x2 poolings need 32x32.
+        *(ModelEntry(n, "vgg", d, _torchvision(n), vgg_units, "plain conv stack", min_side=32)
+          for n, d in [("vgg16", "VGG16"), ("vgg16_bn", "VGG16-BN"), ("vgg19", "VGG19"), ("vgg19_bn", "VGG19-BN")]),
     ]
 }
 
 # The six backbones of the seeds' tables, in their order.
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "xception")
+# The nine models of seed 004's forward/backward benchmark, in its order, with
+# its batch of 224x224 images (4 for the two deepest ResNets, 8 otherwise).
+SEED004 = {"vgg16": 8, "vgg16_bn": 8, "vgg19": 8, "vgg19_bn": 8,
+           "resnet18": 8, "resnet34": 8, "resnet50": 8, "resnet101": 4, "resnet152": 4}
 
 
 def get(name: str) -> ModelEntry:

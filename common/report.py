@@ -46,7 +46,8 @@ def timing_txt(rec: dict) -> str:
     text = header("Inference time, whole model", rec) + "\n"
     text += f"Samples: {t['iters']}\n" + stats_block(t["stats"])
     if r.get("setup"):
-        text += "Setup (not timed): " + ", ".join(f"{k}={v:.2f}" for k, v in r["setup"].items()) + "\n"
+        text += "Setup (not timed): " + ", ".join(
+            f"{k}={v}" if isinstance(v, bool) else f"{k}={v:.2f}" for k, v in r["setup"].items()) + "\n"
     if r.get("achieved_tflops") is not None:
         text += f"Achieved  {r['achieved_tflops']:>12.3f} TFLOP/s ({r['gflops']:.2f} GFLOP per batch / median)\n"
     text += peak_line(r)
@@ -172,4 +173,92 @@ def structure_txt(rec: dict) -> str:
     text += ", ".join(cost["uncounted_ops"]) + "\n"
     text += (f"Parameter memory: {cost['param_mib']:.2f} MiB   "
              f"Feature memory (convnet-burden): {cost['feature_mib']:.2f} MiB\n")
+    return text
+
+
+def phase_table(rows: list[tuple[str, dict, float | None]]) -> str:
+    """Rows of (phase, stats, achieved TFLOP/s or None): one line per phase."""
+    cols = (f"{'phase':<11}{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}"
+            f"{'images/s':>10}{'TFLOP/s':>9}")
+    text = cols + "\n" + "-" * len(cols) + "\n"
+    for name, s, tflops in rows:
+        text += (f"{name:<11}{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
+                 f"{s['min_ms']:>9.3f}{s['max_ms']:>9.3f}{s['fps']:>10.2f}"
+                 f"{(f'{tflops:.3f}' if tflops is not None else '-'):>9}" + ("  NOISY" if s["noisy"] else "") + "\n")
+    return text
+
+
+def train_txt(rec: dict) -> str:
+    """A training-step record: phases (and units with --layers), memory, settings."""
+    r = rec["result"]
+    t, inf = r["train"], r["inference"]
+    per_unit = "units" in r
+    text = header("Training step per unit" if per_unit else "Training step, whole model", rec)
+    text += (f"# clock: {t['forward']['clock']}   warm-up: {t['forward']['warmup']}   training steps: "
+             f"{t['forward']['iters']} of {t['forward']['requested_iters']}   inference iterations: {inf['iters']}"
+             + ("   (stopped early by --max-seconds)" if t["forward"]["stopped_early"] else "") + "\n")
+    text += (f"# train mode; loss: {r['loss']} (inside forward); gradients cleared before each step, untimed; "
+             f"optimizer: {r['optimizer'] or 'none (not run: parameters untouched)'}\n")
+    text += "# inference: eval() + inference_mode on the same instance, after the training steps\n\n"
+    fl = r["flops"]
+    rows = [(p, t[p]["stats"], t[p].get("achieved_tflops")) for p in ("forward", "backward", "total", "optimizer")
+            if p in t]
+    rows.append(("inference", inf["stats"], fl["forward"] / (inf["stats"]["median_ms"] * 1e-3) / 1e12))
+    text += phase_table(rows)
+    text += (f"FLOPs per step: forward {fl['forward'] / 1e9:.2f} G, backward {fl['backward'] / 1e9:.2f} G "
+             "(the loss included; TFLOP/s = FLOPs / median)\n")
+    if r.get("train_peak") or r.get("inference_peak"):
+        tp, ip = r.get("train_peak") or {}, r.get("inference_peak") or {}
+        text += (f"Peak memory above resident: training step {_mib(tp.get('peak_train_step_mib'))}, "
+                 f"inference {_mib(ip.get('peak_inference_mib'))}\n  measured as: {tp.get('method', '-')}\n")
+    if per_unit:
+        cols = (f"{'unit':<16}{'module (type)':<44}{'output':>20}{'fwd ms':>10}{'bwd ms':>10}{'total ms':>10}"
+                f"{'bwd share':>10}")
+        text += "\n" + cols + "\n" + "-" * len(cols) + "\n"
+        bwd_sum = sum(u["backward"]["stats"]["median_ms"] for u in r["units"])
+        for u in r["units"]:
+            f, b = u["stats"]["median_ms"], u["backward"]["stats"]["median_ms"]
+            module = f"{u['path'] or u['note']} ({u['type']})"
+            text += (f"{u['label']:<16}{module[:43]:<44}{_shape(u['out_shape']):>20}{f:>10.3f}{b:>10.3f}"
+                     f"{f + b:>10.3f}{b / bwd_sum if bwd_sum else 0:>10.1%}\n")
+        c = r["coverage"]
+        text += (f"\nMedians. Coverage (sum of unit means / whole pass mean, same run): forward {c['forward']:.3f}, "
+                 f"backward {c['backward']:.3f}. Units' backward spans run from the moment the gradient of\n"
+                 "the unit's output is complete to the moment the gradient of its input is (tensor hooks; one\n"
+                 "device synchronize per step). The loss's own backward belongs to no unit.\n")
+    return text
+
+
+def _mib(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f} MiB"
+
+
+def layerbench_txt(rec: dict) -> str:
+    spec, env, r = rec["spec"], rec["env"], rec["result"]
+    first = r["rows"][0]["forward"]
+    text = "\n".join([
+        f"# Single-layer benchmarks, set {spec['set']} (seed 004): forward, backward, total",
+        f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
+        f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
+        f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
+        f"# precision: {spec['precision']}   backend flags: "
+        + "  ".join(f"{k}={v}" for k, v in r["backend_flags"].items()),
+        f"# clock: {spec['clock']}   warm-up: {spec['warmup']}   iterations: up to {spec['iters']}"
+        + (f", at most {spec['max_seconds']:g} s per layer (at least {spec['min_iters']})" if spec["max_seconds"] else ""),
+        "# each layer in train mode; backward from a fixed all-ones output gradient, input gradient included;",
+        "# gradients cleared before each step, untimed. Medians. FLOPs: torch.utils.flop_counter (pooling and",
+        "# batch norm have no formula: 0). Bytes: every tensor read or written once (a lower bound).",
+        f"# date: {env['date']}",
+    ]) + "\n\n"
+    cols = (f"{'layer':<15}{'module':<58}{'input':>18}{'fwd ms':>10}{'bwd ms':>10}{'total ms':>10}"
+            f"{'fwd TFLOP/s':>12}{'bwd TFLOP/s':>12}{'fwd GB/s':>10}{'bwd GB/s':>10}{'iters':>7}")
+    text += cols + "\n" + "-" * len(cols) + "\n"
+    for row in r["rows"]:
+        f, b, t = row["forward"], row["backward"], row["total"]
+        text += (f"{row['layer']:<15}{row['module'][:57]:<58}{_shape(row['input_shape']):>18}"
+                 f"{f['stats']['median_ms']:>10.4f}{b['stats']['median_ms']:>10.4f}{t['stats']['median_ms']:>10.4f}"
+                 f"{f['achieved_tflops']:>12.3f}{b['achieved_tflops']:>12.3f}{f['achieved_gbs']:>10.1f}"
+                 f"{b['achieved_gbs']:>10.1f}{f['iters']:>7}"
+                 + ("  NOISY" if t["stats"]["noisy"] else "") + "\n")
+    del first
     return text

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -177,6 +178,14 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
     )
 
 
+def step_flops(forward: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], None]) -> tuple[int, int]:
+    """FLOPs of one forward and of the backward that follows it (PyTorch's own
+    formulas; run it on the meta device to make it free)."""
+    with FlopCounterMode(display=False) as fwd:
+        out = forward()
+    with FlopCounterMode(display=False) as bwd:
+        backward(out)
+    return fwd.get_total_flops(), bwd.get_total_flops()
 
 
 def torchinfo_rows(model: nn.Module, x: torch.Tensor, depth: int) -> list[dict]:

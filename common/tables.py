@@ -92,6 +92,8 @@ def is_default_mode(rec: dict) -> bool:
     spec = rec["spec"]
     if spec["variant"] != "" or spec["input"]["batch"] != 1 or spec["input"]["name"] not in PRESETS:
         return False
+    if rec["result"].get("fastest"):  # a search that picked eager fp32 is not the seeds' protocol
+        return False
     if rec["kind"] in ("timing", "layers") and spec["clock"] != DEFAULT_CLOCK.get(rec["env"]["device_type"]):
         return False
     return rec["kind"] != "layers" or spec["depth"] == 1

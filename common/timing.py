@@ -137,6 +137,64 @@ class PerfCounterClock:
         return (time.perf_counter() - token) * 1e3  # type: ignore[operator]
 
 
+class Marks(Protocol):
+    """Time marks dropped inside one iteration (by hooks or between phases);
+    ``finish`` waits once per iteration for the last mark to have happened."""
+
+    clock: str
+
+    def mark(self) -> object: ...
+
+    def finish(self, last: object) -> None: ...
+
+    def elapsed(self, a: object, b: object) -> float:
+        """ms from mark ``a`` to mark ``b``."""
+        ...
+
+
+class CudaMarks:
+    """CUDA events recorded on the current stream: marks cost no synchronization."""
+
+    clock = "cuda-event"
+
+    def mark(self) -> torch.cuda.Event:
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def finish(self, last: object) -> None:
+        last.synchronize()  # type: ignore[attr-defined]
+
+    def elapsed(self, a: object, b: object) -> float:
+        return a.elapsed_time(b)  # type: ignore[attr-defined]
+
+
+class HostMarks:
+    """perf_counter marks; ``sync`` (the GPU's synchronize, a no-op on the CPU)
+    runs before each reading so a mark means the device finished the work."""
+
+    clock = "perf_counter"
+
+    def __init__(self, sync: Callable[[], None] = lambda: None):
+        self._sync = sync
+
+    def mark(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    def finish(self, last: object) -> None:
+        pass
+
+    def elapsed(self, a: object, b: object) -> float:
+        return (b - a) * 1e3  # type: ignore[operator]
+
+
+def make_marks(clock: str, device: torch.device) -> Marks:
+    if clock == "cuda-event":
+        return CudaMarks()
+    return HostMarks((lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None))
+
+
 def make_clock(name: str, device: torch.device) -> Clock:
     if name == "cuda-event":
         return CudaEventClock()

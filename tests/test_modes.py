@@ -87,12 +87,12 @@ def test_fastest_and_roofline_reach_the_files(tmp_path, monkeypatch):
     argv = ["--model", "resnet18", "--size", "32x32", "--iters", "3", "--warmup", "1", "--device", "cpu",
             "--tag", "t", "--out-dir", str(tmp_path), "--mode", "fastest", "--layers"]
     assert cli.main("timer", "resnet", argv) == 0
-    rec = json.loads((tmp_path / "results/records/t/layers/resnet18_32x32.json").read_text())
+    rec = json.loads((tmp_path / "results/records/t/layers/resnet18_32x32_fastest.json").read_text())
     assert rec["result"]["fastest"]["picked"] == "eager fp32"
     assert rec["result"]["fraction_of_peak"] == pytest.approx(rec["result"]["achieved_tflops"] / 100.0)
     conv1 = rec["result"]["units"][0]["roofline"]
     # conv1 at 32x32: input 3x32x32 + weights 9408 + output 64x16x16, fp32.
     assert conv1["bytes"] == (3 * 32 * 32 + 9408 + 64 * 16 * 16) * 4
     assert conv1["bound"] in ("compute", "memory")
-    text = (tmp_path / "resnet_profiler/resnet18_stats/t/layers/resnet18_32x32.txt").read_text()
+    text = (tmp_path / "resnet_profiler/resnet18_stats/t/layers/resnet18_32x32_fastest.txt").read_text()
     assert "Of peak" in text and "FLOP/B" in text

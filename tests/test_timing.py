@@ -231,7 +231,7 @@ def test_profile_units_spans_with_fake_marks(monkeypatch):
     """Each mark advances a fake clock by 1 s: every unit spans exactly one step,
     the functional unit spans the gap between its neighbours' marks."""
     ticks = itertools.count()
-    monkeypatch.setattr(layerwise, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     model, x, fn = _tiny()
     with torch.inference_mode():
         profiles, spans = layerwise.profile_units(model, fn, TINY_UNITS, torch.device("cpu"), warmup=2, iters=3)
@@ -254,7 +254,7 @@ class Edges(nn.Module):
 
 def test_functional_units_at_both_ends_use_the_pass_marks(monkeypatch):
     ticks = itertools.count()
-    monkeypatch.setattr(layerwise, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     model, x = Edges().eval(), torch.randn(1, 3, 4, 4)
     units = [Unit("head", None, "x * 2"), Unit("conv", "conv"), Unit("tail", None, "mean")]
     with torch.inference_mode():

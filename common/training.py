@@ -1,0 +1,175 @@
+"""Training-step timing: forward, backward and (optionally) the optimizer step,
+each between its own marks, as seed 004 reports them.
+
+One iteration: gradients cleared (untimed), mark, forward (model + loss), mark,
+backward, mark, [optimizer step, mark], one wait for the last mark. *Total* is
+forward + backward of the same iteration, so it has statistics of its own.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from common import execution, inputs, layerwise
+from common.models import Unit
+from common.spec import RunSpec
+from common.timing import MIN_ITERS, Marks, Measurement, deadline, make_marks
+
+# The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
+# recipe of the ResNet paper (its cost is one read-modify-write per parameter).
+SGD_LR, SGD_MOMENTUM = 0.1, 0.9
+PHASES = ("forward", "backward", "total", "optimizer")
+
+
+@dataclass
+class TrainStep:
+    """What one timed iteration runs; built by ``model_step`` or ``layer_step``."""
+
+    forward: Callable[[], torch.Tensor]  # returns what ``backward`` differentiates
+    backward: Callable[[torch.Tensor], None]
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer | None = None
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def run(self) -> None:
+        self.zero_grad()
+        self.backward(self.forward())
+        if self.optimizer:
+            self.optimizer.step()
+
+
+def model_step(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer: bool) -> TrainStep:
+    """The model in train mode on a seeded input and seeded class targets, with a
+    cross-entropy loss (computed inside the forward phase)."""
+    model.train()
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), execution.autocast(spec):
+        classes = model(x).shape[1]
+    generator = torch.Generator().manual_seed(inputs.SEED + 1)
+    target = torch.randint(0, classes, (x.shape[0],), generator=generator).to(x.device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def forward() -> torch.Tensor:
+        with execution.autocast(spec):
+            return loss_fn(model(x), target)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=SGD_LR, momentum=SGD_MOMENTUM) if with_optimizer else None
+    return TrainStep(forward, lambda loss: loss.backward(), params, opt)
+
+
+def layer_step(layer: nn.Module, x: torch.Tensor,
+               autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> TrainStep:
+    """A single layer in train mode: the backward takes a fixed all-ones output
+    gradient and computes the input's gradient too (as for a layer inside a network)."""
+    layer.train()
+    x = x.detach().requires_grad_(True)
+
+    def forward() -> torch.Tensor:
+        with autocast():
+            return layer(x)
+
+    with torch.no_grad():
+        grad = torch.ones_like(forward())
+    params = [p for p in layer.parameters() if p.requires_grad] + [x]
+    return TrainStep(forward, lambda out: out.backward(grad), params)
+
+
+def train_loop(
+    step: TrainStep,
+    marks: Marks,
+    warmup: int,
+    iters: int,
+    *,
+    batch: int = 1,
+    max_seconds: float | None = None,
+    min_iters: int = MIN_ITERS,
+    now: Callable[[], float] = time.monotonic,
+    hooks: "layerwise._UnitHooks | None" = None,
+    desc: str = "train step",
+) -> dict[str, Measurement]:
+    """Warm up, then time up to ``iters`` training steps phase by phase (as
+    ``timing.run_loop``: ``max_seconds`` counts from the first timed step).
+    With ``hooks`` (``layerwise.unit_hooks``) every unit's forward and backward
+    spans are collected too. Returns a Measurement per phase of ``PHASES`` run."""
+    for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
+        if hooks:
+            hooks.seen.clear()
+        step.run()
+    samples: dict[str, list[float]] = {p: [] for p in PHASES if p != "optimizer" or step.optimizer}
+    stopped_early = False
+    done = deadline(max_seconds, min_iters, now)
+    for n in tqdm(range(iters), desc=desc, leave=False):
+        step.zero_grad()  # outside the timed region
+        if hooks:
+            hooks.seen.clear()
+        a = marks.mark()
+        out = step.forward()
+        b = marks.mark()
+        step.backward(out)
+        c = marks.mark()
+        last = c
+        if step.optimizer:
+            step.optimizer.step()
+            last = marks.mark()
+        marks.finish(last)
+        samples["forward"].append(marks.elapsed(a, b))
+        samples["backward"].append(marks.elapsed(b, c))
+        samples["total"].append(marks.elapsed(a, c))
+        if step.optimizer:
+            samples["optimizer"].append(marks.elapsed(c, last))
+        if hooks:
+            hooks.collect((a, b), (b, c))
+        if n + 1 < iters and done(n + 1):
+            stopped_early = True
+            break
+    return {p: Measurement(s, batch, marks.clock, warmup, iters, stopped_early) for p, s in samples.items()}
+
+
+def profile_train(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer: bool,
+                  units: list[Unit] | None) -> tuple[dict[str, Measurement], list | None, TrainStep]:
+    """Time training steps of ``model`` (whole model, or per unit with ``units``);
+    returns the measurements, the unit profiles and the step (for ``train_peak``)."""
+    device = torch.device(spec.device)
+    step = model_step(model, x, spec, with_optimizer)
+    marks = make_marks(spec.clock, device) if units is None else \
+        make_marks("cuda-event" if device.type == "cuda" else "perf_counter", device)
+    hooks = layerwise.unit_hooks(model, units, marks) if units else None
+    try:
+        got = train_loop(step, marks, spec.warmup, spec.iters, batch=spec.input.batch,
+                         max_seconds=spec.max_seconds, min_iters=spec.min_iters, hooks=hooks, desc=f"{spec.model} {spec.input.tag} train")
+    finally:
+        if hooks:
+            hooks.remove()
+    return got, hooks.profiles if hooks else None, step
+
+
+def train_peak(step: TrainStep, device: torch.device) -> dict | None:
+    """Peak allocator memory of one training step (GPU), after one warm-up step."""
+    if device.type != "cuda":
+        return None
+    from common.memory import MIB
+
+    step.run()
+    step.zero_grad()
+    torch.cuda.synchronize(device)
+    resident = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step.run()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    return {"method": "torch.cuda.max_memory_allocated() over the 2nd training step (gradients cleared before it), "
+                      "minus memory_allocated() before it",
+            "resident_mib": resident / MIB, "peak_allocated_mib": peak / MIB,
+            "peak_train_step_mib": (peak - resident) / MIB}

@@ -1,0 +1,8 @@
+"""Inference latency, whole model or per unit (--layers) for the vgg family."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common.cli import main  # noqa: E402
+
+sys.exit(main("timer", "vgg"))
