@@ -178,12 +178,12 @@ def structure_txt(rec: dict) -> str:
 
 def phase_table(rows: list[tuple[str, dict, float | None]]) -> str:
     """Rows of (phase, stats, achieved TFLOP/s or None): one line per phase."""
-    cols = (f"{'phase':<11}{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'min ms':>9}{'max ms':>9}"
+    cols = (f"{'phase':<11}{'median ms':>12}{'mean ms':>12}{'std ms':>10}{'p90 ms':>12}{'min ms':>12}{'max ms':>12}"
             f"{'images/s':>10}{'TFLOP/s':>9}")
     text = cols + "\n" + "-" * len(cols) + "\n"
     for name, s, tflops in rows:
-        text += (f"{name:<11}{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
-                 f"{s['min_ms']:>9.3f}{s['max_ms']:>9.3f}{s['fps']:>10.2f}"
+        text += (f"{name:<11}{s['median_ms']:>12.3f}{s['mean_ms']:>12.3f}{s['std_ms']:>10.3f}{s['p90_ms']:>12.3f}"
+                 f"{s['min_ms']:>12.3f}{s['max_ms']:>12.3f}{s['fps']:>10.2f}"
                  f"{(f'{tflops:.3f}' if tflops is not None else '-'):>9}" + ("  NOISY" if s["noisy"] else "") + "\n")
     return text
 

@@ -207,6 +207,7 @@ class Results:
     rows: dict[tuple[str, str, str, str], Row]  # newest row per (kind, tag, model, preset)
     problems: list[str]
     modes: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)  # (tag, model, preset, variant)
+    train_recs: list[dict] = field(default_factory=list)  # training-step and layer-set records (seed 004)
 
     def get(self, kind: str, tag: str, model: str, preset: str) -> Row | None:
         return self.rows.get((kind, tag, model, preset))
@@ -243,6 +244,7 @@ def collect(results: Path) -> Results:
     recs, problems = records.load_records(results)
     newest: dict[tuple[str, str, str, str], Row] = {}
     modes: dict[tuple[str, str, str, str], dict] = {}
+    train_recs = [rec for rec in recs if rec.get("kind") in ("train-timing", "layer-bench")]
     for rec in recs:
         try:
             _collect_mode(rec, modes)
@@ -256,7 +258,12 @@ def collect(results: Path) -> Results:
         # Path breaks a tie in date so the choice never depends on file-system order.
         if old is None or (row.date, row.path) > (old.date, old.path):
             newest[row.key] = row
-    return Results(newest, problems, modes)
+    for rec in recs:  # a search's brief look at each mode, where no full measurement of that mode is newer
+        try:
+            _collect_candidates(rec, modes)
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(_problem(rec, exc))
+    return Results(newest, problems, modes, train_recs)
 
 
 def _collect_mode(rec: dict, modes: dict) -> None:
@@ -275,6 +282,24 @@ def _collect_mode(rec: dict, modes: dict) -> None:
         modes[key] = entry
 
 
+def _collect_candidates(rec: dict, modes: dict) -> None:
+    spec, r = rec["spec"], rec["result"]
+    if rec["kind"] != "timing" or not r.get("fastest") or spec["input"]["batch"] != 1 \
+            or spec["input"]["name"] not in PRESETS:
+        return
+    date = _utc(rec["env"]["date"])
+    for c in r["fastest"]["candidates"]:
+        if "median_ms" not in c:
+            continue
+        key = (Path(rec["_path"]).parent.parent.name, spec["model"], spec["input"]["name"], c["variant"])
+        if key in modes and modes[key]["date"] >= date:
+            continue
+        modes[key] = {"mode": c["mode"], "median_ms": float(c["median_ms"]),
+                      "fps": float(c["timing"]["stats"]["fps"]), "tflops": c.get("achieved_tflops"),
+                      "of_peak": c.get("fraction_of_peak"), "fastest": False, "search": c["timing"]["iters"],
+                      "date": date, "device_name": rec["env"]["device_name"]}
+
+
 def modes_table(res: Results, tag: str) -> str:
     """One row per model, preset and execution mode measured on this device."""
     # Only the model/inputs measured in more than the default mode.
@@ -285,7 +310,8 @@ def modes_table(res: Results, tag: str) -> str:
     rows = []
     for k in keys:
         e = res.modes[k]
-        mode = e["mode"] + (" (picked by --mode fastest)" if e["fastest"] else "")
+        mode = e["mode"] + (" (picked by --mode fastest)" if e["fastest"] else "") \
+            + (f" (search: {e['search']} iterations)" if e.get("search") else "")
         rows.append([_display(k[1]), k[2], mode, _num(e["median_ms"], ".3f"), _num(e["fps"], ".2f"),
                      _num(e["tflops"], ".2f"), MISSING if e["of_peak"] is None else f"{e['of_peak']:.1%}",
                      e["date"].strftime("%Y-%m-%d")])
@@ -451,6 +477,7 @@ class Seeds:
     latency: dict[tuple[str, str, str], dict]  # (seed device, model, preset) -> row
     memory: dict[tuple[str, str], dict]  # (model, preset) -> row
     sources: dict[str, dict]
+    seed004: dict | None = None  # seed 004's training-step and layer figures, as stored
 
     @classmethod
     def load(cls, path: Path) -> "Seeds":
@@ -459,7 +486,7 @@ class Seeds:
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read the seeds' reference figures {str(path)!r}: {exc}") from None
         return cls(data["devices"], {(r["device"], r["model"], r["preset"]): r for r in data["latency"]},
-                   {(r["model"], r["preset"]): r for r in data["memory"]}, data["sources"])
+                   {(r["model"], r["preset"]): r for r in data["memory"]}, data["sources"], data.get("seed004"))
 
 
 def comparison_table(res: Results, seeds: Seeds, preset: str) -> str:
@@ -536,7 +563,46 @@ def figure_plan(res: Results) -> list[Figure]:
         if rows:
             plan.append(Figure(dev.tag, f"layers_{dev.tag}_cityscapes.png", "per-unit breakdown, Cityscapes",
                                _breakdown(rows, f"Per-unit mean latency, {dev.name}, {_preset_title('cityscapes')}")))
+    for tag in sorted({k[0] for k in res.modes if k[3]}):
+        for preset in PRESETS:
+            entries = {k: e for k, e in res.modes.items() if k[0] == tag and k[2] == preset}
+            if len({k[3] for k in entries}) > 1:
+                name = next(iter(entries.values()))["device_name"]
+                plan.append(Figure(tag, f"modes_{tag}_{preset}.png", f"latency by execution mode, {PRESETS[preset]}",
+                                   _modes_bars(entries, f"Median latency by mode, {name}, {_preset_title(preset)}")))
     return plan
+
+
+def _modes_bars(entries: dict, title: str) -> Callable[[Any], None]:
+    """Grouped bars: one group per model, one bar per execution mode (log scale)."""
+
+    def draw(fig: Any) -> None:
+        from matplotlib import colormaps
+
+        ax = fig.add_subplot()
+        model_names = [m for m in MODEL_ORDER if any(k[1] == m for k in entries)]
+        variants = sorted({k[3] for k in entries},
+                          key=lambda v: -max(e["median_ms"] for k, e in entries.items() if k[3] == v))
+        width = 0.8 / len(variants)
+        cmap = colormaps["tab10"]
+        for j, v in enumerate(variants):
+            xs, ys = [], []
+            for i, m in enumerate(model_names):
+                e = next((e for k, e in entries.items() if k[1] == m and k[3] == v), None)
+                if e:
+                    xs.append(i + (j - (len(variants) - 1) / 2) * width)
+                    ys.append(e["median_ms"])
+            label = next(e["mode"] for k, e in entries.items() if k[3] == v)
+            ax.bar(xs, ys, width=width, color=cmap(j % 10), label=label, zorder=3)
+        ax.set_xticks(range(len(model_names)), [models.get(m).display for m in model_names], fontsize=9)
+        ax.set_yscale("log")
+        ax.set_ylim(top=8 * max(e["median_ms"] for e in entries.values()))  # room for the legend
+        ax.set_ylabel("median latency (ms, log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper left", ncols=2)
+
+    return draw
 
 
 def _scatter(rows: list[Row], key: str, label: str, title: str) -> Callable[[Any], None]:
@@ -661,6 +727,11 @@ def render(res: Results, seeds: Seeds, figure_prefix: str) -> str:
         for tag in mode_devices:
             name = next(e["device_name"] for k, e in res.modes.items() if k[0] == tag)
             out.append(f"#### {name}\n\n{modes_table(res, tag)}")
+    from common import tables_train  # it builds on this module's helpers
+
+    train_section = tables_train.section(res.train_recs, seeds.seed004)
+    if train_section:
+        out.append(train_section)
     out.append("### Figures\n\n" + figures_section(res, figure_plan(res), figure_prefix))
     return "\n".join(out)
 

@@ -100,43 +100,6 @@ class Clock(Protocol):
         ...
 
 
-class CudaEventClock:
-    """A fresh pair of CUDA events per iteration: record, work, record, synchronize."""
-
-    name = "cuda-event"
-
-    def start(self) -> torch.cuda.Event:
-        ev = torch.cuda.Event(enable_timing=True)
-        ev.record()
-        return ev
-
-    def stop(self, token: object) -> float:
-        end = torch.cuda.Event(enable_timing=True)
-        end.record()
-        end.synchronize()
-        return token.elapsed_time(end)  # type: ignore[attr-defined]
-
-
-class PerfCounterClock:
-    """Host clock. On a GPU it synchronizes *before* reading the end time, so it
-    times the work and not only the kernel launches."""
-
-    name = "perf_counter"
-
-    def __init__(self, device: torch.device):
-        self._sync: Callable[[], None] = (
-            (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-        )
-
-    def start(self) -> float:
-        self._sync()
-        return time.perf_counter()
-
-    def stop(self, token: object) -> float:
-        self._sync()
-        return (time.perf_counter() - token) * 1e3  # type: ignore[operator]
-
-
 class Marks(Protocol):
     """Time marks dropped inside one iteration (by hooks or between phases);
     ``finish`` waits once per iteration for the last mark to have happened."""
@@ -195,10 +158,26 @@ def make_marks(clock: str, device: torch.device) -> Marks:
     return HostMarks((lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None))
 
 
+class MarkClock:
+    """A Clock made of two marks: start, work, stop (one wait for the stop mark).
+    On a GPU with perf_counter this synchronizes *before* reading the end time,
+    so it times the work and not only the kernel launches."""
+
+    def __init__(self, marks: Marks):
+        self.marks = marks
+        self.name = marks.clock
+
+    def start(self) -> object:
+        return self.marks.mark()
+
+    def stop(self, token: object) -> float:
+        end = self.marks.mark()
+        self.marks.finish(end)
+        return self.marks.elapsed(token, end)
+
+
 def make_clock(name: str, device: torch.device) -> Clock:
-    if name == "cuda-event":
-        return CudaEventClock()
-    return PerfCounterClock(device)
+    return MarkClock(make_marks(name, device))
 
 
 def deadline(max_seconds: float | None, min_iters: int,

@@ -26,7 +26,7 @@ from common import models  # noqa: E402
 # Small and fast: every end-to-end run uses these.
 FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1"]
 
-FAMILY_DIR = {"resnet": "resnet_profiler", "mobilenetv2": "mobilenetv2_profiler", "xception": "xception_profiler"}
+FAMILY_DIR = {f: f"{f}_profiler" for f in ("resnet", "mobilenetv2", "xception", "vgg")}
 
 
 def script(model: str, tool: str) -> Path:

@@ -18,14 +18,22 @@ PARAMS = {
     "mobilenet_v2": 3_504_872,
     "xception": 22_855_952,
 }
+# Seed 004's VGGs (torchvision, 1000 classes).
+VGG_PARAMS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248}
 
 
 # --------------------------------------------------------------------------- registry
 
-@pytest.mark.parametrize("name", list(PARAMS))
+@pytest.mark.parametrize("name", list(PARAMS) + list(VGG_PARAMS))
 def test_parameter_count(name):
     m = meta_model(name)
-    assert sum(p.numel() for p in m.parameters()) == PARAMS[name]
+    assert sum(p.numel() for p in m.parameters()) == {**PARAMS, **VGG_PARAMS}[name]
+
+
+def test_seed004_models_and_batches():
+    assert list(models.SEED004) == list(VGG_PARAMS) + ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert {m for m, b in models.SEED004.items() if b == 4} == {"resnet101", "resnet152"}
+    assert set(models.SEED004.values()) == {4, 8}
 
 
 def test_backbones_are_the_six_of_the_tables():
@@ -45,6 +53,7 @@ def test_families_match_profiler_folders():
     assert models.family_models("resnet") == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
     assert models.family_models("mobilenetv2") == ["mobilenet_v2"]
     assert models.family_models("xception") == ["xception"]
+    assert models.family_models("vgg") == list(VGG_PARAMS)
 
 
 def test_build_is_in_eval_mode_on_cpu():
@@ -56,7 +65,8 @@ def test_build_is_in_eval_mode_on_cpu():
 
 # --------------------------------------------------------------------------- units
 
-UNIT_CASES = [(name, 1) for name in models.BACKBONES] + [("resnet18", 2), ("resnet50", 2)]
+UNIT_CASES = [(name, 1) for name in models.BACKBONES] + [("resnet18", 2), ("resnet50", 2), ("vgg16", 1),
+                                                          ("vgg19_bn", 1)]
 
 
 def _executed_leaves(model: nn.Module, x: torch.Tensor) -> list[str]:
@@ -196,3 +206,12 @@ def test_seeded_input_is_identical_across_calls():
     torch.randn(10)  # the global RNG does not matter: the tensor has its own generator
     assert torch.equal(inputs.make(spec, "cpu"), a)
     assert a.std() > 0.5  # standard normal, not zeros
+
+
+def test_vgg_units_are_named_as_in_the_paper():
+    labels = [u.label for u in models.units("vgg16", meta_model("vgg16"))]
+    assert labels[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
+    assert "conv5_3" in labels and "conv5_4" not in labels
+    assert labels[-7:] == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
+    bn = [u.label for u in models.units("vgg19_bn", meta_model("vgg19_bn"))]
+    assert bn[:3] == ["conv1_1", "bn1_1", "relu1_1"] and "conv5_4" in bn
