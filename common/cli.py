@@ -480,6 +480,12 @@ def main(tool: str, family: str | None = None, argv: list[str] | None = None) ->
                 return UserError.exit_code
             raise
         oom = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    except ValueError as exc:
+        if "more than 1 value per channel" not in str(exc):
+            raise
+        sys.stderr.write(f"{parser.prog}: error: input too small for a training step at {what}: batch norm "
+                         "needs more than one value per channel; use a larger --batch or --size\n")
+        return UserError.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; no output was written for {what}\n")
         return 130

@@ -71,15 +71,39 @@ class _UnitHooks:
         self.profiles = [UnitProfile(u, type(modules[u.path]).__name__ if u.path else "functional") for u in units]
         # Per iteration: marks keyed by (unit index, "pre"|"post"|"grad_out"|"grad_in").
         self.seen: dict[tuple[int, str], object] = {}
+        # Per iteration: the keys waiting on one gradient, by (tensor id, version);
+        # the tensor is held with them so that its id is not reused in the pass.
+        self._waiting: dict[tuple[int, int], tuple[torch.Tensor, list[tuple[int, str]]]] = {}
         self.handles = []
         for i, u in enumerate(units):
             if u.path is not None:
                 self.handles.append(modules[u.path].register_forward_pre_hook(self._pre(i)))
                 self.handles.append(modules[u.path].register_forward_hook(self._post(i)))
 
+    def reset(self) -> None:
+        """Forget the last iteration's marks (call before each pass)."""
+        self.seen.clear()
+        self._waiting.clear()
+
     def _on_grad(self, t: object, key: tuple[int, str]) -> None:
-        if self.backward and isinstance(t, torch.Tensor) and t.requires_grad:
-            t.register_hook(lambda _g: self.seen.__setitem__(key, self.marks.mark()))
+        """Mark ``key`` when the gradient of ``t`` is complete. One unit's output is
+        the next one's input: both keys share one hook and so one mark, else the
+        host's time between two marks would count in both units' spans."""
+        if not (self.backward and isinstance(t, torch.Tensor) and t.requires_grad):
+            return
+        moment = (id(t), t._version)
+        if moment in self._waiting:
+            self._waiting[moment][1].append(key)
+            return
+        keys = [key]
+        self._waiting[moment] = (t, keys)
+
+        def hook(_grad: torch.Tensor) -> None:
+            mark = self.marks.mark()
+            for k in keys:
+                self.seen[k] = mark
+
+        t.register_hook(hook)
 
     def _pre(self, i: int):
         def hook(_m: nn.Module, args: tuple) -> None:
@@ -139,7 +163,7 @@ class _UnitHooks:
             if bwd:
                 p.backward_ms.append(el(self._backward_mark(i, "grad_out", *bwd),
                                         self._backward_mark(i, "grad_in", *bwd)))
-        self.seen.clear()
+        self.reset()
 
 
 def profile_units(
@@ -163,7 +187,7 @@ def profile_units(
     spans: list[float] = []
     try:
         for n in tqdm(range(warmup + iters), desc="per-unit timing", leave=False):
-            hooks.seen.clear()
+            hooks.reset()
             start = marks.mark()
             fn()
             end = marks.mark()

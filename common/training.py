@@ -105,7 +105,7 @@ def train_loop(
     spans are collected too. Returns a Measurement per phase of ``PHASES`` run."""
     for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
         if hooks:
-            hooks.seen.clear()
+            hooks.reset()
         step.run()
     samples: dict[str, list[float]] = {p: [] for p in PHASES if p != "optimizer" or step.optimizer}
     stopped_early = False
@@ -113,7 +113,7 @@ def train_loop(
     for n in tqdm(range(iters), desc=desc, leave=False):
         step.zero_grad()  # outside the timed region
         if hooks:
-            hooks.seen.clear()
+            hooks.reset()
         a = marks.mark()
         out = step.forward()
         b = marks.mark()
