@@ -303,3 +303,68 @@ def test_oom_names_the_batch_and_the_largest_that_fit(tmp_path, monkeypatch, cap
     assert len(err.splitlines()) == 1
     assert "batch 8; batch 2 fits (tried 4, 2)" in err and "out of memory" in err
     assert not snapshot(tmp_path)
+
+
+# --------------------------------------------------------------------------- seed-004 tables
+
+def _phase(mean_ms: float, iters: int = 7) -> dict:
+    return {"stats": {"mean_ms": mean_ms, "median_ms": mean_ms}, "iters": iters, "achieved_tflops": 1.0}
+
+
+def _train_record(tmp_path, model: str, batch: int, total: float, device_type: str = "cuda") -> dict:
+    path = tmp_path / "records/dev/train-timing" / f"{model}.json"
+    return {"kind": "train-timing", "_path": str(path),
+            "spec": {"model": model, "variant": "", "input": {"name": "imagenet", "batch": batch}},
+            "env": {"date": "2026-11-23T10:00:00+00:00", "device_type": device_type, "device_name": "Test GPU"},
+            "result": {"with_optimizer": False, "inference": _phase(total / 4),
+                       "train": {"forward": _phase(total / 3), "backward": _phase(2 * total / 3), "total": _phase(total)},
+                       "train_peak": {"peak_train_step_mib": 1000.0}, "inference_peak": {"peak_inference_mib": 100.0}}}
+
+
+def test_seed004_table_puts_the_seed_beside_ours_with_speed_up(tmp_path):
+    from common import tables, tables_train
+
+    seeds = tables.Seeds.load(tables.SEEDS)
+    recs = [_train_record(tmp_path, "vgg16", 8, 42.6), _train_record(tmp_path, "resnet101", 4, 33.8)]
+    text = tables_train.section(recs, seeds.seed004)
+    vgg = next(line for line in text.splitlines() if line.startswith("| **VGG16** "))
+    cells = [c.strip() for c in vgg.strip("|").split("|")]
+    assert cells[:6] == ["**VGG16**", "8", "14.20", "28.40", "42.60", "10.65"]
+    assert cells[6:9] == ["85.2", "23.4", "2.00"]  # seed 004's 1080 Ti: 0.0852 s total; 85.2 / 42.6
+    r101 = next(line for line in text.splitlines() if line.startswith("| **ResNet-101** "))
+    r101_cells = [c.strip() for c in r101.strip("|").split("|")]
+    assert r101_cells[1] == "4" and r101_cells[8] == "2.00"  # 67.6 / 33.8
+    # a record at another batch is not the seed's input: no row of ours for it
+    other = tables_train.section([_train_record(tmp_path, "vgg16", 2, 10.0)], seeds.seed004)
+    assert "10.00" not in other
+
+
+def test_seed004_section_is_empty_without_records():
+    from common import tables, tables_train
+
+    assert tables_train.section([], tables.Seeds.load(tables.SEEDS).seed004) == ""
+
+
+def test_modes_table_shows_search_candidates(tmp_path):
+    from common import tables
+
+    rec = {"kind": "timing", "_path": str(tmp_path / "records/dev/timing/r.json"),
+           "spec": {"model": "resnet50", "variant": "bf16-cl-graph", "mode": "bf16 channels-last + CUDA graph",
+                    "input": {"name": "cityscapes", "batch": 1}},
+           "env": {"date": "2026-11-23T10:00:00+00:00", "device_name": "Test GPU"},
+           "result": {"timing": {"stats": {"median_ms": 3.5, "fps": 285.0}}, "achieved_tflops": 97.0,
+                      "fraction_of_peak": 0.127,
+                      "fastest": {"picked": "bf16 channels-last + CUDA graph", "candidates": [
+                          {"mode": "eager fp32", "variant": "", "median_ms": 16.5, "achieved_tflops": 20.7,
+                           "fraction_of_peak": 0.41, "timing": {"iters": 61, "stats": {"fps": 60.6}}},
+                          {"mode": "bf16 channels-last + CUDA graph", "variant": "bf16-cl-graph", "median_ms": 3.6,
+                           "timing": {"iters": 280, "stats": {"fps": 277.0}}},
+                          {"mode": "eager tf32", "variant": "tf32", "skipped": "no"}]}}}
+    modes: dict = {}
+    tables._collect_mode(rec, modes)
+    tables._collect_candidates(rec, modes)
+    assert modes[("dev", "resnet50", "cityscapes", "bf16-cl-graph")]["median_ms"] == 3.5  # the full measurement wins
+    assert modes[("dev", "resnet50", "cityscapes", "")]["search"] == 61
+    assert ("dev", "resnet50", "cityscapes", "tf32") not in modes
+    table = tables.modes_table(tables.Results({}, [], modes), "dev")
+    assert "eager fp32 (search: 61 iterations)" in table and "(picked by --mode fastest)" in table
