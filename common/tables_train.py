@@ -100,7 +100,7 @@ def preset_table(train: dict, tag: str) -> str:
             r, t = rec["result"], rec["result"]["train"]
             rows.append([f"**{models.get(model).display}**", preset, _num(_ms(t["forward"]), ".2f"),
                          _num(_ms(t["backward"]), ".2f"), _num(_ms(t["total"]), ".2f"),
-                         _num(_ms(r["inference"]), ".2f"), _num(t["total"].get("achieved_tflops"), ".1f"),
+                         _num(_ms(r["inference"]), ".2f"), _num(t["total"].get("achieved_tflops"), ".2f"),
                          _num(_peak(r, "train_peak", "peak_train_step_mib"), ".0f"),
                          _num(_peak(r, "inference_peak", "peak_inference_mib"), ".0f"), str(t["total"]["iters"])])
     return md_table(headers, rows, numeric_from=2) if rows else ""
