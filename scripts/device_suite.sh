@@ -8,7 +8,7 @@
 #   core     every family's timing drivers, memory reports, timer cross-check
 #   modes    --mode fastest (no compile) for the six backbones on both presets
 #   compile  ResNet-50 compiled for the target, per-unit roofline in bf16, compiled backbones
-#   train    seed 004: training steps of the nine models, the layer sets, per-unit backward
+#   train    seed 004 (scripts/seed004.sh), per-unit backward, training steps at both presets
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:?usage: device_suite.sh core|modes|compile|train [timer.py args]}
@@ -52,20 +52,13 @@ case $stage in
       timer "compiled_$m" --model "$m" --precision bf16 --channels-last --compile default --cuda-graph "$@"
     done ;;
   train)
-    seed004=$(python3 -c "from common.models import SEED004; print(' '.join(f'{m}:{b}' for m, b in SEED004.items()))")
-    for mb in $seed004; do
-      m=${mb%:*} b=${mb#*:}
-      timer "train_${m}_b$b" --model "$m" --input imagenet --batch "$b" --pass train "$@"
-    done
-    step layers_seed004 python3 layer_profiler/timer.py --set seed004 "$@"
-    step layers_large python3 layer_profiler/timer.py --set large "$@"
+    step seed004 sh scripts/seed004.sh "$@"
     timer train_units_resnet50 --model resnet50 --input imagenet --batch 8 --pass train --layers "$@"
     timer train_units_vgg16 --model vgg16 --input imagenet --batch 8 --pass train --layers "$@"
-    for m in vgg16 vgg16_bn vgg19 vgg19_bn resnet18 resnet34 resnet50 resnet101 resnet152; do
-      timer "train_${m}_cityscapes" --model "$m" --input cityscapes --pass train "$@"
-    done
-    for m in vgg16 vgg16_bn vgg19 vgg19_bn resnet18 resnet34 resnet50 resnet101 resnet152; do
-      timer "train_${m}_pascal" --model "$m" --input pascal --pass train "$@"
+    for input in cityscapes pascal; do
+      for m in vgg16 vgg16_bn vgg19 vgg19_bn resnet18 resnet34 resnet50 resnet101 resnet152; do
+        timer "train_${m}_$input" --model "$m" --input "$input" --pass train "$@"
+      done
     done ;;
   *) echo "unknown stage $stage" >&2; exit 2 ;;
 esac
