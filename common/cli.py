@@ -412,10 +412,18 @@ def largest_fitting_batch(batch: int, fits: Callable[[int], bool]) -> tuple[int 
     return None, tried
 
 
+def _smaller_batch(args: argparse.Namespace) -> tuple[int | None, list[int]]:
+    """After running out of memory: the largest halved batch that fits, searched
+    only on a GPU, where running out is a clean error (on the CPU an allocation
+    that nearly fits can summon the kernel's OOM killer)."""
+    if not _searchable(args):
+        return None, []
+    torch.cuda.empty_cache()
+    return largest_fitting_batch(args.batch, lambda b: _one_step_fits(args, b))
+
+
 def _searchable(args: argparse.Namespace) -> bool:
-    """Search smaller batches only on a GPU: there running out is a clean error,
-    while on the CPU an allocation that nearly fits can summon the kernel's OOM killer."""
-    return getattr(args, "iters", None) is not None and envmod.resolve_device(args.device).type == "cuda"
+    return envmod.resolve_device(args.device).type == "cuda"
 
 
 def _one_step_fits(args: argparse.Namespace, batch: int) -> bool:
@@ -442,61 +450,62 @@ def _one_step_fits(args: argparse.Namespace, batch: int) -> bool:
             torch.cuda.empty_cache()
 
 
-def main_layers(argv: list[str] | None = None) -> int:
-    parser = build_layer_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        written = run_layers(args)
-    except UserError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; no output was written for set {args.layer_set}\n")
-        return 130
-    for path in written:
-        print(path)
-    return 0
-
-
-def main(tool: str, family: str | None = None, argv: list[str] | None = None) -> int:
-    parser = build_parser(tool, family)
-    args = parser.parse_args(argv)
-    what = f"{args.model} input {args.size or args.input} batch {args.batch}"
+def _guarded(prog: str, what: str, threads: int | None, work: Callable[[], list[Path]],
+             smaller: Callable[[], tuple[int | None, list[int]]] = lambda: (None, [])) -> int:
+    """Run ``work``; every error a user can cause ends as one line on stderr and
+    an exit code. ``smaller`` looks for a batch that fits after running out of memory."""
     oom = None
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        written = run_timer(args) if tool == "timer" else run_mem(args)
+        if threads:
+            torch.set_num_threads(threads)
+        written = work()
     except UserError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        sys.stderr.write(f"{prog}: error: {exc}\n")
         return exc.exit_code
     except (RuntimeError, MemoryError) as exc:
         msg = str(exc)
         if not _is_oom(exc):
             if "too small" in msg or "can't be greater than actual input size" in msg:
-                sys.stderr.write(f"{parser.prog}: error: input too small for {what}: {msg.splitlines()[0][:200]}\n")
+                sys.stderr.write(f"{prog}: error: input too small for {what}: {msg.splitlines()[0][:200]}\n")
                 return UserError.exit_code
             raise
         oom = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
     except ValueError as exc:
         if "more than 1 value per channel" not in str(exc):
             raise
-        sys.stderr.write(f"{parser.prog}: error: input too small for a training step at {what}: batch norm "
+        sys.stderr.write(f"{prog}: error: input too small for a training step at {what}: batch norm "
                          "needs more than one value per channel; use a larger --batch or --size\n")
         return UserError.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write(f"{parser.prog}: interrupted; no output was written for {what}\n")
+        sys.stderr.write(f"{prog}: interrupted; no output was written for {what}\n")
         return 130
     if oom is not None:
         # Outside the handler, so the failed run's tensors are already freed.
-        fits, tried = None, []
-        if _searchable(args):
-            torch.cuda.empty_cache()
-            fits, tried = largest_fitting_batch(args.batch, lambda b: _one_step_fits(args, b))
-        sys.stderr.write(f"{parser.prog}: error: {_oom_message(what, oom, fits, tried)}\n")
+        fits, tried = smaller()
+        sys.stderr.write(f"{prog}: error: {_oom_message(what, oom, fits, tried)}\n")
         return OutOfMemory.exit_code
     for path in written:
         print(path)
     return 0
+
+
+def main_layers(argv: list[str] | None = None) -> int:
+    parser = build_layer_parser()
+    args = parser.parse_args(argv)
+    return _guarded(parser.prog, f"layer set {args.layer_set}", args.threads, lambda: run_layers(args))
+
+
+def main(tool: str, family: str | None = None, argv: list[str] | None = None) -> int:
+    parser = build_parser(tool, family)
+    args = parser.parse_args(argv)
+    what = f"{args.model} input {args.size or args.input} batch {args.batch}"
+    if tool == "timer":
+        return _guarded(parser.prog, what, args.threads, lambda: run_timer(args), lambda: _smaller_batch(args))
+    return _guarded(parser.prog, what, args.threads, lambda: run_mem(args))
+
+
+if __name__ == "__main__":  # python -m common.cli timer|mem ARGS: any registered model, its family's outputs
+    if sys.argv[1:2] not in (["timer"], ["mem"]):
+        sys.stderr.write("usage: python -m common.cli timer|mem --model NAME [options]\n")
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], None, sys.argv[2:]))

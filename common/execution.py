@@ -167,6 +167,12 @@ FASTEST_CANDIDATES: tuple[dict, ...] = (
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
 
 
+def _with_mode(spec: RunSpec, overrides: dict) -> RunSpec:
+    """``spec`` in one candidate's mode: every mode setting reset, then ``overrides``."""
+    return replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
+                            "cudnn_benchmark": False, **overrides})
+
+
 def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
                    with_compile: bool = True) -> tuple[RunSpec, dict]:
     """Time every supported candidate briefly on fresh model instances; return the
@@ -174,8 +180,7 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
     each timed one with its raw samples."""
     tried = []
     for overrides in FASTEST_CANDIDATES:
-        cand = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
-                                "cudnn_benchmark": False, **overrides})
+        cand = _with_mode(spec, overrides)
         row: dict = {"mode": cand.mode, "variant": cand.variant, "precision": cand.precision}
         tried.append(row)
         if eager_only and (cand.cuda_graph or cand.compile):
@@ -204,7 +209,6 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
     if not timed:
         raise UserError("--mode fastest: no candidate mode could run: " + "; ".join(r["skipped"] for r in tried))
     best = FASTEST_CANDIDATES[min(timed)[1]]
-    picked = replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
-                              "cudnn_benchmark": False, **best})
+    picked = _with_mode(spec, best)
     return picked, {"candidates": tried, "picked": picked.mode,
                     "search": f"{SEARCH_WARMUP} warm-up, then {SEARCH_SECONDS:g} s of timing per candidate"}

@@ -26,11 +26,6 @@ class LayerCase:
     build: Callable[[], nn.Module]
     input_shape: tuple[int, ...]
 
-    @property
-    def describe(self) -> str:
-        return f"{self.build()} on {'x'.join(map(str, self.input_shape))}"
-
-
 def _set(c_in: int, channels: int, batch: int, dense: tuple[int, int, int]) -> tuple[LayerCase, ...]:
     """Seed 004's layer list at a given width: convs c_in -> channels (kernel/stride,
     'same' padding), pools 3x3/2, BatchNorm2d, and one Dense layer (in, out, batch)."""

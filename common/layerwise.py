@@ -6,7 +6,7 @@ never per unit, so the units run back to back as they do without hooks. A unit's
 forward time is the span between its own pre and post marks; a functional unit
 (``Unit.path is None``) spans the gap between the neighbouring module units.
 
-Backward (``profile_units_train``): tensor hooks mark the moment the gradient of
+Backward (``unit_hooks``, driven by ``training.train_loop``): tensor hooks mark the moment the gradient of
 a unit's output is complete (its backward begins) and the moment the gradient of
 its input is complete (its backward ends). A hook registered before an in-place
 op sees the gradient of the value before that op (PyTorch's documented rule), so
@@ -152,9 +152,8 @@ class _UnitHooks:
 
     def collect(self, fwd: tuple[object, object], bwd: tuple[object, object] | None = None) -> None:
         """Append this iteration's spans; ``fwd``/``bwd`` are the passes' own start and end marks."""
-        for side, what in (("post", "forward"), ("grad_out", "backward")):
-            absent = [self.units[i].label for i, u in enumerate(self.units)
-                      if u.path and (i, side) not in self.seen and (what == "forward" or bwd)]
+        for side, what in [("post", "forward")] + ([("grad_out", "backward")] if bwd else []):
+            absent = [self.units[i].label for i, u in enumerate(self.units) if u.path and (i, side) not in self.seen]
             if absent:
                 raise UserError(f"unit(s) never ran in the {what} pass: {', '.join(absent)}")
         el = self.marks.elapsed
@@ -182,7 +181,7 @@ def profile_units(
     last mark (the hooked forward pass). ``deadline(n)`` lets the caller stop
     early after ``n`` iterations.
     """
-    marks = make_marks("cuda-event" if device.type == "cuda" else "perf_counter", device)
+    marks = unit_marks(device)
     hooks = _UnitHooks(model, units, marks, backward=False)
     spans: list[float] = []
     try:
@@ -201,6 +200,12 @@ def profile_units(
     finally:
         hooks.remove()
     return hooks.profiles, spans
+
+
+def unit_marks(device: torch.device) -> Marks:
+    """Marks for hooks: CUDA events on a GPU whatever the run's clock, since a
+    synchronizing host mark per unit would serialize the units."""
+    return make_marks("cuda-event" if device.type == "cuda" else "perf_counter", device)
 
 
 def unit_hooks(model: nn.Module, units: list[Unit], marks: Marks) -> _UnitHooks:

@@ -235,7 +235,6 @@ def _mib(v: float | None) -> str:
 
 def layerbench_txt(rec: dict) -> str:
     spec, env, r = rec["spec"], rec["env"], rec["result"]
-    first = r["rows"][0]["forward"]
     text = "\n".join([
         f"# Single-layer benchmarks, set {spec['set']} (seed 004): forward, backward, total",
         f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
@@ -260,5 +259,4 @@ def layerbench_txt(rec: dict) -> str:
                  f"{f['achieved_tflops']:>12.3f}{b['achieved_tflops']:>12.3f}{f['achieved_gbs']:>10.1f}"
                  f"{b['achieved_gbs']:>10.1f}{f['iters']:>7}"
                  + ("  NOISY" if t["stats"]["noisy"] else "") + "\n")
-    del first
     return text

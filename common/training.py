@@ -54,8 +54,7 @@ def model_step(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer:
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad(), execution.autocast(spec):
-        classes = model(x).shape[1]
+    classes = _output_classes(model, x)
     generator = torch.Generator().manual_seed(inputs.SEED + 1)
     target = torch.randint(0, classes, (x.shape[0],), generator=generator).to(x.device)
     loss_fn = nn.CrossEntropyLoss()
@@ -67,6 +66,15 @@ def model_step(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=SGD_LR, momentum=SGD_MOMENTUM) if with_optimizer else None
     return TrainStep(forward, lambda loss: loss.backward(), params, opt)
+
+
+def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """The model's output width from a pass on the meta device (no compute, no
+    memory): the weights are swapped for meta stand-ins for that one call."""
+    stand_ins = {name: torch.empty_like(t, device="meta")
+                 for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    with torch.no_grad():
+        return torch.func.functional_call(model, stand_ins, (x.to("meta"),)).shape[1]
 
 
 def layer_step(layer: nn.Module, x: torch.Tensor,
@@ -143,8 +151,7 @@ def profile_train(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimiz
     returns the measurements, the unit profiles and the step (for ``train_peak``)."""
     device = torch.device(spec.device)
     step = model_step(model, x, spec, with_optimizer)
-    marks = make_marks(spec.clock, device) if units is None else \
-        make_marks("cuda-event" if device.type == "cuda" else "perf_counter", device)
+    marks = make_marks(spec.clock, device) if units is None else layerwise.unit_marks(device)
     hooks = layerwise.unit_hooks(model, units, marks) if units else None
     try:
         got = train_loop(step, marks, spec.warmup, spec.iters, batch=spec.input.batch,
