@@ -225,15 +225,17 @@ def run_train(args: argparse.Namespace, run: _Run) -> list[Path]:
         got, profiles, step = training.profile_train(
             model, x, spec, args.with_optimizer, units)
         result["train"] = {phase: m.to_dict() for phase, m in got.items()}
-        if not args.layers:
-            result["train_peak"] = training.train_peak(step, device)
+        gpu_peaks = device.type == "cuda" and not args.layers  # the CPU's come from fresh processes, below
+        if gpu_peaks:
+            result["train_peak"] = memory.gpu_peak(step.run, device, key="train_step", settle=step.zero_grad,
+                                                   what="training step (gradients cleared before it)")
         model.eval()
         with torch.inference_mode():
             prepared = execution.prepare(model, x, spec)
             m = timing.run_loop(prepared.fn, timing.make_clock(spec.clock, device), spec.warmup, spec.iters,
                                 batch=spec.input.batch, max_seconds=spec.max_seconds, min_iters=spec.min_iters,
                                 desc=f"{spec.model} {spec.input.tag} inference")
-            if device.type == "cuda" and not args.layers:
+            if gpu_peaks:
                 result["inference_peak"] = memory.gpu_peak(prepared.fn, device)
         result.update(backend_flags=flags, inference=m.to_dict())
     del model, x, step, prepared

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import warnings
+from typing import Callable
 
 import torch
 
@@ -103,10 +104,13 @@ def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
     }
 
 
-def gpu_peak(fn, device: torch.device) -> dict:
-    """Peak allocator memory of one inference, after one warm-up inference (cuDNN
-    workspaces and the allocator's pools are then in their steady state)."""
+def gpu_peak(fn: Callable[[], object], device: torch.device, *, key: str = "inference",
+             what: str = "inference", settle: Callable[[], None] = lambda: None) -> dict:
+    """Peak allocator memory of one call of ``fn`` (an inference, or a training
+    step), after one warm-up call (cuDNN workspaces and the allocator's pools are
+    then in their steady state) and ``settle`` (e.g. clearing gradients)."""
     fn()
+    settle()
     torch.cuda.synchronize(device)
     resident = torch.cuda.memory_allocated(device)
     reserved_before = torch.cuda.memory_reserved(device)
@@ -115,10 +119,10 @@ def gpu_peak(fn, device: torch.device) -> dict:
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device)
     return {
-        "method": "torch.cuda.max_memory_allocated() over the 2nd inference, minus memory_allocated() before it",
+        "method": f"torch.cuda.max_memory_allocated() over the 2nd {what}, minus memory_allocated() before it",
         "resident_mib": resident / MIB,
         "peak_allocated_mib": peak / MIB,
-        "peak_inference_mib": (peak - resident) / MIB,
+        f"peak_{key}_mib": (peak - resident) / MIB,
         "peak_reserved_mib": torch.cuda.max_memory_reserved(device) / MIB,
         "reserved_before_mib": reserved_before / MIB,
     }

@@ -148,35 +148,16 @@ def train_loop(
 def profile_train(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer: bool,
                   units: list[Unit] | None) -> tuple[dict[str, Measurement], list | None, TrainStep]:
     """Time training steps of ``model`` (whole model, or per unit with ``units``);
-    returns the measurements, the unit profiles and the step (for ``train_peak``)."""
+    returns the measurements, the unit profiles and the step (for its peak memory)."""
     device = torch.device(spec.device)
     step = model_step(model, x, spec, with_optimizer)
     marks = make_marks(spec.clock, device) if units is None else layerwise.unit_marks(device)
     hooks = layerwise.unit_hooks(model, units, marks) if units else None
     try:
         got = train_loop(step, marks, spec.warmup, spec.iters, batch=spec.input.batch,
-                         max_seconds=spec.max_seconds, min_iters=spec.min_iters, hooks=hooks, desc=f"{spec.model} {spec.input.tag} train")
+                         max_seconds=spec.max_seconds, min_iters=spec.min_iters, hooks=hooks,
+                         desc=f"{spec.model} {spec.input.tag} train")
     finally:
         if hooks:
             hooks.remove()
     return got, hooks.profiles if hooks else None, step
-
-
-def train_peak(step: TrainStep, device: torch.device) -> dict | None:
-    """Peak allocator memory of one training step (GPU), after one warm-up step."""
-    if device.type != "cuda":
-        return None
-    from common.memory import MIB
-
-    step.run()
-    step.zero_grad()
-    torch.cuda.synchronize(device)
-    resident = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    step.run()
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device)
-    return {"method": "torch.cuda.max_memory_allocated() over the 2nd training step (gradients cleared before it), "
-                      "minus memory_allocated() before it",
-            "resident_mib": resident / MIB, "peak_allocated_mib": peak / MIB,
-            "peak_train_step_mib": (peak - resident) / MIB}
