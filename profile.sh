@@ -26,4 +26,4 @@ for family in resnet mobilenetv2 xception vgg; do
   sh "${family}_profiler/mem_report.sh"
   sh "${family}_profiler/summary.sh"
 done
-"$PYTHON" -m common.tables
+"$PYTHON" -m common.render.tables

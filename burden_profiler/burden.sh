@@ -1,6 +1,6 @@
 #!/bin/sh
 # Model-zoo burden table (seed 003): parameter memory, feature memory, MACs/FLOPs of
-# torchvision and timm models. Every argument goes to `python -m common.burden`
+# torchvision and timm registry. Every argument goes to `python -m common.burden`
 # (try --help); with none, the whole list is analysed and results/burden.md rebuilt.
 root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
 py=$root/.venv/bin/python

@@ -12,7 +12,7 @@ with convnet-burden's published figures beside ours; ``results/reference/convnet
 
 How each number is obtained:
 
-- Parameters, MACs/FLOPs and feature memory come from ``common.structure.analyze`` (one
+- Parameters, MACs/FLOPs and feature memory come from ``common.measure.structure.analyze`` (one
   forward under a dispatch mode; FLOPs from ``torch.utils.flop_counter``'s formulas,
   MACs = FLOPs / 2; feature memory in convnet-burden's convention: every op output
   counted once at 4 bytes, no reuse, in-place ops and views add nothing). The forward
@@ -56,10 +56,11 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from common import records, structure
+from common import records
+from common.measure import structure
 from common.argtypes import positive
 from common.errors import UserError
-from common.models import Unit
+from common.registry import Unit
 
 PROG = "common.burden"
 MIB = 2**20

@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from common import env as envmod
-from common import (execution, inputs, layerbench, layerwise, memory, models, peak, records, report, structure, timing,
-                    training)
+from common import inputs, registry, records
+from common.measure import execution, layerbench, layerwise, memory, peak, structure, timing, training
+from common.render import txt as report
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RunSpec
@@ -51,7 +52,7 @@ def _loop_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
-    names = models.family_models(family) if family else list(models.REGISTRY)
+    names = registry.family_models(family) if family else list(registry.REGISTRY)
     p = _Parser(prog=f"{family + '_profiler/' if family else ''}{tool}.py",
                 description="Whole-model and per-unit latency, inference or training step." if tool == "timer"
                 else "Memory report (static, peak, MACs/FLOPs, feature memory) or model structure.")
@@ -97,7 +98,7 @@ def build_parser(tool: str, family: str | None) -> argparse.ArgumentParser:
 
 
 def _spec(args: argparse.Namespace, device: torch.device) -> RunSpec:
-    entry = models.get(args.model)
+    entry = registry.get(args.model)
     inp = inputs.resolve(args.input, args.size, args.batch)
     inputs.check_fits(inp, entry.min_side, args.model)
     is_timer = hasattr(args, "iters")
@@ -141,7 +142,7 @@ class _Run:
 def _prepare_run(args: argparse.Namespace) -> _Run:
     device = envmod.resolve_device(args.device)
     spec = _spec(args, device)
-    entry = models.get(spec.model)
+    entry = registry.get(spec.model)
     env = envmod.collect(device)
     tag = args.tag or envmod.device_tag(env)
     base = args.out_dir / f"{entry.family}_profiler" / f"{spec.model}_stats" / tag
@@ -166,7 +167,7 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
                                             f"depth{spec.depth}" if args.layers and spec.depth > 1 else "") if p))
     rec_path = rec_dir / f"{stem}.json"
 
-    model = models.build(spec.model, device)
+    model = registry.build(spec.model, device)
     x = inputs.make(spec.input, device)
     with torch.inference_mode(), execution.backend_flags(spec) as flags:
         prepared = execution.prepare(model, x, spec)
@@ -175,7 +176,7 @@ def run_timer(args: argparse.Namespace) -> list[Path]:
                             desc=f"{spec.model} {spec.input.tag}")
         result.update(backend_flags=flags, timing=m.to_dict(), setup=prepared.setup)
         if args.layers:
-            unit_list = models.units(spec.model, prepared.model, spec.depth)
+            unit_list = registry.units(spec.model, prepared.model, spec.depth)
             profiles, spans = layerwise.profile_units(
                 prepared.model, prepared.fn, unit_list, device, spec.warmup, spec.iters,
                 deadline=timing.deadline(spec.max_seconds, spec.min_iters))
@@ -215,9 +216,9 @@ def run_train(args: argparse.Namespace, run: _Run) -> list[Path]:
     spec, device = run.spec, run.device
     stem = _stem(spec, "train" + ("-sgd" if args.with_optimizer else "")
                  + (f"_depth{spec.depth}" if args.layers and spec.depth > 1 else ""))
-    model = models.build(spec.model, device)
+    model = registry.build(spec.model, device)
     x = inputs.make(spec.input, device)
-    units = models.units(spec.model, model, spec.depth) if args.layers else None
+    units = registry.units(spec.model, model, spec.depth) if args.layers else None
     result: dict = {"with_optimizer": args.with_optimizer, "loss": "cross-entropy on seeded random class targets",
                     "optimizer": f"SGD(lr={training.SGD_LR}, momentum={training.SGD_MOMENTUM})"
                     if args.with_optimizer else None}
@@ -243,7 +244,7 @@ def run_train(args: argparse.Namespace, run: _Run) -> list[Path]:
         h, w, b, th = spec.input.height, spec.input.width, spec.input.batch, torch.get_num_threads()
         result["train_peak"] = memory.cpu_peak(spec.model, h, w, b, th, train=True)
         result["inference_peak"] = memory.cpu_peak(spec.model, h, w, b, th)
-    meta_model = models.build(spec.model, "meta")
+    meta_model = registry.build(spec.model, "meta")
     meta_step = training.model_step(meta_model, torch.empty(spec.input.shape, device="meta"), spec, False)
     fwd_flops, bwd_flops = structure.step_flops(meta_step.forward, meta_step.backward)
     result["flops"] = {"forward": fwd_flops, "backward": bwd_flops}
@@ -278,16 +279,16 @@ def _add_roofline(result: dict, spec: RunSpec, peaks: dict | None) -> None:
 
 def _cost(spec: RunSpec, with_units: bool) -> structure.Cost:
     """Costs from a pass on the meta device: no memory, no compute."""
-    meta_model = models.build(spec.model, "meta")
+    meta_model = registry.build(spec.model, "meta")
     x = torch.empty(spec.input.shape, device="meta")
-    units = models.units(spec.model, meta_model, spec.depth) if with_units else None
+    units = registry.units(spec.model, meta_model, spec.depth) if with_units else None
     return structure.analyze(meta_model, x, units)
 
 
 def run_mem(args: argparse.Namespace) -> list[Path]:
     device = torch.device("cpu") if args.struct else envmod.resolve_device(args.device)
     spec = _spec(args, device)
-    entry = models.get(spec.model)
+    entry = registry.get(spec.model)
     env = envmod.collect(device)
     fam = args.out_dir / f"{entry.family}_profiler"
     if args.struct:
@@ -315,7 +316,7 @@ def run_mem(args: argparse.Namespace) -> list[Path]:
 
 
 def _memory(spec: RunSpec, device: torch.device, threads: int) -> dict:
-    model = models.build(spec.model, device)
+    model = registry.build(spec.model, device)
     x = inputs.make(spec.input, device)
     result: dict = {"static": memory.static_report(model, x)}
     if device.type == "cuda":
@@ -335,15 +336,15 @@ def _memory(spec: RunSpec, device: torch.device, threads: int) -> dict:
 
 
 def _structure(spec: RunSpec, depth: int) -> dict:
-    model = models.build(spec.model, "cpu")
+    model = registry.build(spec.model, "cpu")
     rows = structure.torchinfo_rows(model, inputs.make(spec.input, "cpu"), depth)
     # MACs per row from our FLOP counter, one meta pass per depth level (the rows of
     # one level never nest, so each pass attributes every op to at most one row).
-    meta_model = models.build(spec.model, "meta")
+    meta_model = registry.build(spec.model, "meta")
     meta_x = torch.empty(spec.input.shape, device="meta")
     for level in range(1, depth + 1):
         level_rows = [r for r in rows if r["depth"] == level]
-        level_units = [models.Unit(r["path"], r["path"]) for r in level_rows]
+        level_units = [registry.Unit(r["path"], r["path"]) for r in level_rows]
         for r, u in zip(level_rows, structure.analyze(meta_model, meta_x, level_units).units):
             r["macs"] = u.macs
     total = structure.analyze(meta_model, meta_x)
@@ -433,7 +434,7 @@ def _one_step_fits(args: argparse.Namespace, batch: int) -> bool:
     device = envmod.resolve_device(args.device)
     spec = replace(_spec(args, device), input=inputs.resolve(args.input, args.size, batch))
     try:
-        model = models.build(spec.model, device)
+        model = registry.build(spec.model, device)
         x = inputs.make(spec.input, device)
         with execution.backend_flags(spec):
             if getattr(args, "pass_", "infer") == "train":

@@ -1,16 +1,28 @@
-"""Records (the machine-readable result of one run), atomic writes, output paths."""
+"""Records: the machine-readable truth of one run, its paths, atomic writes.
+
+A record is ``{schema, kind, device_tag, request, env, code_version, result,
+superseded}``, one JSON file at ``results/records/<device_tag>/<kind>/<stem>.json``.
+Every table, ``.txt`` and figure is rendered from records (``common.render``).
+``superseded`` is null, or the reason a later change to the measuring code made
+this record's numbers stale; renderers show such records as superseded.
+"""
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
 from common.errors import UserError
+from common.spec import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-SCHEMA = 1  # bump when a record's layout changes; readers skip other versions
+SCHEMA = 2  # bump when a record's layout changes; readers report other versions as problems
+FIELDS = ("kind", "device_tag", "request", "env", "code_version", "result")
 
 
 def _new_file_mode() -> int:
@@ -52,8 +64,48 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
-def make_record(kind: str, spec: dict, env: dict, result: dict) -> dict:
-    return {"schema": SCHEMA, "kind": kind, "spec": spec, "env": env, "result": result}
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """The git commit of the measuring code and whether the tree had changes
+    (``dirty``); both None outside a git checkout (e.g. a copied tree)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "common", "*.py", "*.sh")
+    return {"commit": commit, "dirty": None if status is None or commit is None else bool(status)}
+
+
+def make_record(kind: str, device_tag: str, request: dict, env: dict, result: dict) -> dict:
+    return {"schema": SCHEMA, "kind": kind, "device_tag": device_tag, "request": request, "env": env,
+            "code_version": code_version(), "result": result, "superseded": None}
+
+
+def measured(rec: dict) -> dict:
+    """The request as measured: a fastest search's request in the mode it picked."""
+    picked = (rec["result"].get("fastest") or {}).get("picked_mode")
+    return {**rec["request"], **picked} if picked else rec["request"]
+
+
+def _finite(value: object) -> object:
+    """JSON has no NaN/Infinity: refuse them before anything is written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"non-finite number {value!r} in a record")
+    if isinstance(value, dict):
+        for v in value.values():
+            _finite(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _finite(v)
+    return value
+
+
+def dumps(rec: dict) -> str:
+    return json.dumps(_finite(rec), indent=1, allow_nan=False) + "\n"
 
 
 def record_dir(results: Path, tag: str, kind: str) -> Path:
@@ -64,9 +116,14 @@ def record_path(results: Path, tag: str, kind: str, stem: str) -> Path:
     return record_dir(results, tag, kind) / f"{stem}.json"
 
 
+def path_of(rec: dict, results: Path = RESULTS, stem: str | None = None) -> Path:
+    stem = stem or Request.from_dict(rec["request"]).stem
+    return record_path(results, rec["device_tag"], rec["kind"], stem)
+
+
 def write_record(path: Path, record: dict) -> None:
     ensure_writable(path.parent)
-    write_atomic(path, json.dumps(record, indent=1) + "\n")
+    write_atomic(path, dumps(record))
 
 
 def load_records(results: Path = RESULTS) -> tuple[list[dict], list[str]]:
@@ -83,7 +140,7 @@ def load_records(results: Path = RESULTS) -> tuple[list[dict], list[str]]:
             got = rec.get("schema") if isinstance(rec, dict) else None
             problems.append(f"{p}: schema {got!r}, expected {SCHEMA}")
             continue
-        missing = [k for k in ("kind", "spec", "env", "result") if k not in rec]
+        missing = [k for k in FIELDS if k not in rec]
         if missing:
             problems.append(f"{p}: missing {', '.join(missing)}")
             continue

@@ -1,55 +1,115 @@
-"""RunSpec: everything that defines one measurement, frozen and recorded."""
+"""Request: the whole of one measurement request, frozen, recorded, and the only
+input of the measuring code (nothing reads argparse after it is built).
+
+A request names *what* is measured (``kind``), *on what* (model, input, device),
+*how* (protocol and execution mode) and *where its outputs go* (root and tag). The
+file stem comes from the request alone: a ``search="fastest"`` request is named
+``..._fastest`` whatever mode the search picks.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 from common.inputs import InputSpec
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CLOCKS = ("cuda-event", "perf_counter")
+# Record kinds. 'train' requests write 'train-timing' / 'train-layers' records.
+KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
+SEARCHES = ("as-given", "fastest")
+MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile")
+DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
+
+
+def default_clock(device: str) -> str:
+    """CUDA events on a GPU (no host round trip), perf_counter on the CPU."""
+    return DEFAULT_CLOCK["cpu" if device.startswith("cpu") else "cuda"]
+
+
+def variant_of(mode: dict) -> str:
+    """File-name suffix naming every non-default execution setting of ``mode``."""
+    parts = [] if mode["precision"] == "fp32" else [mode["precision"]]
+    parts += ["cl"] if mode["channels_last"] else []
+    parts += ["cudnnbench"] if mode["cudnn_benchmark"] else []
+    parts += ["graph"] if mode["cuda_graph"] else []
+    parts += [f"compile-{mode['compile']}"] if mode["compile"] else []
+    return "-".join(parts)
+
+
+def mode_name(mode: dict) -> str:
+    """Human name of an execution mode: 'eager fp32', 'bf16 channels-last + CUDA graph'."""
+    words = [mode["precision"]]
+    words += ["channels-last"] if mode["channels_last"] else []
+    words += ["cudnn-benchmark"] if mode["cudnn_benchmark"] else []
+    words += ["+ CUDA graph"] if mode["cuda_graph"] else []
+    words += [f"+ compile({mode['compile']})"] if mode["compile"] else []
+    return ("eager " if not (mode["cuda_graph"] or mode["compile"]) else "") + " ".join(words)
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    model: str
+class Request:
+    kind: str  # one of KINDS
+    model: str  # registry name; "layers" for a layer-bench request
     input: InputSpec
     device: str  # "cpu" or "cuda:N", resolved
-    clock: str = "cuda-event"  # perf_counter on the CPU
+    clock: str = "cuda-event"  # perf_counter on the CPU; "none" where nothing is timed
     warmup: int = 25  # the seeds' protocol: 25 warm-up iterations ...
     iters: int = 300  # ... then 300 timed
-    max_seconds: float | None = None
-    min_iters: int = 5
+    max_seconds: float | None = None  # a bounded protocol stops each timed loop after this
+    min_iters: int = 5  # ... but never before this many samples
     precision: str = "fp32"  # fp32 means IEEE fp32: TF32 off in cuDNN and matmul
     channels_last: bool = False
     cudnn_benchmark: bool = False  # PyTorch's default
     cuda_graph: bool = False
     compile: str | None = None
-    depth: int = 1  # per-layer granularity (2: ResNet blocks)
-
-    @property
-    def variant(self) -> str:
-        """File-name suffix naming every non-default execution setting."""
-        parts = [] if self.precision == "fp32" else [self.precision]
-        parts += ["cl"] if self.channels_last else []
-        parts += ["cudnnbench"] if self.cudnn_benchmark else []
-        parts += ["graph"] if self.cuda_graph else []
-        parts += [f"compile-{self.compile}"] if self.compile else []
-        return "-".join(parts)
+    depth: int = 1  # per-unit granularity (2: ResNet blocks); structure table depth for 'structure'
+    search: str = "as-given"  # "fastest": try the candidate modes briefly, then measure the best
+    search_compile: bool = True  # the search includes torch.compile(max-autotune)
+    with_optimizer: bool = False  # training step: also time an SGD step
+    layer_set: str | None = None  # layer-bench: which set
+    tag: str | None = None  # device folder; None: derived from the device
+    threads: int | None = None  # CPU threads; None: PyTorch's choice (recorded in env)
 
     @property
     def mode(self) -> str:
-        """Human name of the execution mode, e.g. 'eager fp32' or 'bf16 channels-last + CUDA graph'."""
-        words = [self.precision]
-        if self.channels_last:
-            words.append("channels-last")
-        if self.cudnn_benchmark:
-            words.append("cudnn-benchmark")
-        if self.cuda_graph:
-            words.append("+ CUDA graph")
-        if self.compile:
-            words.append(f"+ compile({self.compile})")
-        return ("eager " if not (self.cuda_graph or self.compile) else "") + " ".join(words)
+        return mode_name(self.mode_dict())
+
+    @property
+    def variant(self) -> str:
+        return variant_of(self.mode_dict())
+
+    def mode_dict(self) -> dict:
+        return {k: getattr(self, k) for k in MODE_FIELDS}
+
+    def with_mode(self, mode: dict) -> "Request":
+        """This request in another execution mode: every mode setting reset, then ``mode``."""
+        base = {"precision": "fp32", "channels_last": False, "cudnn_benchmark": False, "cuda_graph": False,
+                "compile": None}
+        return replace(self, **{**base, **{k: v for k, v in mode.items() if k in MODE_FIELDS}})
+
+    @property
+    def is_train(self) -> bool:
+        return self.kind.startswith("train-")
+
+    @property
+    def per_unit(self) -> bool:
+        return self.kind in ("layers", "train-layers")
+
+    @property
+    def stem(self) -> str:
+        """File stem of every output of this request, from the request alone."""
+        if self.kind == "layer-bench":
+            return "_".join(p for p in (self.layer_set, self.variant) if p)
+        if self.kind in ("memory", "structure"):
+            return f"{self.model}_{self.input.tag}"
+        depth = f"depth{self.depth}" if self.per_unit and self.depth > 1 else ""
+        if self.is_train:
+            suffix = "_".join(p for p in ("train" + ("-sgd" if self.with_optimizer else ""), depth) if p)
+        else:
+            suffix = "_".join(p for p in ("fastest" if self.search == "fastest" else "", depth) if p)
+        variant = "" if self.search == "fastest" else self.variant
+        return "_".join(p for p in (self.model, self.input.tag, variant, suffix) if p)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,3 +117,10 @@ class RunSpec:
         d["variant"] = self.variant
         d["mode"] = self.mode
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Request":
+        """The request a record was made from (derived keys such as 'mode' ignored)."""
+        names = {f.name for f in fields(cls)}
+        inp = {k: v for k, v in d["input"].items() if k != "shape"}
+        return cls(**{k: v for k, v in d.items() if k in names and k != "input"}, input=InputSpec(**inp))

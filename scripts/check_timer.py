@@ -18,7 +18,9 @@ from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import env as envmod  # noqa: E402
-from common import execution, inputs, models, records, timing  # noqa: E402
+from common import inputs, registry, records  # noqa: E402
+from common.measure import timing  # noqa: E402
+from common.measure import execution
 from common.spec import RunSpec  # noqa: E402
 
 AGREEMENT = 0.03  # the target: medians within 3%
@@ -34,11 +36,11 @@ def main(argv: list[str]) -> int:
     env = envmod.collect(device)
     tag = envmod.device_tag(env)
     rows = []
-    for name in models.BACKBONES:
+    for name in registry.BACKBONES:
         for preset in ("cityscapes", "pascal"):
             spec = RunSpec(name, inputs.resolve(preset, None), str(device),
                            clock="cuda-event" if device.type == "cuda" else "perf_counter")
-            model = models.build(name, device)
+            model = registry.build(name, device)
             x = inputs.make(spec.input, device)
             with torch.inference_mode(), execution.backend_flags(spec):
                 ours = timing.run_loop(lambda: model(x), timing.make_clock(spec.clock, device),

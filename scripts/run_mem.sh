@@ -9,7 +9,7 @@ py=${PYTHON:-$root/.venv/bin/python}
 [ -x "$py" ] || py=python3
 presets="cityscapes pascal"
 case " $* " in *" --size "*|*" --size="*) presets=custom ;; esac
-models=$("$py" -c "import sys; sys.path.insert(0, '$root'); from common.models import family_models; print(' '.join(family_models('$family')))")
+models=$("$py" -c "import sys; sys.path.insert(0, '$root'); from common.registry import family_models; print(' '.join(family_models('$family')))")
 for model in $models; do
   for input in $presets; do
     sel="--input $input"

@@ -7,7 +7,7 @@ set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-$root/.venv/bin/python}
 [ -x "$py" ] || py=python3
-pairs=$("$py" -c "import sys; sys.path.insert(0, '$root'); from common.models import SEED004; print(' '.join(f'{m}:{b}' for m, b in SEED004.items()))")
+pairs=$("$py" -c "import sys; sys.path.insert(0, '$root'); from common.registry import SEED004; print(' '.join(f'{m}:{b}' for m, b in SEED004.items()))")
 for pair in $pairs; do
   sh "$root/scripts/timer.sh" --model "${pair%:*}" --input imagenet --batch "${pair#*:}" --pass train "$@"
 done

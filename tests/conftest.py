@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common import env as envmod  # noqa: E402
-from common import models  # noqa: E402
+from common import registry  # noqa: E402
 
 # Small and fast: every end-to-end run uses these.
 FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1"]
@@ -31,7 +31,7 @@ FAMILY_DIR = {f: f"{f}_profiler" for f in ("resnet", "mobilenetv2", "xception", 
 
 def script(model: str, tool: str) -> Path:
     """The entry point (timer.py / mem.py) of ``model``'s family."""
-    return ROOT / FAMILY_DIR[models.get(model).family] / f"{tool}.py"
+    return ROOT / FAMILY_DIR[registry.get(model).family] / f"{tool}.py"
 
 
 def child_env() -> dict:
@@ -80,4 +80,4 @@ def keep_threads():
 
 def meta_model(name: str) -> torch.nn.Module:
     with torch.device("meta"):
-        return models.get(name).builder().eval()
+        return registry.get(name).builder().eval()

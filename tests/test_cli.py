@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common import cli, models, records, structure
+from common import cli, registry, records
+from common.measure import structure
 from common.errors import UserError
 from conftest import FAST, ROOT, child_env, load_json, run_tool, snapshot, tmp_leftovers
 
@@ -19,7 +20,7 @@ TIMER_CASES = [(m, layers) for m in ("resnet18", "mobilenet_v2", "xception") for
 
 
 def _family_dir(out: Path, model: str) -> Path:
-    return out / f"{models.get(model).family}_profiler"
+    return out / f"{registry.get(model).family}_profiler"
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_timer_outputs(timer_runs, cpu_tag, model, layers):
     assert t["iters"] == 3 and len(t["samples_ms"]) == 3 and t["warmup"] == 1 and t["clock"] == "perf_counter"
     assert t["stats"]["median_ms"] == sorted(t["samples_ms"])[1]
     assert rec["env"]["device_type"] == "cpu" and rec["env"]["torch"]
-    assert rec["result"]["cost"]["params"] == structure.param_count(models.build(model))
+    assert rec["result"]["cost"]["params"] == structure.param_count(registry.build(model))
 
     if not layers:
         assert "Samples: 3" in text
@@ -87,7 +88,7 @@ def test_timer_outputs(timer_runs, cpu_tag, model, layers):
             assert re.search(rf"^{word}\s+\d+\.\d{{3}} ", text, re.M), word
         return
 
-    labels = [u.label for u in models.units(model, models.build(model))]
+    labels = [u.label for u in registry.units(model, registry.build(model))]
     assert [u["label"] for u in rec["result"]["units"]] == labels
     for u in rec["result"]["units"]:
         assert len(u["samples_ms"]) == 3 and u["stats"]["n"] == 3
@@ -238,7 +239,7 @@ def test_bad_input_one_line_error(tmp_path, case):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert proc.stderr.startswith(f"{models.get(model).family}_profiler/timer.py: error: "), proc.stderr
+    assert proc.stderr.startswith(f"{registry.get(model).family}_profiler/timer.py: error: "), proc.stderr
     assert needle in proc.stderr
     assert proc.stdout == ""
     assert not out.exists() or not snapshot(out)  # nothing written

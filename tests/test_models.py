@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from common import inputs, models
+from common import inputs, registry
 from common.errors import UserError
 from conftest import meta_model
 
@@ -31,18 +31,18 @@ def test_parameter_count(name):
 
 
 def test_seed004_models_and_batches():
-    assert list(models.SEED004) == list(VGG_PARAMS) + ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    assert {m for m, b in models.SEED004.items() if b == 4} == {"resnet101", "resnet152"}
-    assert set(models.SEED004.values()) == {4, 8}
+    assert list(registry.SEED004) == list(VGG_PARAMS) + ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert {m for m, b in registry.SEED004.items() if b == 4} == {"resnet101", "resnet152"}
+    assert set(registry.SEED004.values()) == {4, 8}
 
 
 def test_backbones_are_the_six_of_the_tables():
-    assert models.BACKBONES == tuple(PARAMS)
+    assert registry.BACKBONES == tuple(PARAMS)
 
 
 def test_unknown_model_lists_valid_names():
     with pytest.raises(UserError) as exc:
-        models.get("resnet19")
+        registry.get("resnet19")
     msg = str(exc.value)
     assert "resnet19" in msg
     for name in PARAMS:
@@ -50,14 +50,14 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_families_match_profiler_folders():
-    assert models.family_models("resnet") == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
-    assert models.family_models("mobilenetv2") == ["mobilenet_v2"]
-    assert models.family_models("xception") == ["xception"]
-    assert models.family_models("vgg") == list(VGG_PARAMS)
+    assert registry.family_models("resnet") == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert registry.family_models("mobilenetv2") == ["mobilenet_v2"]
+    assert registry.family_models("xception") == ["xception"]
+    assert registry.family_models("vgg") == list(VGG_PARAMS)
 
 
 def test_build_is_in_eval_mode_on_cpu():
-    m = models.build("mobilenet_v2")
+    m = registry.build("mobilenet_v2")
     assert not m.training
     assert all(not sub.training for sub in m.modules())  # BatchNorm/Dropout in inference mode
     assert {p.device.type for p in m.parameters()} == {"cpu"}
@@ -65,7 +65,7 @@ def test_build_is_in_eval_mode_on_cpu():
 
 # --------------------------------------------------------------------------- units
 
-UNIT_CASES = [(name, 1) for name in models.BACKBONES] + [("resnet18", 2), ("resnet50", 2), ("vgg16", 1),
+UNIT_CASES = [(name, 1) for name in registry.BACKBONES] + [("resnet18", 2), ("resnet50", 2), ("vgg16", 1),
                                                           ("vgg19_bn", 1)]
 
 
@@ -92,7 +92,7 @@ def _owner(path: str, unit_paths: list[str | None]) -> list[int]:
 @pytest.mark.parametrize("name,depth", UNIT_CASES)
 def test_units_cover_every_executed_leaf_once_in_order(name, depth):
     model = meta_model(name)
-    units = models.units(name, model, depth)
+    units = registry.units(name, model, depth)
     paths = [u.path for u in units]
     leaves = _executed_leaves(model, torch.empty(1, 3, 64, 64, device="meta"))
     assert leaves, "no leaf module ran"
@@ -111,7 +111,7 @@ def test_units_cover_every_executed_leaf_once_in_order(name, depth):
 
 def test_resnet_depth2_splits_stages_into_blocks():
     m = meta_model("resnet50")
-    labels = [u.label for u in models.units("resnet50", m, 2)]
+    labels = [u.label for u in registry.units("resnet50", m, 2)]
     assert labels[:4] == ["conv1", "bn1", "relu", "maxpool"]
     assert labels[-2:] == ["avgpool", "fc"]
     blocks = labels[4:-2]
@@ -120,13 +120,13 @@ def test_resnet_depth2_splits_stages_into_blocks():
 
 def test_resnet_depth1_units():
     m = meta_model("resnet18")
-    assert [u.label for u in models.units("resnet18", m, 1)] == [
+    assert [u.label for u in registry.units("resnet18", m, 1)] == [
         "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
 
 
 def test_mobilenet_v2_has_functional_pooling_unit():
     m = meta_model("mobilenet_v2")
-    units = models.units("mobilenet_v2", m)
+    units = registry.units("mobilenet_v2", m)
     labels = [u.label for u in units]
     assert labels == ["stem", *[f"block{i}" for i in range(1, 18)], "last_conv", "pooling", "classifier"]
     pooling = units[labels.index("pooling")]
@@ -136,7 +136,7 @@ def test_mobilenet_v2_has_functional_pooling_unit():
 
 def test_xception_unit_labels():
     m = meta_model("xception")
-    labels = [u.label for u in models.units("xception", m)]
+    labels = [u.label for u in registry.units("xception", m)]
     assert labels == [
         "conv1", "bn1", "act1", "conv2", "bn2", "act2",
         *[f"block{i}" for i in range(1, 13)],
@@ -145,12 +145,12 @@ def test_xception_unit_labels():
 
 
 def test_xception_min_side_is_the_smallest_size_that_runs():
-    entry = models.get("xception")
+    entry = registry.get("xception")
     assert entry.min_side == 7
     with pytest.raises(UserError, match="too small"):
         inputs.check_fits(inputs.resolve(None, "6x64"), entry.min_side, "xception")
     inputs.check_fits(inputs.resolve(None, "7x7"), entry.min_side, "xception")
-    model = models.build("xception")
+    model = registry.build("xception")
     with torch.inference_mode():
         assert model(torch.randn(1, 3, 7, 7)).shape == (1, 1000)
         with pytest.raises(RuntimeError):
@@ -209,9 +209,9 @@ def test_seeded_input_is_identical_across_calls():
 
 
 def test_vgg_units_are_named_as_in_the_paper():
-    labels = [u.label for u in models.units("vgg16", meta_model("vgg16"))]
+    labels = [u.label for u in registry.units("vgg16", meta_model("vgg16"))]
     assert labels[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
     assert "conv5_3" in labels and "conv5_4" not in labels
     assert labels[-7:] == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
-    bn = [u.label for u in models.units("vgg19_bn", meta_model("vgg19_bn"))]
+    bn = [u.label for u in registry.units("vgg19_bn", meta_model("vgg19_bn"))]
     assert bn[:3] == ["conv1_1", "bn1_1", "relu1_1"] and "conv5_4" in bn

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from common import cli, execution, inputs, peak
+from common import cli, inputs
+from common.measure import execution, peak
 from common.spec import RunSpec
 
 PEAKS = {"matmul_tflops": {"fp32": 100.0}, "copy_gbs": 1000.0, "env": {"date": "2026-11-23"}}

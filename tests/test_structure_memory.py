@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from common import memory, models, structure
+from common import registry
+from common.measure import memory, structure
 from conftest import ROOT, meta_model, run_py
 
 # --------------------------------------------------------------------------- MACs / FLOPs
@@ -19,7 +20,7 @@ from conftest import ROOT, meta_model, run_py
 @pytest.fixture(scope="module")
 def resnet50_cost():
     m = meta_model("resnet50")
-    return m, structure.analyze(m, torch.empty(1, 3, 224, 224, device="meta"), models.units("resnet50", m))
+    return m, structure.analyze(m, torch.empty(1, 3, 224, 224, device="meta"), registry.units("resnet50", m))
 
 
 def test_resnet50_macs_at_224(resnet50_cost):
@@ -30,7 +31,7 @@ def test_resnet50_macs_at_224(resnet50_cost):
 
 def test_resnet50_unit_costs_add_up(resnet50_cost):
     m, cost = resnet50_cost
-    assert [u.label for u in cost.units] == [u.label for u in models.units("resnet50", m)]
+    assert [u.label for u in cost.units] == [u.label for u in registry.units("resnet50", m)]
     assert sum(u.flops for u in cost.units) == cost.flops
     assert sum(u.params for u in cost.units) == cost.params == 25_557_032
     assert sum(u.feature_bytes for u in cost.units) == cost.feature_bytes
@@ -44,7 +45,7 @@ def test_resnet50_unit_costs_add_up(resnet50_cost):
 @pytest.mark.parametrize("name", ["mobilenet_v2", "xception", "resnet18"])
 def test_unit_costs_add_up_to_totals(name):
     m = meta_model(name)
-    units = models.units(name, m, 2 if name.startswith("resnet") else 1)
+    units = registry.units(name, m, 2 if name.startswith("resnet") else 1)
     cost = structure.analyze(m, torch.empty(1, 3, 64, 64, device="meta"), units)
     assert cost.flops > 0
     assert sum(u.flops for u in cost.units) == cost.flops
@@ -55,7 +56,7 @@ def test_unit_costs_add_up_to_totals(name):
 
 def test_mobilenet_pooling_unit_gets_the_functional_ops():
     m = meta_model("mobilenet_v2")
-    cost = structure.analyze(m, torch.empty(1, 3, 64, 64, device="meta"), models.units("mobilenet_v2", m))
+    cost = structure.analyze(m, torch.empty(1, 3, 64, 64, device="meta"), registry.units("mobilenet_v2", m))
     pooling = next(u for u in cost.units if u.label == "pooling")
     # adaptive_avg_pool2d's output (1x1280x1x1) is a feature; flatten is a view.
     assert pooling.feature_bytes == 1280 * 4
@@ -90,7 +91,7 @@ def test_out_of_place_relu_is_a_feature():
 
 def test_tiny_model_per_unit_costs():
     seq = _tiny(inplace=True)
-    units = [models.Unit(n, n) for n in ("0", "1", "2", "3")]
+    units = [registry.Unit(n, n) for n in ("0", "1", "2", "3")]
     cost = structure.analyze(seq, torch.randn(1, 3, 8, 8), units)
     assert [u.feature_bytes for u in cost.units] == [1024, 0, 512, 0]
     assert [u.params for u in cost.units] == [4 * 3 * 9 + 4, 0, 2 * 4 + 2, 0]
@@ -101,7 +102,7 @@ def test_tiny_model_per_unit_costs():
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
 def test_structure_totals_are_sum_of_numel(name):
-    m = models.build(name)
+    m = registry.build(name)
     cost = structure.analyze(m, torch.randn(1, 3, 32, 32))
     assert cost.params == structure.param_count(m) == sum(p.numel() for p in m.parameters())
     assert cost.param_bytes == 4 * cost.params
@@ -109,7 +110,7 @@ def test_structure_totals_are_sum_of_numel(name):
 
 
 def test_torchinfo_rows_count_each_parameter_once():
-    m = models.build("resnet18")
+    m = registry.build("resnet18")
     rows = structure.torchinfo_rows(m, torch.randn(1, 3, 32, 32), depth=1)
     assert [r["path"] for r in rows] == [n for n, _ in m.named_children()]
     assert sum(r["params"] for r in rows) == structure.param_count(m)
@@ -162,11 +163,12 @@ def test_static_report_in_a_fresh_process():
         import json, sys, torch
         sys.path.insert(0, sys.argv[1])
         from torch import nn
-        from common import inputs, memory, models
+        from common import inputs, registry
+        from common.measure import memory
         x = torch.randn(1000)
         lone = memory.static_report(nn.Module(), x)
         del x
-        m = models.build("resnet18")
+        m = registry.build("resnet18")
         xi = inputs.make(inputs.resolve(None, "32x32"), "cpu")
         r = memory.static_report(m, xi)
         expected = sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers()) + xi.numel()

@@ -1,4 +1,4 @@
-"""common.tables: tables from the fixture records, README section replacement,
+"""common.render.tables: tables from the fixture records, README section replacement,
 bad records, newest-wins.
 
 The golden file is regenerated deliberately, never by a plain test run:
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import tables  # noqa: E402
+from common.render import tables  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 GOLDEN = FIXTURES / "golden_tables.md"
@@ -216,8 +216,8 @@ def test_bad_markers_one_error_line(workdir: Path, capsys: pytest.CaptureFixture
     readme = workdir / "README.md"
     readme.write_text(text)
     assert tables.main(["--results", str(workdir / "results"), "--readme", str(readme)]) == 2
-    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("common.tables: skipped")]
-    assert len(err) == 1 and err[0].startswith("common.tables: error:") and tables.BEGIN in err[0]
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("common.render.tables: skipped")]
+    assert len(err) == 1 and err[0].startswith("common.render.tables: error:") and tables.BEGIN in err[0]
     assert readme.read_text() == text
     assert not (workdir / "results" / "tables.md").exists()
 

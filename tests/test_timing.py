@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from common import execution, inputs, layerwise, timing
+from common import inputs
+from common.measure import execution, layerwise, timing
 from common.errors import UserError
-from common.models import Unit
+from common.registry import Unit
 from common.spec import RunSpec
 
 # --------------------------------------------------------------------------- statistics

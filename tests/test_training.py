@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from common import cli, inputs, layerbench, layerwise, models, structure, training
+from common import cli, inputs, registry
+from common.measure import layerbench, layerwise, structure, training
 from common.errors import UserError
-from common.models import Unit
+from common.registry import Unit
 from common.spec import RunSpec
-from common.timing import HostMarks
+from common.measure.timing import HostMarks
 from conftest import load_json, run_py, script, snapshot, tmp_leftovers
 
 CPU = torch.device("cpu")
@@ -152,9 +153,9 @@ def test_unit_without_gradient_is_reported():
 @pytest.mark.parametrize("name,size", [("resnet18", "32x32"), ("mobilenet_v2", "32x32"), ("vgg16", "32x32")])
 def test_model_units_all_get_backward_spans(name, size):
     spec = RunSpec(name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
-    model = models.build(name)
+    model = registry.build(name)
     got, profiles, _ = training.profile_train(model, inputs.make(spec.input, CPU), spec, False,
-                                              models.units(name, model, 2 if name == "resnet18" else 1))
+                                              registry.units(name, model, 2 if name == "resnet18" else 1))
     assert all(len(p.backward_ms) == 2 for p in profiles)
     assert sum(p.backward_ms[0] for p in profiles) <= got["backward"].samples_ms[0] * 1.0001
 
@@ -322,7 +323,7 @@ def _train_record(tmp_path, model: str, batch: int, total: float, device_type: s
 
 
 def test_seed004_table_puts_the_seed_beside_ours_with_speed_up(tmp_path):
-    from common import tables, tables_train
+    from common.render import tables, train as tables_train
 
     seeds = tables.Seeds.load(tables.SEEDS)
     recs = [_train_record(tmp_path, "vgg16", 8, 42.6), _train_record(tmp_path, "resnet101", 4, 33.8)]
@@ -340,13 +341,13 @@ def test_seed004_table_puts_the_seed_beside_ours_with_speed_up(tmp_path):
 
 
 def test_seed004_section_is_empty_without_records():
-    from common import tables, tables_train
+    from common.render import tables, train as tables_train
 
     assert tables_train.section([], tables.Seeds.load(tables.SEEDS).seed004) == ""
 
 
 def test_modes_table_shows_search_candidates(tmp_path):
-    from common import tables
+    from common.render import tables
 
     rec = {"kind": "timing", "_path": str(tmp_path / "records/dev/timing/r.json"),
            "spec": {"model": "resnet50", "variant": "bf16-cl-graph", "mode": "bf16 channels-last + CUDA graph",

@@ -15,7 +15,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from common import inputs, models, timing
+from common import inputs, registry
+from common.measure import timing
 from common.errors import UserError
 from common.spec import RunSpec
 
@@ -191,7 +192,7 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
             continue
         try:
             check_supported(cand)
-            model = models.build(cand.model, device)
+            model = registry.build(cand.model, device)
             x = inputs.make(cand.input, device)
             with torch.inference_mode(), backend_flags(cand):
                 run = prepare(model, x, cand)

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import execution, inputs, structure, training
-from common.timing import MIN_ITERS, make_marks
+from common import inputs
+from common.measure import execution, structure, training
+from common.measure.timing import MIN_ITERS, make_marks
 
 
 @dataclass(frozen=True)

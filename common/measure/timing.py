@@ -1,7 +1,7 @@
 """Clocks, the warm-up/iteration loop, and statistics derived from raw samples.
 
 Measuring is kept apart from formatting: everything here returns numbers in
-milliseconds with their raw samples; ``common.report`` turns them into text.
+milliseconds with their raw samples; ``common.render.txt`` turns them into text.
 """
 from __future__ import annotations
 

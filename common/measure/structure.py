@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from common.models import Unit
+from common.registry import Unit
 
 FEATURE_BYTES = 4  # convnet-burden assumes float32 activations
 MIB = 2**20

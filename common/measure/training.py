@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import execution, inputs, layerwise
-from common.models import Unit
+from common import inputs
+from common.measure import execution, layerwise
+from common.registry import Unit
 from common.spec import RunSpec
-from common.timing import MIN_ITERS, Marks, Measurement, deadline, make_marks
+from common.measure.timing import MIN_ITERS, Marks, Measurement, deadline, make_marks
 
 # The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
 # recipe of the ResNet paper (its cost is one read-modify-write per parameter).

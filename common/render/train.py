@@ -1,15 +1,15 @@
 """Seed 004's tables from the records: training steps (Model | Forward | Backward
 | Total | Inference) and single layers (Layer | Forward | Backward | Total), per
-device, with seed 004's PyTorch figures beside them. Called by ``common.tables``."""
+device, with seed 004's PyTorch figures beside them. Called by ``common.render.tables``."""
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-from common import models
-from common.tables import MISSING, PRESETS, _num, _utc, md_table
+from common import registry
+from common.render.tables import MISSING, PRESETS, _num, _utc, md_table
 
-SEED004_ORDER = list(models.SEED004)
+SEED004_ORDER = list(registry.SEED004)
 
 
 def newest(recs: list[dict]) -> tuple[dict, dict]:
@@ -37,7 +37,7 @@ def _input_tag(spec: dict) -> str:
 
 
 def _seed_input(model: str) -> str:
-    return f"imagenet_b{models.SEED004[model]}"
+    return f"imagenet_b{registry.SEED004[model]}"
 
 
 def _device_name(rec: dict) -> str:
@@ -75,7 +75,7 @@ def model_table(train: dict, tag: str, seed: dict) -> str:
         r = rec["result"] if rec else {}
         total = _ms(r.get("train", {}).get("total"))
         rows.append([
-            f"**{models.get(model).display}**", str(models.SEED004[model]),
+            f"**{registry.get(model).display}**", str(registry.SEED004[model]),
             _num(_ms(r.get("train", {}).get("forward")), ".2f"), _num(_ms(r.get("train", {}).get("backward")), ".2f"),
             _num(total, ".2f"), _num(_ms(r.get("inference")), ".2f"),
             _num(s.get("total_ms"), ".1f"), _num(s.get("inference_ms"), ".1f"),
@@ -98,7 +98,7 @@ def preset_table(train: dict, tag: str) -> str:
             if rec is None:
                 continue
             r, t = rec["result"], rec["result"]["train"]
-            rows.append([f"**{models.get(model).display}**", preset, _num(_ms(t["forward"]), ".2f"),
+            rows.append([f"**{registry.get(model).display}**", preset, _num(_ms(t["forward"]), ".2f"),
                          _num(_ms(t["backward"]), ".2f"), _num(_ms(t["total"]), ".2f"),
                          _num(_ms(r["inference"]), ".2f"), _num(t["total"].get("achieved_tflops"), ".2f"),
                          _num(_peak(r, "train_peak", "peak_train_step_mib"), ".0f"),

@@ -23,8 +23,8 @@ from torch import nn
 from tqdm import tqdm
 
 from common.errors import UserError
-from common.models import Unit
-from common.timing import Marks, make_marks, summarize
+from common.registry import Unit
+from common.measure.timing import Marks, make_marks, summarize
 
 
 @dataclass

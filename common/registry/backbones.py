@@ -1,4 +1,4 @@
-"""Model registry: name -> builder, family, and the ordered units timed per layer.
+"""The catalogue's hand-described backbones: builders and per-unit rules.
 
 Models come unmodified from torchvision (timm for Xception), with random weights
 (nothing is downloaded) and in ``eval()`` mode. The per-layer timer needs each
@@ -15,9 +15,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common.errors import UserError
-
-
 @dataclass(frozen=True)
 class Unit:
     """One row of a per-layer profile.
@@ -32,20 +29,24 @@ class Unit:
     path: str | None
     note: str = ""
 
-
 UnitsFn = Callable[[nn.Module, int], list[Unit]]
 
-
 @dataclass(frozen=True)
-class ModelEntry:
+class Entry:
+    """One catalogue entry: how to build the model and how to profile it."""
+
     name: str
-    family: str  # the profiler folder: <family>_profiler/
+    family: str  # the profiler folder of its outputs: <family>_profiler/
     display: str  # as the seeds' tables print it
     builder: Callable[[], nn.Module]
-    units: UnitsFn
-    block: str  # residual block type, for the seeds' BasicBlock/Bottleneck columns
+    units: UnitsFn  # per-unit rules: (model, depth) -> units in execution order
+    block: str = ""  # residual block type, for the seeds' BasicBlock/Bottleneck columns
     min_side: int = 1  # smallest H and W the architecture accepts
-
+    depths: tuple[int, ...] = (1,)  # unit depths defined (and run by the drivers)
+    tags: frozenset[str] = frozenset()
+    train_batch: int | None = None  # seed 004's batch of 224x224 images ('train-bench')
+    expected_params: int | None = None  # the reference count (torchvision / timm, 1000 classes)
+    source: str = "torchvision"  # torchvision | timm
 
 def _children_units(model: nn.Module, depth: int, expand: tuple[str, ...]) -> list[Unit]:
     """Top-level children in order; at depth >= 2 the ``expand`` containers are
@@ -58,12 +59,10 @@ def _children_units(model: nn.Module, depth: int, expand: tuple[str, ...]) -> li
             units.append(Unit(name, name))
     return units
 
-
 def resnet_units(model: nn.Module, depth: int) -> list[Unit]:
     # conv1, bn1, relu, maxpool, layer1..4, avgpool, fc; the flatten between
     # avgpool and fc is a view and costs nothing measurable.
     return _children_units(model, depth, ("layer1", "layer2", "layer3", "layer4"))
-
 
 def mobilenet_v2_units(model: nn.Module, depth: int) -> list[Unit]:
     features = model.features
@@ -76,10 +75,8 @@ def mobilenet_v2_units(model: nn.Module, depth: int) -> list[Unit]:
     units.append(Unit("classifier", "classifier"))
     return units
 
-
 def xception_units(model: nn.Module, depth: int) -> list[Unit]:
     return _children_units(model, depth, ())
-
 
 def vgg_units(model: nn.Module, depth: int) -> list[Unit]:
     """Every layer, named as in the VGG paper (conv3_2, pool3, fc7); depth has no
@@ -105,7 +102,6 @@ def vgg_units(model: nn.Module, depth: int) -> list[Unit]:
                           f"classifier.{name}"))
     return units
 
-
 def _torchvision(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import torchvision
@@ -113,7 +109,6 @@ def _torchvision(name: str) -> Callable[[], nn.Module]:
         return getattr(torchvision.models, name)(weights=None)
 
     return build
-
 
 def _timm(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
@@ -127,53 +122,31 @@ def _timm(name: str) -> Callable[[], nn.Module]:
 
     return build
 
+_B, _T = frozenset({"backbone", "catalogue"}), frozenset({"train-bench", "catalogue"})
+_RESNET = dict(family="resnet", units=resnet_units, depths=(1, 2))  # depth 2: one unit per residual block
 
-REGISTRY: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("resnet18", "resnet", "ResNet-18", _torchvision("resnet18"), resnet_units, "BasicBlock"),
-        ModelEntry("resnet34", "resnet", "ResNet-34", _torchvision("resnet34"), resnet_units, "BasicBlock"),
-        ModelEntry("resnet50", "resnet", "ResNet-50", _torchvision("resnet50"), resnet_units, "Bottleneck"),
-        ModelEntry("resnet101", "resnet", "ResNet-101", _torchvision("resnet101"), resnet_units, "Bottleneck"),
-        ModelEntry("resnet152", "resnet", "ResNet-152", _torchvision("resnet152"), resnet_units, "Bottleneck"),
-        ModelEntry("mobilenet_v2", "mobilenetv2", "MobileNet-V2", _torchvision("mobilenet_v2"),
-                   mobilenet_v2_units, "InvertedResidual"),
-        # Chollet 2017, 1000 classes: two un-padded stem convs need at least 7x7 input.
-        ModelEntry("xception", "xception", "Xception", _timm("legacy_xception"), xception_units,
-                   "SeparableConv block", min_side=7),
-        # Simonyan & Zisserman 2015, as in seed 004; five 2x2 poolings need 32x32.
-        *(ModelEntry(n, "vgg", d, _torchvision(n), vgg_units, "plain conv stack", min_side=32)
-          for n, d in [("vgg16", "VGG16"), ("vgg16_bn", "VGG16-BN"), ("vgg19", "VGG19"), ("vgg19_bn", "VGG19-BN")]),
-    ]
-}
-
-# The six backbones of the seeds' tables, in their order.
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "xception")
-# The nine models of seed 004's forward/backward benchmark, in its order, with
-# its batch of 224x224 images (4 for the two deepest ResNets, 8 otherwise).
-SEED004 = {"vgg16": 8, "vgg16_bn": 8, "vgg19": 8, "vgg19_bn": 8,
-           "resnet18": 8, "resnet34": 8, "resnet50": 8, "resnet101": 4, "resnet152": 4}
-
-
-def get(name: str) -> ModelEntry:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise UserError(f"unknown model {name!r}; choose from: {', '.join(REGISTRY)}") from None
-
-
-def family_models(family: str) -> list[str]:
-    return [e.name for e in REGISTRY.values() if e.family == family]
-
-
-def build(name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """The unmodified model, random weights, in eval mode, on ``device``. On
-    ``meta`` it is built in place: shapes only, no memory, no initialisation cost."""
-    if torch.device(device).type == "meta":
-        with torch.device("meta"):
-            return get(name).builder().eval()
-    return get(name).builder().eval().to(device)
-
-
-def units(name: str, model: nn.Module, depth: int = 1) -> list[Unit]:
-    return get(name).units(model, depth)
+# In catalogue order: the seeds' six backbones (their tables' order), ResNet-152, seed 004's VGGs.
+BACKBONE_ENTRIES: tuple[Entry, ...] = (
+    Entry("resnet18", display="ResNet-18", builder=_torchvision("resnet18"), block="BasicBlock",
+          tags=_B | _T, train_batch=8, expected_params=11_689_512, **_RESNET),
+    Entry("resnet34", display="ResNet-34", builder=_torchvision("resnet34"), block="BasicBlock",
+          tags=_B | _T, train_batch=8, expected_params=21_797_672, **_RESNET),
+    Entry("resnet50", display="ResNet-50", builder=_torchvision("resnet50"), block="Bottleneck",
+          tags=_B | _T, train_batch=8, expected_params=25_557_032, **_RESNET),
+    # Seed 004 ran its two deepest ResNets at batch 4.
+    Entry("resnet101", display="ResNet-101", builder=_torchvision("resnet101"), block="Bottleneck",
+          tags=_B | _T, train_batch=4, expected_params=44_549_160, **_RESNET),
+    Entry("mobilenet_v2", family="mobilenetv2", display="MobileNet-V2", builder=_torchvision("mobilenet_v2"),
+          units=mobilenet_v2_units, block="InvertedResidual", tags=_B, expected_params=3_504_872),
+    # Chollet 2017, 1000 classes: two un-padded stem convs need at least 7x7 input.
+    Entry("xception", family="xception", display="Xception", builder=_timm("legacy_xception"),
+          units=xception_units, block="SeparableConv block", min_side=7, tags=_B, expected_params=22_855_952,
+          source="timm"),
+    Entry("resnet152", display="ResNet-152", builder=_torchvision("resnet152"), block="Bottleneck",
+          tags=_T, train_batch=4, expected_params=60_192_808, **_RESNET),
+    # Simonyan & Zisserman 2015, as in seed 004; five 2x2 poolings need 32x32.
+    *(Entry(n, family="vgg", display=d, builder=_torchvision(n), units=vgg_units, block="plain conv stack",
+            min_side=32, tags=_T, train_batch=8, expected_params=p)
+      for n, d, p in [("vgg16", "VGG16", 138_357_544), ("vgg16_bn", "VGG16-BN", 138_365_992),
+                      ("vgg19", "VGG19", 143_667_240), ("vgg19_bn", "VGG19-BN", 143_678_248)]),
+)

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from common import env as envmod
-from common import records, timing
+from common import records
+from common.measure import timing
 from common.errors import UserError
 
 # A square product this large fills an H100 (and takes seconds on a CPU).
@@ -111,7 +112,7 @@ def roofline(flops: int, bytes_moved: int, median_ms: float, peaks: dict | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.peak", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m common.measure.peak", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
                     help="results folder holding peaks/ (default: the repository's results/)")

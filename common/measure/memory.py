@@ -139,11 +139,12 @@ def _rss_kib(field: str) -> int:
 def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
     """Run inside a fresh process: RSS growth of the first inference (or, with
     ``train``, of the first training step: forward, loss, backward)."""
-    from common import inputs, models, training
+    from common import inputs, registry
+    from common.measure import training
     from common.spec import RunSpec
 
     torch.set_num_threads(threads)
-    model = models.build(model_name)
+    model = registry.build(model_name)
     inp = inputs.InputSpec(f"{height}x{width}", height, width, batch)
     x = inputs.make(inp, "cpu")
     step = training.model_step(model, x, RunSpec(model_name, inp, "cpu"), False) if train else None
@@ -171,7 +172,7 @@ def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads
 
 
 def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
-    args = [sys.executable, "-m", "common.memory", model_name, str(height), str(width), str(batch), str(threads),
+    args = [sys.executable, "-m", "common.measure.memory", model_name, str(height), str(width), str(batch), str(threads),
             *(["train"] if train else [])]
     out = subprocess.run(args, capture_output=True, text=True, cwd=str(ROOT))
     if out.returncode != 0:

@@ -1,6 +1,6 @@
 """Results tables and figures, rebuilt from the JSON records alone.
 
-    python -m common.tables [--results DIR] [--readme PATH] [--seeds PATH] [--check]
+    python -m common.render.tables [--results DIR] [--readme PATH] [--seeds PATH] [--check]
 
 Reads ``<results>/records/<device-tag>/<kind>/*.json`` (see ``common.records``),
 keeps the default-mode records (fp32 eager, default clock, batch 1, the
@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from common import models, records
+from common import registry, records
 from common.errors import UserError
 from common.inputs import PRESETS as INPUT_SIZES
 
-PROG = "common.tables"
+PROG = "common.render.tables"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 PRESETS = {"cityscapes": "Cityscapes", "pascal": "PASCAL-VOC-2012"}  # the seeds' two tasks, their titles
 KINDS = ("timing", "memory", "layers")  # 'structure' records feed no table
@@ -43,7 +43,7 @@ SEEDS = records.RESULTS / "reference" / "seeds.json"
 CHECK = ":heavy_check_mark:"
 MISSING = "-"
 # Every model the registry knows, the seeds' six backbones first and in their order.
-MODEL_ORDER = list(models.BACKBONES) + [n for n in models.REGISTRY if n not in models.BACKBONES]
+MODEL_ORDER = list(registry.BACKBONES) + [n for n in registry.REGISTRY if n not in registry.BACKBONES]
 
 
 # --------------------------------------------------------------------------- records -> rows
@@ -171,7 +171,7 @@ def to_row(rec: dict) -> Row | None:
     Raises KeyError/TypeError/ValueError/UserError when a needed field is missing or bad."""
     if rec["kind"] not in KINDS or not is_default_mode(rec):
         return None
-    models.get(rec["spec"]["model"])  # an unknown model name is a malformed record here
+    registry.get(rec["spec"]["model"])  # an unknown model name is a malformed record here
     path = Path(rec["_path"])
     return Row(
         kind=rec["kind"], tag=path.parent.parent.name, model=rec["spec"]["model"],
@@ -236,7 +236,7 @@ class Results:
     def models(self) -> list[str]:
         """The seeds' six backbones always; other models only when measured."""
         seen = {r.model for r in self.rows.values()}
-        return [m for m in MODEL_ORDER if m in models.BACKBONES or m in seen]
+        return [m for m in MODEL_ORDER if m in registry.BACKBONES or m in seen]
 
 
 def collect(results: Path) -> Results:
@@ -340,7 +340,7 @@ def md_table(headers: list[str], rows: list[list[str]], numeric_from: int) -> st
 
 
 def _display(model: str) -> str:
-    return f"**{models.get(model).display}**"
+    return f"**{registry.get(model).display}**"
 
 
 def _preset_title(preset: str) -> str:
@@ -379,7 +379,7 @@ IDENTITY_HEADERS = ["Model", PRESETS["cityscapes"], PRESETS["pascal"], "BasicBlo
 
 def _identity(row: Row) -> list[str]:
     """The seeds' check-mark columns: which task, which residual block."""
-    block = models.get(row.model).block
+    block = registry.get(row.model).block
     mark = lambda cond: CHECK if cond else ""  # noqa: E731
     return [_display(row.model), mark(row.preset == "cityscapes"), mark(row.preset == "pascal"),
             mark(block == "BasicBlock"), mark(block == "Bottleneck")]
@@ -387,11 +387,11 @@ def _identity(row: Row) -> list[str]:
 
 def _block_note(rows: list[Row]) -> str:
     """Name the block of models that fit neither check-mark column."""
-    others = {r.model: models.get(r.model).block for r in rows
-              if models.get(r.model).block not in ("BasicBlock", "Bottleneck")}
+    others = {r.model: registry.get(r.model).block for r in rows
+              if registry.get(r.model).block not in ("BasicBlock", "Bottleneck")}
     if not others:
         return ""
-    names = "; ".join(f"{models.get(m).display}: {b}" for m, b in others.items())
+    names = "; ".join(f"{registry.get(m).display}: {b}" for m, b in others.items())
     return f"\nBlocks of the other models: {names}.\n"
 
 
@@ -498,7 +498,7 @@ def comparison_table(res: Results, seeds: Seeds, preset: str) -> str:
                + [f"Mean (ms) [{d.short}]" for d in ours]
                + [f"Speed-up (x) [{d.short} vs {seeds.devices[sid]['short']}]" for d, sid in pairs])
     body = []
-    for model in models.BACKBONES:
+    for model in registry.BACKBONES:
         seed_ms = {sid: (seeds.latency.get((sid, model, preset)) or {}).get("mean_ms") for sid in seeds.devices}
         our_ms = {d.tag: r.values["mean_ms"] if (r := res.get("timing", d.tag, model, preset)) else None
                   for d in ours}
@@ -514,7 +514,7 @@ def seed_memory_table(res: Results, seeds: Seeds, preset: str) -> str:
     headers = ["Model", "Allocated (MiB) [seed]", "Static (MiB) [ours]", "# Tensors (M) [seed]",
                "# Tensors (M) [ours]", "# Params (M) [seed]", "# Params (M) [ours]"]
     body = []
-    for model in models.BACKBONES:
+    for model in registry.BACKBONES:
         seed = seeds.memory.get((model, preset)) or {}
         ours = _static_source(res, model, preset)
         v = ours.values if ours else {}
@@ -594,7 +594,7 @@ def _modes_bars(entries: dict, title: str) -> Callable[[Any], None]:
                     ys.append(e["median_ms"])
             label = next(e["mode"] for k, e in entries.items() if k[3] == v)
             ax.bar(xs, ys, width=width, color=cmap(j % 10), label=label, zorder=3)
-        ax.set_xticks(range(len(model_names)), [models.get(m).display for m in model_names], fontsize=9)
+        ax.set_xticks(range(len(model_names)), [registry.get(m).display for m in model_names], fontsize=9)
         ax.set_yscale("log")
         ax.set_ylim(top=8 * max(e["median_ms"] for e in entries.values()))  # room for the legend
         ax.set_ylabel("median latency (ms, log scale)")
@@ -611,7 +611,7 @@ def _scatter(rows: list[Row], key: str, label: str, title: str) -> Callable[[Any
         xs, ys = [r.values[key] for r in rows], [r.values["median_ms"] for r in rows]
         ax.scatter(xs, ys, color="tab:blue", zorder=3)
         for r, x, y in zip(rows, xs, ys):
-            ax.annotate(models.get(r.model).display, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=9)
+            ax.annotate(registry.get(r.model).display, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=9)
         ax.set_xlabel(label)
         ax.set_ylabel("median latency (ms)")
         ax.set_title(title, fontsize=10)
@@ -643,7 +643,7 @@ def _breakdown(rows: list[Row], title: str) -> Callable[[Any], None]:
                     ax.text(left + ms / 2, y, label, ha="center", va="center", fontsize=7, color="white")
                 left += ms
             ax.plot([r.values["whole_mean_ms"]] * 2, [y - 0.45, y + 0.45], color="black", linewidth=1.5)
-        ax.set_yticks(range(len(rows)), [models.get(r.model).display for r in rows])
+        ax.set_yticks(range(len(rows)), [registry.get(r.model).display for r in rows])
         ax.invert_yaxis()
         ax.set_xlabel("mean latency (ms); black line: whole model without hooks")
         ax.set_title(title, fontsize=10)
@@ -694,7 +694,7 @@ def figures_section(res: Results, plan: list[Figure], prefix: str) -> str:
 def render(res: Results, seeds: Seeds, figure_prefix: str) -> str:
     """All tables as one markdown section; ``figure_prefix`` is the figures
     folder relative to the document that will hold the section."""
-    out = ["_Generated by `python -m common.tables` from `results/records/` (default mode: eager fp32, "
+    out = ["_Generated by `python -m common.render.tables` from `results/records/` (default mode: eager fp32, "
            "batch 1, 'cityscapes' and 'pascal' presets; the newest record of each model/preset/device). "
            "Do not edit by hand._\n"]
     out.append("### Summary\n\nMedian latency per device, FPS = 1000 / mean latency (batch 1). Static memory = "
@@ -723,11 +723,11 @@ def render(res: Results, seeds: Seeds, figure_prefix: str) -> str:
     if mode_devices:
         out.append("### Execution modes\n\nWhole-model latency per execution mode (precision, memory format, "
                    "CUDA graph, torch.compile), fastest first. Of measured peak = achieved TFLOP/s / the "
-                   "device's matrix rate for that precision, measured by `python -m common.peak`.\n")
+                   "device's matrix rate for that precision, measured by `python -m common.measure.peak`.\n")
         for tag in mode_devices:
             name = next(e["device_name"] for k, e in res.modes.items() if k[0] == tag)
             out.append(f"#### {name}\n\n{modes_table(res, tag)}")
-    from common import tables_train  # it builds on this module's helpers
+    from common.render import train as tables_train  # it builds on this module's helpers
 
     train_section = tables_train.section(res.train_recs, seeds.seed004)
     if train_section:

@@ -65,7 +65,7 @@ def peak_line(r: dict) -> str:
         return ""
     p = r["device_peak"]
     return (f"Of peak   {r['fraction_of_peak']:>12.1%}   (measured peak {p['matmul_tflops']:.1f} TFLOP/s for this "
-            f"precision, copy {p['copy_gbs']:.0f} GB/s; python -m common.peak, {p['measured']})\n")
+            f"precision, copy {p['copy_gbs']:.0f} GB/s; python -m common.measure.peak, {p['measured']})\n")
 
 
 def _shape(s: list | None) -> str:
@@ -105,7 +105,7 @@ def layers_txt(rec: dict) -> str:
     text += peak_line(r)
     text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
              "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
-             "# rate / attainable rate at that intensity. Needs results/peaks/<device>.json (python -m common.peak).\n")
+             "# rate / attainable rate at that intensity. Needs results/peaks/<device>.json (python -m common.measure.peak).\n")
     return text
 
 

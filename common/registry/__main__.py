@@ -1,0 +1,32 @@
+"""python -m common.registry list [--tag TAG]: the catalogue, one line per model."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common import registry
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m common.registry", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ls = sub.add_parser("list", help="print the catalogue")
+    ls.add_argument("--tag", choices=registry.TAGS, metavar="TAG",
+                    help=f"only entries with this tag: {', '.join(registry.TAGS)} (default: all)")
+    ls.add_argument("--names", action="store_true", help="names only, space-separated (for shell drivers)")
+    args = p.parse_args(argv)
+    chosen = registry.names(args.tag)
+    if args.names:
+        print(" ".join(chosen))
+        return 0
+    print(f"{'name':<16}{'family':<13}{'display':<14}{'depths':<8}{'params':>13}  tags")
+    for n in chosen:
+        e = registry.get(n)
+        params = f"{e.expected_params:,}" if e.expected_params else "-"
+        tags = ", ".join(sorted(e.tags)) + (f" (batch {e.train_batch})" if e.train_batch else "")
+        print(f"{n:<16}{e.family:<13}{e.display:<14}{','.join(map(str, e.depths)):<8}{params:>13}  {tags}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
