@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 
 def positive(kind: type) -> Callable[[str], int | float]:
-    """``type=positive(int)``: a number greater than 0, or one clear error."""
+    """``type=positive(int)``: a finite number greater than 0, or one clear error."""
     def parse(text: str):
         try:
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if v <= 0:
             raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
         return v

@@ -1,7 +1,7 @@
 """The device's measured limits: matrix rate per precision and copy bandwidth.
 
 Measured once per device by the tool itself (never taken from a datasheet) and
-cached in ``results/peaks/<device-tag>.json``; the timer divides achieved rates by
+recorded in ``results/records/<device-tag>/peak/peak.json``; the timer divides achieved rates by
 these to show the distance to the limit, and the per-unit roofline uses their
 ratio (the ridge point) to call a unit compute- or memory-bound.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from common import env as envmod
-from common import records
+from common import derive, records
 from common.measure import timing
 from common.errors import UserError
 
@@ -44,7 +44,7 @@ def matmul_tflops(device: torch.device, precision: str) -> float:
         ms = _time(lambda: a @ b, device)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
-    return 2 * n**3 / (ms * 1e-3) / 1e12
+    return derive.tflops(2 * n**3, ms)
 
 
 def copy_gbs(device: torch.device) -> float:
@@ -53,7 +53,7 @@ def copy_gbs(device: torch.device) -> float:
     src = torch.empty(n, dtype=torch.uint8, device=device).random_(0, 255)
     dst = torch.empty_like(src)
     ms = _time(lambda: dst.copy_(src), device)
-    return 2 * n / (ms * 1e-3) / 1e9
+    return derive.gbs(2 * n, ms)
 
 
 def supported(device: torch.device) -> list[str]:
@@ -64,51 +64,29 @@ def supported(device: torch.device) -> list[str]:
 
 
 def measure(device: torch.device) -> dict:
+    """The peak record of ``device``."""
     env = envmod.collect(device)
     peaks = {p: matmul_tflops(device, p) for p in supported(device)}
-    return {"env": env, "matmul_tflops": peaks, "copy_gbs": copy_gbs(device),
-            "method": f"median of {ITERS} after {WARMUP} warm-up: {MATMUL_N[device.type]}^3 matmul per "
-                      f"precision (random data); {COPY_BYTES[device.type] // 2**20} MiB copy, read + write bytes"}
+    result = {"matmul_tflops": peaks, "copy_gbs": copy_gbs(device),
+              "method": f"median of {ITERS} after {WARMUP} warm-up: {MATMUL_N[device.type]}^3 matmul per "
+                        f"precision (random data); {COPY_BYTES[device.type] // 2**20} MiB copy, read + write bytes"}
+    return records.make_record("peak", envmod.device_tag(env), {"kind": "peak", "device": str(device)}, env, result)
+
+
+STEM = "peak"  # one peak record per device: results/records/<tag>/peak/peak.json
 
 
 def path_for(tag: str, results: Path = records.RESULTS) -> Path:
-    return Path(results) / "peaks" / f"{tag}.json"
+    return records.record_path(results, tag, "peak", STEM)
 
 
 def load(tag: str, results: Path = records.RESULTS) -> dict | None:
-    p = path_for(tag, results)
+    """The device's measured peaks (a peak record's result), or None when not measured."""
     try:
-        return json.loads(p.read_text())
+        rec = json.loads(path_for(tag, results).read_text())
     except (OSError, ValueError):
         return None
-
-
-def fraction(peaks: dict | None, precision: str, tflops: float) -> float | None:
-    """Achieved rate as a fraction of the measured peak for that precision."""
-    if not peaks:
-        return None
-    peak = peaks["matmul_tflops"].get(precision)
-    return tflops / peak if peak else None
-
-
-def ridge_flop_per_byte(peaks: dict, precision: str) -> float | None:
-    """Arithmetic intensity where the roofline turns from memory- to compute-bound."""
-    peak = peaks["matmul_tflops"].get(precision)
-    return peak * 1e12 / (peaks["copy_gbs"] * 1e9) if peak else None
-
-
-def roofline(flops: int, bytes_moved: int, median_ms: float, peaks: dict | None, precision: str) -> dict:
-    """One unit on the roofline: intensity, achieved rate, and which roof bounds it."""
-    intensity = flops / bytes_moved if bytes_moved else None
-    row = {"flops": flops, "bytes": bytes_moved, "intensity": intensity,
-           "achieved_tflops": flops / (median_ms * 1e-3) / 1e12 if median_ms > 0 else None}
-    ridge = ridge_flop_per_byte(peaks, precision) if peaks else None
-    if ridge is not None and intensity is not None:
-        row["bound"] = "compute" if intensity >= ridge else "memory"
-        # The attainable rate at this intensity: min(compute roof, bandwidth x intensity).
-        roof = min(peaks["matmul_tflops"][precision], peaks["copy_gbs"] * 1e9 * intensity / 1e12)
-        row["fraction_of_roof"] = row["achieved_tflops"] / roof if roof else None
-    return row
+    return rec.get("result") if isinstance(rec, dict) and rec.get("schema") == records.SCHEMA else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,12 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"{ap.prog}: error: {exc}\n")
         return exc.exit_code
-    result = measure(device)
-    out = path_for(envmod.device_tag(result["env"]), args.results)
-    records.ensure_writable(out.parent)
-    records.write_atomic(out, json.dumps(result, indent=1) + "\n")
-    rates = "  ".join(f"{k} {v:.1f} TFLOP/s" for k, v in result["matmul_tflops"].items())
-    print(f"{result['env']['device_name']}: {rates}  copy {result['copy_gbs']:.0f} GB/s -> {out}")
+    rec = measure(device)
+    out = path_for(rec["device_tag"], args.results)
+    records.write_record(out, rec)
+    rates = "  ".join(f"{k} {v:.1f} TFLOP/s" for k, v in rec["result"]["matmul_tflops"].items())
+    print(f"{rec['env']['device_name']}: {rates}  copy {rec['result']['copy_gbs']:.0f} GB/s -> {out}")
     return 0
 
 
