@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Set up .venv if missing (as profile.sh does), then run the CPU test suite.
+# Set up .venv (as profile.sh does), then run the CPU test suite; `gpu`-marked
+# tests skip themselves without a GPU (scripts/device_suite.sh runs them there).
 set -euo pipefail
 cd "$(dirname "$0")"
+case " $* " in *" -h "*|*" --help "*) echo "usage: ./test.sh [pytest args]  (runs the CPU test suite after setting up .venv)"; exit 0 ;; esac
 . scripts/setup_venv.sh
 exec "$PYTHON" -m pytest -q "$@"

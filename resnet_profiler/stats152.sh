@@ -1,3 +1,6 @@
 #!/bin/sh
-# ResNet-152: whole-model and per-unit latency on both presets; extra arguments go to timer.py.
-exec sh "$(dirname "$0")/../scripts/run_family.sh" resnet resnet152 "$@"
+# ResNet-152: whole-model and per-unit latency (depth 1 and 2) on both presets, one process;
+# extra arguments go to timer.py (--input/--size: that one input only).
+root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+. "$root/scripts/python.sh"
+exec "$py" -m common.drive stats --model resnet152 "$@"

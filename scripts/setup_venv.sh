@@ -1,12 +1,20 @@
-# Sourced by profile.sh and test.sh: make .venv from requirements.txt when it is
-# missing, then export PYTHON. PYTHON set by the caller wins (e.g. the GPU
-# machine's own python3, which already has torch and cannot reach PyPI).
+# Sourced by profile.sh and test.sh: make .venv from requirements.txt, or complete
+# it when the last set-up did not finish or requirements.txt changed since (a
+# stamp of the installed requirements' hash lives in .venv), then export PYTHON.
+# PYTHON set by the caller wins (e.g. the GPU machine's own python3, which already
+# has torch and cannot reach PyPI). First run: about 6 GB in .venv, a few minutes.
 if [ -z "${PYTHON:-}" ]; then
-  if [ ! -x .venv/bin/python ]; then
-    echo "setting up .venv from requirements.txt (first run only) ..." >&2
-    python3 -m venv .venv
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
+    if [ -x .venv/bin/python ]; then
+      echo "setting up: completing .venv (missing or changed requirements) ..." >&2
+    else
+      echo "setting up: creating .venv from requirements.txt (first run only; about 6 GB, a few minutes) ..." >&2
+      python3 -m venv .venv
+    fi
     .venv/bin/python -m pip install -q --upgrade pip >&2
-    .venv/bin/python -m pip install -q -r requirements.txt >&2
+    .venv/bin/python -m pip install --progress-bar on -r requirements.txt >&2
+    echo "$want" > .venv/.requirements.sha256
   fi
   PYTHON=$PWD/.venv/bin/python
 fi

@@ -1,7 +1,6 @@
 #!/bin/sh
-# VGG16, VGG16-BN, VGG19, VGG19-BN: whole-model and per-layer latency on both presets;
-# extra arguments go to timer.py.
-set -e
-for model in vgg16 vgg16_bn vgg19 vgg19_bn; do
-  sh "$(dirname "$0")/../scripts/run_family.sh" vgg "$model" "$@"
-done
+# VGG16, VGG16-BN, VGG19, VGG19-BN: whole-model and per-layer latency on both presets,
+# one process; extra arguments go to timer.py (--input/--size: that one input only).
+root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+. "$root/scripts/python.sh"
+exec "$py" -m common.drive stats --family vgg "$@"

@@ -1,3 +1,6 @@
 #!/bin/sh
-# Memory reports of every model in this family, both presets; extra arguments go to mem.py.
-exec sh "$(dirname "$0")/../scripts/run_mem.sh" xception "$@"
+# Memory reports of every model of this family on both presets, one process;
+# extra arguments go to mem.py.
+root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+. "$root/scripts/python.sh"
+exec "$py" -m common.drive mem --family xception "$@"

@@ -1,0 +1,244 @@
+"""Drivers: many requests in one process, with overall progress (step N of M).
+
+    python -m common.drive stats --model NAME|--family F [timer.py flags]  both presets (or the one given),
+                                                                    whole model + per unit at each depth
+    python -m common.drive mem --family FAMILY [mem.py flags]       every model of a family, both presets
+    python -m common.drive seed004 [timer.py flags]                 seed 004: training steps + layer sets
+    python -m common.drive profile [--device D] [--full] ...        everything profile.sh runs
+
+The model lists and unit depths come from the catalogue (``common.registry``); a
+model is built once per preset and re-used by the requests of that preset (each
+warms it up again). A failing step is reported in one line and the driver goes on;
+the exit status is that of the first failure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from common import cli, registry, run
+from common import env as envmod
+from common.errors import UserError
+from common.spec import Request
+
+PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
+# profile.sh on a machine without a GPU: every timed loop bounded, so the whole job
+# fits in minutes on 2 cores; every file states its warm-up and iteration counts.
+CPU_QUICK = ["--warmup", "1", "--iters", "3"]
+GPU_QUICK = ["--max-seconds", "2"]  # at most 2 s per timed loop after the 25 warm-up iterations
+
+
+@dataclass
+class Step:
+    what: str
+    work: Callable[[], list[Path]]
+    request: Callable[[], Request | None] = lambda: None
+
+
+def run_steps(prog: str, steps: list[Step]) -> int:
+    """Run every step (one line per failure, the rest go on); overall bar on stderr."""
+    failures: list[tuple[str, int]] = []
+    bar = tqdm(steps, desc=prog, unit="step", file=sys.stderr, dynamic_ncols=True)
+    for step in bar:
+        bar.set_postfix_str(step.what[:60])
+        code = cli.guarded(f"{prog}: {step.what}", step.work, lambda: step.what,
+                           lambda: cli.smaller_batch(step.request()) if step.request() else (None, []))
+        if code:
+            failures.append((step.what, code))
+            if code == 130:  # Ctrl-C: stop the whole driver
+                break
+    bar.close()
+    if failures:
+        sys.stderr.write(f"{prog}: {len(failures)} of {len(steps)} steps failed: "
+                         + "; ".join(w for w, _ in failures) + "\n")
+    return failures[0][1] if failures else 0
+
+
+def _explicit(argv: list[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in argv for f in flags)
+
+
+def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespace], run.Session],
+                whole_only: bool = False) -> list[Step]:
+    """Both presets (or the --input/--size given), whole model then per unit at
+    every depth the catalogue defines; one model instance per preset."""
+    entry = registry.get(model)
+    args = cli.build_parser("timer", entry.family).parse_args(["--model", model, *argv])
+    presets = [None] if _explicit(argv, "--input", "--size") else list(PRESETS)
+    depths = [args.depth] if _explicit(argv, "--depth") else list(entry.depths)
+    steps: list[Step] = []
+    for preset in presets:
+        shared: dict = {}
+
+        def instance(req: Request, shared: dict = shared) -> torch.nn.Module | None:
+            """One model per preset, kept for the next request of the preset."""
+            if req.search == "fastest" or req.is_train:
+                return None
+            if "model" not in shared:
+                shared["model"] = registry.build(req.model, req.device)
+            return shared["model"]
+
+        per_unit = [] if whole_only else [(True, d) for d in depths]
+        kinds = per_unit if _explicit(argv, "--layers") else [(False, None), *per_unit]
+        for i, (layers, depth) in enumerate(kinds):
+            last = i == len(kinds) - 1
+            steps.append(_timer_step(args, preset, layers, depth, session, instance, shared if last else None))
+    return steps
+
+
+def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, depth: int | None,
+                session: Callable[[argparse.Namespace], run.Session], instance: Callable,
+                release: dict | None) -> Step:
+    state: dict = {}
+    label = f"{args.model} {preset or args.size or args.input}" + (f" per unit depth {depth}" if layers else "")
+
+    def work() -> list[Path]:
+        try:
+            sess = session(args)
+            step_args = argparse.Namespace(**{**vars(args), "layers": layers})
+            state["req"] = req = cli.request_from_args(step_args, "timer", sess.device, preset=preset, depth=depth)
+            return cli.measure_and_save(req, sess, instance(req))
+        finally:
+            if release is not None:
+                release.clear()  # the preset's last request: free its model
+
+    return Step(label, work, lambda: state.get("req"))
+
+
+def mem_steps(family: str, argv: list[str], session: Callable[[argparse.Namespace], run.Session]) -> list[Step]:
+    steps = []
+    explicit = _explicit(argv, "--input", "--size")
+    for model in registry.family_models(family):
+        args = cli.build_parser("mem", family).parse_args(["--model", model, *argv])
+        for preset in ([None] if explicit else PRESETS):
+            def work(args: argparse.Namespace = args, preset: str | None = preset) -> list[Path]:
+                sess = session(args) if not args.struct else run.Session(torch.device("cpu"), args.out_dir)
+                return cli.measure_and_save(cli.request_from_args(args, "mem", sess.device, preset=preset), sess)
+
+            kind = "structure" if args.struct else "memory"
+            steps.append(Step(f"{model} {preset or args.size or args.input} {kind}", work))
+    return steps
+
+
+def seed004_steps(argv: list[str], session: Callable[[argparse.Namespace], run.Session]) -> list[Step]:
+    """Seed 004: training steps of its nine models at its batches of 224x224, then both layer sets."""
+    steps = []
+    for model, batch in registry.SEED004.items():
+        args = cli.build_parser("timer", None).parse_args(
+            ["--model", model, "--input", "imagenet", "--batch", str(batch), "--pass", "train", *argv])
+        steps.append(_timer_step(args, None, False, None, session, lambda req: None, None))
+    layer_args = cli.build_layer_parser().parse_args(_loop_only(argv))
+    for layer_set in ("seed004", "large"):
+        def work(layer_set: str = layer_set) -> list[Path]:
+            sess = session(layer_args)
+            return cli.measure_and_save(cli.layer_request(layer_args, sess.device, layer_set), sess)
+
+        steps.append(Step(f"layer set {layer_set}", work))
+    return steps
+
+
+def _loop_only(argv: list[str]) -> list[str]:
+    """The flags the layer profiler shares with timer.py (device, loop, precision)."""
+    keep = {"--device", "--threads", "--tag", "--out-dir", "--warmup", "--iters", "--max-seconds", "--min-iters",
+            "--clock", "--precision"}
+    out, i = [], 0
+    while i < len(argv):
+        flag = argv[i].split("=", 1)[0]
+        if flag in keep:
+            out += argv[i:i + (1 if "=" in argv[i] else 2)]
+            i += 1 if "=" in argv[i] else 2
+        else:
+            i += 1
+    return out
+
+
+class Sessions:
+    """One Session per (device, root, tag): the environment is collected once."""
+
+    def __init__(self) -> None:
+        self._cache: dict = {}
+
+    def __call__(self, args: argparse.Namespace) -> run.Session:
+        if getattr(args, "threads", None):
+            torch.set_num_threads(args.threads)
+        device = envmod.resolve_device(args.device)
+        key = (str(device), str(args.out_dir), args.tag)
+        if key not in self._cache:
+            self._cache[key] = run.Session(device, args.out_dir, args.tag)
+        return self._cache[key]
+
+
+def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions) -> list[Step]:
+    """Every catalogue model on both presets (latency, per unit, memory, structure),
+    then seed 004; VGG latency at Cityscapes only on a GPU (minutes per run on a CPU)."""
+    gpu = envmod.resolve_device(args.device).type == "cuda"
+    common = ["--device", args.device, *(["--tag", args.tag] if args.tag else [])]
+    timer = common + ([] if args.full else (GPU_QUICK if gpu else CPU_QUICK)) + extra
+    models = args.models or registry.names("catalogue")
+    steps: list[Step] = []
+    for m in models:
+        if registry.get(m).family == "vgg" and not gpu:
+            steps += stats_steps(m, [*timer, "--input", "pascal"], sessions)
+        else:
+            steps += stats_steps(m, timer, sessions)
+    for family in dict.fromkeys(registry.get(m).family for m in models):
+        fam_models = [m for m in registry.family_models(family) if m in models]
+        steps += [s for s in mem_steps(family, common, sessions) if s.what.split()[0] in fam_models]
+        steps += [s for s in mem_steps(family, ["--struct"], sessions) if s.what.split()[0] in fam_models]
+    if not args.no_seed004:
+        steps += seed004_steps(timer, sessions)
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = cli.Parser(prog="python -m common.drive", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="stats|mem|seed004|profile")
+    s = sub.add_parser("stats", help="models: both presets, whole model and per unit")
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", nargs="+", metavar="NAME", help="catalogue model(s)")
+    who.add_argument("--family", choices=registry.FAMILIES, metavar="FAMILY", help="every model of a family")
+    s.add_argument("--no-layers", action="store_true", help="whole-model latency only (no per-unit runs)")
+    m = sub.add_parser("mem", help="memory reports (or --struct structures) of a family")
+    m.add_argument("--family", required=True, choices=registry.FAMILIES, metavar="FAMILY")
+    sub.add_parser("seed004", help="seed 004's training steps and layer sets")
+    pr = sub.add_parser("profile", help="everything ./profile.sh runs")
+    pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
+    pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
+    pr.add_argument("--full", action="store_true",
+                    help="the seeds' full protocol (25 warm-up + 300 iterations) instead of the quick one "
+                         f"(CPU: {' '.join(CPU_QUICK)}; GPU: {' '.join(GPU_QUICK)})")
+    pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
+    pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
+    args, rest = p.parse_known_args(argv)
+    sessions = Sessions()
+    t0 = time.monotonic()
+    try:
+        if args.cmd == "stats":
+            steps = [s for m in (args.model or registry.family_models(args.family))
+                     for s in stats_steps(m, rest, sessions, args.no_layers)]
+        elif args.cmd == "mem":
+            steps = mem_steps(args.family, rest, sessions)
+        elif args.cmd == "seed004":
+            steps = seed004_steps(rest, sessions)
+        else:
+            for name in args.models or []:
+                registry.get(name)
+            steps = profile_steps(args, rest, sessions)
+    except UserError as exc:
+        sys.stderr.write(f"{p.prog} {args.cmd}: error: {exc}\n")
+        return exc.exit_code
+    code = run_steps(f"{args.cmd}", steps)
+    sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {time.monotonic() - t0:.0f} s\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""measure(request) -> record: the one path from a request to its record.
+
+Every kind of request has one function here that builds the model (``eval()``,
+random weights) and a seeded input, measures, and returns the record's result;
+derived figures come from ``common.derive``. Nothing here reads argparse.
+A ``Session`` holds what several requests of one process share (device, env,
+the device's peaks, built models), so a driver runs many requests in one process.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common import derive, inputs, records, registry
+from common import env as envmod
+from common.measure import execution, layerbench, layerwise, memory, peak, structure, timing, training
+from common.render import txt
+from common.spec import Request
+
+
+@dataclass
+class Session:
+    """One process's measuring context: the device, its environment and tag, and
+    where records and rendered files go."""
+
+    device: torch.device
+    root: Path = records.ROOT  # family folders and results/ live under it
+    tag: str | None = None  # device folder; None: derived from the device
+    env: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.env = self.env or envmod.collect(self.device)
+        self.tag = self.tag or envmod.device_tag(self.env)
+        self.peaks = peak.load(self.tag, self.results)
+
+    @property
+    def results(self) -> Path:
+        return Path(self.root) / "results"
+
+    def record_path(self, req: Request) -> Path:
+        return records.record_path(self.results, self.tag_of(req), req.kind, req.stem)
+
+    def tag_of(self, req: Request) -> str:
+        return "any" if req.kind == "structure" else self.tag  # a structure does not depend on the device
+
+    def prepare(self, req: Request) -> Path:
+        """Prove both output folders writable before anything is measured."""
+        records.ensure_writable(self.record_path(req).parent)
+        probe = {"kind": req.kind, "device_tag": self.tag_of(req), "request": req.to_dict(),
+                 "_path": str(self.record_path(req))}
+        return records.ensure_writable(txt.path_for(probe, self.root).parent)
+
+
+def measure(req: Request, session: Session, model: nn.Module | None = None) -> dict:
+    """Measure ``req`` and return its record (not yet written). ``model``: an
+    instance built for this request's model on the session's device, reused
+    across the requests of one preset (each request warms it up again)."""
+    fn = {"timing": measure_timing, "layers": measure_timing, "train-timing": measure_train,
+          "train-layers": measure_train, "memory": measure_memory, "structure": measure_structure,
+          "layer-bench": measure_layer_bench}[req.kind]
+    result = fn(req, session, model) if req.kind in ("timing", "layers") else fn(req, session)
+    return records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
+
+
+def save(rec: dict, session: Session) -> list[Path]:
+    """Write the record (the truth) and render its .txt from it."""
+    path = records.path_of(rec, session.results)
+    records.write_record(path, rec)
+    rec = {**rec, "_path": str(path)}
+    return [txt.write(rec, session.root), path]
+
+
+def cost(req: Request, with_units: bool) -> structure.Cost:
+    """Costs from a pass on the meta device: no memory, no compute."""
+    meta_model = registry.build(req.model, "meta")
+    x = torch.empty(req.input.shape, device="meta")
+    units = registry.units(req.model, meta_model, req.depth) if with_units else None
+    return structure.analyze(meta_model, x, units)
+
+
+def measure_timing(req: Request, session: Session, model: nn.Module | None = None) -> dict:
+    """Whole-model latency (and, for 'layers', every unit's span beside it)."""
+    device = session.device
+    result: dict = {}
+    run_req = req
+    if req.search == "fastest":
+        run_req, result["fastest"] = execution.search_fastest(req, device, eager_only=req.per_unit,
+                                                              with_compile=req.search_compile)
+        model = None  # the picked mode is measured on a fresh instance
+    model = model if model is not None else registry.build(req.model, device)
+    x = inputs.make(req.input, device)
+    with torch.inference_mode(), execution.backend_flags(run_req) as flags:
+        prepared = execution.prepare(model, x, run_req)
+        m = timing.run_loop(prepared.fn, timing.make_clock(run_req.clock, device), run_req.warmup, run_req.iters,
+                            batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
+                            desc=f"{req.model} {req.input.tag}")
+        result.update(backend_flags=flags, timing=m.to_dict(), setup=prepared.setup)
+        if req.per_unit:
+            unit_list = registry.units(req.model, prepared.model, req.depth)
+            profiles, spans = layerwise.profile_units(
+                prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
+                deadline=timing.deadline(req.max_seconds, req.min_iters))
+            result["units"] = [p.to_dict(req.input.batch) for p in profiles]
+            result["hooked_span"] = {"stats": timing.summarize(spans, req.input.batch).to_dict(), "samples_ms": spans}
+            result["coverage"] = derive.coverage([u["stats"]["mean_ms"] for u in result["units"]],
+                                                 result["timing"]["stats"]["mean_ms"])
+    c = cost(req, with_units=req.per_unit)
+    result["cost"] = c.to_dict()
+    result["gflops"] = c.flops * 1e-9
+    result["achieved_tflops"] = derive.tflops(c.flops, result["timing"]["stats"]["median_ms"])
+    _add_peak_share(result, session.peaks, run_req.precision)
+    for cand in result.get("fastest", {}).get("candidates", []):
+        if "median_ms" in cand:
+            cand["achieved_tflops"] = derive.tflops(c.flops, cand["median_ms"])
+            cand["fraction_of_peak"] = derive.fraction_of_peak(session.peaks, cand["precision"],
+                                                               cand["achieved_tflops"])
+    if req.per_unit:
+        _add_roofline(result, run_req, session.peaks)
+    return result
+
+
+def _add_peak_share(result: dict, peaks: dict | None, precision: str) -> None:
+    if peaks:
+        result["device_peak"] = {"matmul_tflops": peaks["matmul_tflops"].get(precision),
+                                 "copy_gbs": peaks["copy_gbs"]}
+        result["fraction_of_peak"] = derive.fraction_of_peak(peaks, precision, result["achieved_tflops"])
+
+
+def _add_roofline(result: dict, req: Request, peaks: dict | None) -> None:
+    """Per unit: FLOPs, bytes moved (input + weights + output, each once, at the
+    run's activation width), intensity, and which roof bounds it."""
+    width = 2 if req.precision in ("fp16", "bf16") else 4
+    costs = {c["label"]: c for c in result["cost"]["units"]}
+    for u in result["units"]:
+        c = costs[u["label"]]
+        shapes = [u["in_shape"], u["out_shape"] or c["out_shape"]]
+        if None in shapes:
+            continue  # a functional unit between hooks: no shapes seen
+        elements = sum(math.prod(s) for s in shapes) + c["params"]
+        u["roofline"] = derive.roofline(c["flops"], elements * width, u["stats"]["median_ms"], peaks, req.precision)
+
+
+def measure_train(req: Request, session: Session) -> dict:
+    """Training steps phase by phase (and per unit for 'train-layers'), then
+    inference on the same instance; peak memory of each beside the timings."""
+    device = session.device
+    model = registry.build(req.model, device)
+    x = inputs.make(req.input, device)
+    unit_list = registry.units(req.model, model, req.depth) if req.per_unit else None
+    result: dict = {"with_optimizer": req.with_optimizer, "loss": "cross-entropy on seeded random class targets",
+                    "optimizer": f"SGD(lr={training.SGD_LR}, momentum={training.SGD_MOMENTUM})"
+                    if req.with_optimizer else None}
+    gpu_peaks = device.type == "cuda" and not req.per_unit  # the CPU's come from fresh processes, below
+    with execution.backend_flags(req) as flags:
+        got, profiles, step = training.profile_train(model, x, req, unit_list)
+        result["train"] = {phase: m.to_dict() for phase, m in got.items()}
+        if gpu_peaks:
+            result["train_peak"] = memory.gpu_peak(step.run, device, key="train_step", settle=step.zero_grad,
+                                                   what="training step (gradients cleared before it)")
+        model.eval()
+        with torch.inference_mode():
+            prepared = execution.prepare(model, x, req)
+            m = timing.run_loop(prepared.fn, timing.make_clock(req.clock, device), req.warmup, req.iters,
+                                batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
+                                desc=f"{req.model} {req.input.tag} inference")
+            if gpu_peaks:
+                result["inference_peak"] = memory.gpu_peak(prepared.fn, device)
+        result.update(backend_flags=flags, inference=m.to_dict())
+    del model, x, step, prepared
+    if device.type == "cpu" and not req.per_unit:
+        result["train_peak"] = memory.cpu_peak(req, train=True)
+        result["inference_peak"] = memory.cpu_peak(req)
+    meta_model = registry.build(req.model, "meta")
+    meta_step = training.model_step(meta_model, torch.empty(req.input.shape, device="meta"), req, False)
+    fwd_flops, bwd_flops = structure.step_flops(meta_step.forward, meta_step.backward)
+    result["flops"] = {"forward": fwd_flops, "backward": bwd_flops}
+    for phase, flops in (("forward", fwd_flops), ("backward", bwd_flops), ("total", fwd_flops + bwd_flops)):
+        result["train"][phase]["achieved_tflops"] = derive.tflops(flops, result["train"][phase]["stats"]["median_ms"])
+    result["inference"]["achieved_tflops"] = derive.tflops(fwd_flops, result["inference"]["stats"]["median_ms"])
+    if profiles:
+        result["units"] = [p.to_dict(req.input.batch) for p in profiles]
+        result["coverage"] = {
+            phase: derive.coverage([(u["backward"] if phase == "backward" else u)["stats"]["mean_ms"]
+                                    for u in result["units"]], result["train"][phase]["stats"]["mean_ms"])
+            for phase in ("forward", "backward")}
+    return result
+
+
+def measure_memory(req: Request, session: Session) -> dict:
+    """Static memory (memlab, corrected), peak of one inference, costs per unit."""
+    device = session.device
+    model = registry.build(req.model, device)
+    x = inputs.make(req.input, device)
+    result: dict = {"static": memory.static_report(model, x)}
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        alloc = torch.cuda.memory_allocated(device) / memory.MIB
+        result["allocator_mib"] = alloc
+        result["static_vs_allocator"] = result["static"]["static_mib"] / alloc - 1
+        with torch.inference_mode(), execution.backend_flags(req) as flags:
+            prepared = execution.prepare(model, x, req)
+            result["backend_flags"] = flags
+            result["peak"] = memory.gpu_peak(prepared.fn, device)
+    else:
+        del model, x
+        result["peak"] = memory.cpu_peak(req)
+    result["cost"] = cost(req, with_units=True).to_dict()
+    return result
+
+
+def measure_structure(req: Request, session: Session) -> dict:
+    """torchinfo rows down to ``req.depth`` with MACs per row from our counter."""
+    model = registry.build(req.model, "cpu")
+    rows = structure.torchinfo_rows(model, inputs.make(req.input, "cpu"), req.depth)
+    # One meta pass per depth level: the rows of one level never nest, so each pass
+    # attributes every op to at most one row.
+    meta_model = registry.build(req.model, "meta")
+    meta_x = torch.empty(req.input.shape, device="meta")
+    for level in range(1, req.depth + 1):
+        level_rows = [r for r in rows if r["depth"] == level]
+        level_units = [registry.Unit(r["path"], r["path"]) for r in level_rows]
+        for r, u in zip(level_rows, structure.analyze(meta_model, meta_x, level_units).units):
+            r["macs"] = u.macs
+    total = structure.analyze(meta_model, meta_x)
+    return {"rows": rows, "params": structure.param_count(model), "macs": total.macs, "flops": total.flops,
+            "cost": total.to_dict(), "depth": req.depth}
+
+
+def measure_layer_bench(req: Request, session: Session) -> dict:
+    """Seed 004's single layers: forward, backward, total, achieved rates."""
+    with execution.backend_flags(req) as flags:
+        rows = layerbench.run_set(req.layer_set, session.device, req.precision, req.clock, req.warmup, req.iters,
+                                  req.max_seconds, req.min_iters)
+    return {"backend_flags": flags, "rows": rows}
