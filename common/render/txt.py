@@ -1,11 +1,64 @@
-"""Human-readable .txt files from records (formatting only: no measuring here)."""
+"""Human-readable .txt files from records (formatting only: no measuring here).
+
+Every ``.txt`` of the family folders is rendered from its record alone, so a run
+(``txt.write`` right after the record is saved) and ``python -m common.render``
+give byte-identical files. Where each kind goes (``path_for``):
+
+- timing, train-timing: ``<root>/<family>_profiler/<model>_stats/<tag>/<stem>.txt``
+- layers, train-layers: ``<root>/<family>_profiler/<model>_stats/<tag>/layers/<stem>.txt``
+- memory: ``<root>/<family>_profiler/memory_reports/<tag>/<stem>.txt``
+- structure: ``<root>/<family>_profiler/model_structures/<stem>.txt``
+- layer-bench: ``<root>/layer_profiler/layer_stats/<tag>/<stem>.txt``
+
+``stem`` is the record file's own stem; ``tag`` its ``device_tag``.
+"""
 from __future__ import annotations
 
-MIB = 2**20
+from pathlib import Path
+from typing import Callable
+
+from common import records, registry
+
+TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
+
+
+def path_for(rec: dict, root: Path) -> Path:
+    """Where the ``.txt`` of ``rec`` lives under the repository root ``root``."""
+    kind, tag, stem = rec["kind"], rec["device_tag"], Path(rec["_path"]).stem
+    if kind == "layer-bench":
+        return Path(root) / "layer_profiler" / "layer_stats" / tag / f"{stem}.txt"
+    model = rec["request"]["model"]
+    family = Path(root) / f"{registry.get(model).family}_profiler"
+    if kind == "structure":
+        return family / "model_structures" / f"{stem}.txt"
+    if kind == "memory":
+        return family / "memory_reports" / tag / f"{stem}.txt"
+    stats = family / f"{model}_stats" / tag
+    if kind in ("layers", "train-layers"):
+        return stats / "layers" / f"{stem}.txt"
+    if kind in ("timing", "train-timing"):
+        return stats / f"{stem}.txt"
+    raise ValueError(f"records of kind {kind!r} have no .txt file")
+
+
+def text_for(rec: dict) -> str:
+    """The ``.txt`` of ``rec``; a superseded record says so on its first line."""
+    text = FORMATTERS[rec["kind"]](rec)
+    if rec.get("superseded"):
+        text = f"# SUPERSEDED: {rec['superseded']} (kept for reference; not current)\n" + text
+    return text
+
+
+def write(rec: dict, root: Path) -> Path:
+    """Render ``rec``'s ``.txt`` at ``path_for(rec, root)``, atomically; returns the path."""
+    path = path_for(rec, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records.write_atomic(path, text_for(rec))
+    return path
 
 
 def header(title: str, rec: dict) -> str:
-    spec, env = rec["spec"], rec["env"]
+    spec, env = records.measured(rec), rec["env"]  # a fastest search: the mode it measured
     flags = rec["result"].get("backend_flags", {})
     lines = [
         f"# {title}",
@@ -76,7 +129,7 @@ def layers_txt(rec: dict) -> str:
     r = rec["result"]
     units = r["units"]
     costs = {c["label"]: c for c in r.get("cost", {}).get("units", [])}
-    text = header(f"Inference time per unit (depth {rec['spec']['depth']})", rec)
+    text = header(f"Inference time per unit (depth {rec['request']['depth']})", rec)
     text += (
         "# Hooks on the unmodified model mark each unit's start and end (one device\n"
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
@@ -105,7 +158,7 @@ def layers_txt(rec: dict) -> str:
     text += peak_line(r)
     text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
              "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
-             "# rate / attainable rate at that intensity. Needs results/peaks/<device>.json (python -m common.measure.peak).\n")
+             "# rate / attainable rate at that intensity. Needs results/records/<device>/peak/peak.json (python -m common.measure.peak).\n")
     return text
 
 
@@ -234,9 +287,9 @@ def _mib(v: float | None) -> str:
 
 
 def layerbench_txt(rec: dict) -> str:
-    spec, env, r = rec["spec"], rec["env"], rec["result"]
+    spec, env, r = rec["request"], rec["env"], rec["result"]
     text = "\n".join([
-        f"# Single-layer benchmarks, set {spec['set']} (seed 004): forward, backward, total",
+        f"# Single-layer benchmarks, set {spec['layer_set']} (seed 004): forward, backward, total",
         f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
         f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
         f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
@@ -260,3 +313,8 @@ def layerbench_txt(rec: dict) -> str:
                  f"{b['achieved_gbs']:>10.1f}{f['iters']:>7}"
                  + ("  NOISY" if t["stats"]["noisy"] else "") + "\n")
     return text
+
+
+FORMATTERS: dict[str, Callable[[dict], str]] = {
+    "timing": timing_txt, "layers": layers_txt, "train-timing": train_txt, "train-layers": train_txt,
+    "memory": memory_txt, "structure": structure_txt, "layer-bench": layerbench_txt}

@@ -1,0 +1,120 @@
+"""Render everything from the records.
+
+    python -m common.render [--check] [--results DIR] [--root DIR]
+
+Reads ``<results>/records/<device-tag>/<kind>/*.json`` and renders:
+
+- every record's ``.txt`` beside its family (``common.render.txt.path_for``);
+- ``<results>/latency.md``, ``memory.md``, ``modes.md``, ``training.md``;
+- ``<results>/figures/*.png``;
+- README.md's generated block (``<root>/README.md``, between the markers);
+- ``<results>/burden.md`` and its kin, when ``common.render.burden`` exists.
+
+A file is written (atomically) only when its content changed. ``--check``
+writes nothing and exits 1 listing every file that would change (figures: only
+that they exist, since PNG bytes vary with matplotlib), 0 when all match.
+A malformed record is named on stderr and left out; the build goes on. Bad
+input (no records folder, README without markers) is one line on stderr, exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from common import records
+from common.errors import UserError
+from common.render import figures as figs
+from common.render import pages, readme, select, tables, txt
+
+PROG = "common.render"
+
+
+def txt_outputs(recs: list[dict], root: Path, problems: list[str]) -> dict[Path, str]:
+    out: dict[Path, str] = {}
+    for rec in recs:
+        if rec["kind"] not in txt.TXT_KINDS:
+            continue
+        try:
+            out[txt.path_for(rec, root)] = txt.text_for(rec)
+        except (*select.ERRORS, ZeroDivisionError) as exc:
+            problems.append(select.problem(rec, exc) + " (no .txt)")
+    return out
+
+
+def burden_outputs(results_dir: Path) -> dict[Path, str]:
+    """The burden renderer's files, when its module exists (``burden.outputs(results_dir)``)."""
+    if importlib.util.find_spec("common.render.burden") is None:
+        return {}
+    return importlib.import_module("common.render.burden").outputs(results_dir)
+
+
+def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS):
+    """(every text file -> its content, the figure plan, problems)."""
+    if not (results_dir / "records").is_dir():
+        raise UserError(f"no records folder under {str(results_dir)!r}; run the profilers first")
+    recs, problems = records.load_records(results_dir)
+    res = select.select(recs, problems)
+    problems = res.problems
+    seeds = tables.Seeds.load(seeds_path)
+    plan = figs.plan(res)
+    out: dict[Path, str] = txt_outputs(recs, root, problems)
+    out.update(pages.outputs(res, seeds, results_dir, plan))
+    out.update(readme.output(res, seeds, root / "README.md", results_dir, plan))
+    out.update(burden_outputs(results_dir))
+    return out, plan, problems
+
+
+def _differs(path: Path, data: str | bytes) -> bool:
+    if not path.is_file():
+        return True
+    return path.read_bytes() != (data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records.write_atomic(path, data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, default=records.ROOT, metavar="DIR",
+                   help="repository root: family folders for .txt files and README.md (default: this checkout)")
+    p.add_argument("--results", type=Path, default=None, metavar="DIR",
+                   help="folder holding records/; pages and figures/ are written here (default: ROOT/results)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 listing every file that would change")
+    args = p.parse_args(argv)
+    results_dir = args.results if args.results is not None else args.root / "results"
+    try:
+        out, plan, problems = text_outputs(results_dir, args.root)
+        for problem in problems:
+            sys.stderr.write(f"{PROG}: skipped {problem}\n")
+        figures_dir = results_dir / "figures"
+        if args.check:
+            stale = [path for path, text in out.items() if _differs(path, text)]
+            stale += [figures_dir / f.name for f in plan if not (figures_dir / f.name).is_file()]
+            for path in stale:
+                sys.stderr.write(f"{PROG}: {path} is not up to date; run python -m {PROG}\n")
+            return 1 if stale else 0
+        changed = 0
+        for path, text in out.items():
+            if _differs(path, text):
+                _write(path, text)
+                changed += 1
+        for f in plan:
+            png = figs.draw_png(f)
+            if _differs(figures_dir / f.name, png):
+                _write(figures_dir / f.name, png)
+                changed += 1
+        sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan)} files written, the rest unchanged\n")
+    except UserError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

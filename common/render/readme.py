@@ -1,0 +1,104 @@
+"""README's generated block (between ``<!-- results:begin -->`` and
+``<!-- results:end -->``): the headline tables a user of the seeds expects, one
+per preset (model, input, device, mean / median / std ms, FPS from the mean,
+static and peak memory, parameters), the seeds' devices beside ours, each
+device's protocol, and links to the results pages and figures. Every number in
+it comes from the records or from ``results/reference/seeds.json``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from common.errors import UserError
+from common.render import figures as figs
+from common.render import pages, tables
+from common.render.markdown import MISSING, PRESETS, display, distinct, md_table, num, preset_title
+from common.render.select import Results
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
+    headers = ["Model", "Input", "Device", "Mean (ms)", "Median (ms)", "Std (ms)", "FPS (from mean)",
+               "Static (MiB)", "Peak inference (MiB)", "# Params (M)", "Flag"]
+    timed = res.devices_with("timing")
+    body, used = [], []
+    for model in res.models():
+        static = tables.static_source(res, model, preset)
+        params = tables.params_m(res, model, preset)
+        for d in timed:
+            t, m = res.get("timing", d.tag, model, preset), res.get("memory", d.tag, model, preset)
+            used += [r for r in (t, m) if r]
+            v = t.values if t else {}
+            body.append([display(model, any(r and r.superseded for r in (t, m))), preset, d.short,
+                         num(v.get("mean_ms"), ".3f"), num(v.get("median_ms"), ".3f"), num(v.get("std_ms"), ".3f"),
+                         num(v.get("fps"), ".2f"), num(static.values["static_mib"] if static else None, ".2f"),
+                         num(m.values["peak_inference_mib"] if m else None, ".2f"), num(params, ".3f"),
+                         t.facts.get("noisy", "") if t else ""])
+        seed_mem = seeds.memory.get((model, preset)) or {}
+        for sid, s in seeds.devices.items():
+            lat = seeds.latency.get((sid, model, preset))
+            if lat is None:
+                continue
+            body.append([display(model), preset, f"{s['short']} (seed)", num(lat.get("mean_ms"), ".3f"), MISSING,
+                         num(lat.get("std_ms"), ".3f"), num(lat.get("fps"), ".2f"),
+                         num(seed_mem.get("allocated_mib"), ".2f"), MISSING, num(seed_mem.get("params_m"), ".3f"),
+                         ""])
+    return md_table(headers, body, numeric_from=3) + tables.row_notes(sorted(set(used), key=lambda r: r.path))
+
+
+def protocols(res: Results, seeds: tables.Seeds) -> str:
+    """One line per device: clock, warm-up and timed iterations of the rows above, dates."""
+    lines = []
+    for dev in res.devices_with("timing"):
+        rows = res.of("timing", dev.tag)
+        f = lambda key: distinct([r.facts[key] for r in rows])  # noqa: E731
+        lines.append(f"- {dev.name} (`{dev.tag}`): clock {f('clock')}, warm-up {f('warmup')}, timed iterations "
+                     f"{f('iters')}; measured {tables.dates(rows)}")
+    seed_lines = [f"- {s['short']} (seed): {s['name']}, clock {s['clock']}, warm-up "
+                  f"{s['warmup'] if s['warmup'] is not None else 'none'}, {s['iters']} iterations"
+                  for s in seeds.devices.values()]
+    return "\n".join(lines + seed_lines) + "\n"
+
+
+def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[figs.Figure]) -> str:
+    """The generated block; ``results_prefix`` is the results folder relative to README."""
+    out = [pages.GENERATED.format(what=pages.DEFAULT),
+           "Mean, median and std of the latency at batch 1, FPS = 1000 / mean (the seeds' FPS, likewise). Static "
+           "memory = weights + buffers + input; peak inference = what one inference adds on top (GPU: allocator "
+           "peak; CPU: peak RSS growth); MiB = 2^20 bytes. The seeds' rows are their published figures "
+           "(`results/reference/seeds.json`; they published no median and no peak); their static memory is "
+           "memlab's 'allocated'. Flag NOISY: interquartile range above 10% of the median.\n"]
+    out += [f"#### {preset_title(p)}\n\n{headline_table(res, seeds, p)}" for p in PRESETS]
+    out.append("Protocol of the rows:\n\n" + protocols(res, seeds))
+    links = ", ".join(f"[{title.lower()}]({results_prefix}/{name}.md)" for name, title in pages.PAGES.items())
+    out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md). "
+               f"Figures:\n\n{figs.links(res, plan, results_prefix + '/figures')}")
+    return "\n".join(out)
+
+
+def replace_section(readme: str, section: str, name: str = "README.md") -> str:
+    """README with the text between the markers replaced; every other byte kept."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise UserError(f"{name} needs exactly one '{BEGIN}' line followed by one '{END}' line")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{section}{END}{tail}"
+
+
+def read(path: Path) -> str:
+    """Exact text: no newline translation, so untouched README bytes stay identical."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def relative(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
+def output(res: Results, seeds: tables.Seeds, readme: Path, results_dir: Path,
+           plan: list[figs.Figure]) -> dict[Path, str]:
+    section = block(res, seeds, relative(results_dir, readme.parent), plan)
+    return {readme: replace_section(read(readme), section, str(readme))}

@@ -1,0 +1,326 @@
+"""Records -> rows: the selection rules every table shares.
+
+- default mode (the seeds' protocol): eager fp32 as measured, batch 1, the
+  ``cityscapes``/``pascal`` presets, the device's default clock (CUDA events on a
+  GPU, perf_counter on the CPU: a GPU perf_counter run is a timer cross-check),
+  per-unit depth 1, and not a fastest search;
+- one row per key: a non-superseded record beats a superseded one, then the
+  newest measurement (env date, compared in UTC), then the path (so the choice
+  never depends on file-system order);
+- the modes table: per (device, model, preset, variant) a full-protocol record
+  always beats the 1-second search sample of the same mode, whatever the dates;
+- a record whose needed fields are missing or not numbers is a named problem,
+  never a crash: the build goes on without it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from common import records, registry
+from common.errors import UserError
+from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
+from common.spec import DEFAULT_CLOCK
+
+KINDS = ("timing", "memory", "layers")  # default-mode table kinds
+ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+
+
+def default_clock(rec: dict) -> bool:
+    return rec["request"]["clock"] == DEFAULT_CLOCK[rec["env"]["device_type"]]
+
+
+def is_default_mode(rec: dict) -> bool:
+    """The mode the tables report as default (see the module doc)."""
+    req = rec["request"]
+    if records.measured(rec)["variant"] != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
+        return False
+    if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
+        return False
+    if rec["kind"] in ("timing", "layers") and not default_clock(rec):
+        return False
+    return rec["kind"] != "layers" or req["depth"] == 1
+
+
+def check_numbers(values: dict, nullable: tuple[str, ...] = ()) -> dict:
+    """Reject a non-numeric field now, as a named problem, not later as a crash while printing."""
+    for key, value in values.items():
+        for x in (value if isinstance(value, list) else [value]):
+            x = x[1] if isinstance(x, tuple) else x
+            if x is None and key in nullable:
+                continue
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise TypeError(f"{key} is {x!r}, not a number")
+    return values
+
+
+def problem(rec: dict, exc: Exception) -> str:
+    what = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+    return f"{rec.get('_path', '?')}: malformed ({what})"
+
+
+def rank(rec: dict) -> tuple:
+    """Sort key of competing records: current before superseded, then newest, then path."""
+    return (not rec.get("superseded"), utc(rec["env"]["date"]), rec["_path"])
+
+
+def short_path(rec: dict) -> str:
+    p = Path(rec["_path"])
+    return "/".join(p.parts[-3:])
+
+
+def _software(env: dict) -> str:
+    if env["device_type"] != "cuda":
+        # A CPU run's env still names the CUDA build of torch; it played no part.
+        return f"torch {env['torch']} (CUDA/cuDNN not used), {env['threads']} threads"
+    return (f"torch {env['torch']}, CUDA {env['cuda']}, cuDNN {cudnn(env['cudnn'])}, "
+            f"driver {env.get('driver') or 'unknown'}")
+
+
+def _timing_values(result: dict) -> dict:
+    s = result["timing"]["stats"]
+    return {"mean_ms": s["mean_ms"], "std_ms": s["std_ms"], "median_ms": s["median_ms"], "p90_ms": s["p90_ms"],
+            "fps": s["fps"], "gmacs": result["cost"]["macs"] / 1e9, "params_m": result["cost"]["params"] / 1e6,
+            "achieved_tflops": result["achieved_tflops"]}
+
+
+def _memory_values(result: dict) -> dict:
+    return {"static_mib": result["static"]["static_mib"], "tensors_m": result["static"]["elements"] / 1e6,
+            "peak_inference_mib": result["peak"]["peak_inference_mib"],  # None: peak RSS could not be reset
+            "params_m": result["cost"]["params"] / 1e6}
+
+
+def _layers_values(result: dict) -> dict:
+    return {"units": [(u["label"], u["stats"]["mean_ms"]) for u in result["units"]],
+            "whole_mean_ms": result["timing"]["stats"]["mean_ms"], "coverage": result["coverage"]}
+
+
+VALUES: dict[str, Callable[[dict], dict]] = {
+    "timing": _timing_values, "memory": _memory_values, "layers": _layers_values}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One default-mode record, reduced to what the tables print.
+
+    ``values`` holds the numbers (unrounded, units in the key names);
+    ``facts`` the header facts (versions, flags, protocol) as strings."""
+
+    kind: str
+    tag: str  # device folder: results/records/<tag>/...
+    model: str
+    preset: str
+    date: dt.datetime  # UTC
+    path: str
+    device_name: str
+    device_type: str
+    values: dict = field(hash=False)
+    facts: dict = field(hash=False)
+    superseded: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.tag, self.model, self.preset)
+
+    @property
+    def day(self) -> str:
+        return day(self.date)
+
+
+def _facts(rec: dict) -> dict:
+    env, result = rec["env"], rec["result"]
+    flags = ", ".join(f"{k}={v}" for k, v in (result.get("backend_flags") or {}).items())
+    facts = {"software": _software(env), "host": env["host_cpu"], "mode": records.measured(rec)["mode"],
+             "flags": flags}
+    if "timing" in result:
+        t = result["timing"]
+        facts.update(clock=t["clock"], warmup=str(t["warmup"]), iters=str(t["iters"]),
+                     noisy="NOISY" if t["stats"]["noisy"] else "")
+    if "peak" in result:
+        facts["peak_method"] = result["peak"]["method"]
+    return facts
+
+
+def to_row(rec: dict) -> Row | None:
+    """The record as a Row; None when it is not a default-mode table record.
+    Raises one of ERRORS when a needed field is missing or bad."""
+    if rec["kind"] not in KINDS or not is_default_mode(rec):
+        return None
+    req = rec["request"]
+    registry.get(req["model"])  # an unknown model name is a malformed record here
+    return Row(kind=rec["kind"], tag=rec["device_tag"], model=req["model"], preset=req["input"]["name"],
+               date=utc(rec["env"]["date"]), path=rec["_path"], device_name=rec["env"]["device_name"],
+               device_type=rec["env"]["device_type"],
+               values=check_numbers(VALUES[rec["kind"]](rec["result"]), ("peak_inference_mib",)),
+               facts=_facts(rec), superseded=rec.get("superseded") or None)
+
+
+@dataclass(frozen=True)
+class Device:
+    tag: str
+    name: str
+    type: str  # cuda | cpu
+    short: str  # column label
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One execution mode's whole-model timing on one device/model/preset."""
+
+    mode: str
+    median_ms: float
+    mean_ms: float
+    fps: float
+    tflops: float | None
+    of_peak: float | None
+    date: dt.datetime
+    device_name: str
+    fastest: bool = False  # picked by a fastest search, then measured with the full protocol
+    search_iters: int | None = None  # a search's brief sample of this mode (no full record of it)
+    superseded: str | None = None
+
+
+@dataclass
+class Results:
+    rows: dict[tuple[str, str, str, str], Row]  # one row per (kind, tag, model, preset)
+    problems: list[str]
+    modes: dict[tuple[str, str, str, str], Mode] = field(default_factory=dict)  # (tag, model, preset, variant)
+    train: dict = field(default_factory=dict)  # (tag, model, input tag) -> train-timing record
+    benches: dict = field(default_factory=dict)  # (tag, layer set) -> layer-bench record
+
+    def get(self, kind: str, tag: str, model: str, preset: str) -> Row | None:
+        return self.rows.get((kind, tag, model, preset))
+
+    def of(self, kind: str, tag: str | None = None) -> list[Row]:
+        """Rows of one kind (and device), in table order: model, then preset."""
+        rows = [r for r in self.rows.values() if r.kind == kind and (tag is None or r.tag == tag)]
+        return sorted(rows, key=lambda r: (model_key(r.model), list(PRESETS).index(r.preset)))
+
+    @property
+    def devices(self) -> list[Device]:
+        """Every device with a row; GPUs first. Name/type from the device's newest row."""
+        newest: dict[str, Row] = {}
+        for r in self.rows.values():
+            if r.tag not in newest or r.date > newest[r.tag].date:
+                newest[r.tag] = r
+        shorts = {t: short_name(r.device_name) for t, r in newest.items()}
+        # Two folders of the same model of device (e.g. --tag per machine): label them by folder.
+        label = {t: s if list(shorts.values()).count(s) == 1 else f"{s} ({t})" for t, s in shorts.items()}
+        devs = [Device(t, r.device_name, r.device_type, label[t]) for t, r in newest.items()]
+        return sorted(devs, key=lambda d: (d.type != "cuda", d.tag))
+
+    def devices_with(self, kind: str) -> list[Device]:
+        return [d for d in self.devices if self.of(kind, d.tag)]
+
+    def models(self) -> list[str]:
+        """The seeds' six backbones always; other models only when measured."""
+        seen = {r.model for r in self.rows.values()}
+        return sorted((m for m in set(registry.BACKBONES) | seen), key=model_key)
+
+
+def _keep(table: dict, key: tuple, rec: dict, item: object) -> None:
+    if key not in table or rank(rec) > table[key][0]:
+        table[key] = (rank(rec), item)
+
+
+def _mode_of(rec: dict) -> tuple[tuple, Mode] | None:
+    """A full-protocol whole-model timing at batch 1 on a preset, in any mode, default clock."""
+    req = rec["request"]
+    if rec["kind"] != "timing" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS \
+            or not default_clock(rec):
+        return None
+    r, s, m = rec["result"], rec["result"]["timing"]["stats"], records.measured(rec)
+    check_numbers({"median_ms": s["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
+    entry = Mode(m["mode"], s["median_ms"], s["mean_ms"], s["fps"], r.get("achieved_tflops"),
+                 r.get("fraction_of_peak"), utc(rec["env"]["date"]), rec["env"]["device_name"],
+                 fastest=req.get("search") == "fastest", superseded=rec.get("superseded") or None)
+    return (rec["device_tag"], req["model"], req["input"]["name"], m["variant"]), entry
+
+
+def _candidates(rec: dict) -> list[tuple[tuple, Mode]]:
+    """A fastest search's brief look at each mode it tried."""
+    req, r = rec["request"], rec["result"]
+    if rec["kind"] != "timing" or not r.get("fastest") or req["input"]["batch"] != 1 \
+            or req["input"]["name"] not in PRESETS or not default_clock(rec):
+        return []
+    out = []
+    for c in r["fastest"]["candidates"]:
+        if "median_ms" not in c:  # skipped: the device cannot run it
+            continue
+        s = c["timing"]["stats"]
+        check_numbers({"median_ms": c["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
+        out.append(((rec["device_tag"], req["model"], req["input"]["name"], c["variant"]),
+                    Mode(c["mode"], c["median_ms"], s["mean_ms"], s["fps"], c.get("achieved_tflops"),
+                         c.get("fraction_of_peak"), utc(rec["env"]["date"]), rec["env"]["device_name"],
+                         search_iters=c["timing"]["iters"], superseded=rec.get("superseded") or None)))
+    return out
+
+
+def _train_values(rec: dict) -> None:
+    """Validate what the training tables print (a malformed record is a problem, not a crash)."""
+    r = rec["result"]
+    t = r["train"]
+    check_numbers({"forward": t["forward"]["stats"]["mean_ms"], "backward": t["backward"]["stats"]["mean_ms"],
+                   "total": t["total"]["stats"]["mean_ms"], "inference": r["inference"]["stats"]["mean_ms"],
+                   "iters": t["total"]["iters"], "tflops": t["total"].get("achieved_tflops"),
+                   "train_peak": (r.get("train_peak") or {}).get("peak_train_step_mib"),
+                   "inference_peak": (r.get("inference_peak") or {}).get("peak_inference_mib")},
+                  ("tflops", "train_peak", "inference_peak"))
+    registry.get(rec["request"]["model"])
+
+
+def _bench_values(rec: dict) -> None:
+    for row in rec["result"]["rows"]:
+        check_numbers({f"{row['layer']} {p}": row[p]["stats"]["mean_ms"] for p in ("forward", "backward", "total")})
+
+
+def _train_key(rec: dict) -> tuple | None:
+    """Default-mode training-step records (fp32 eager, default clock, no optimizer) and layer sets."""
+    req = rec["request"]
+    if rec["kind"] == "train-timing" and records.measured(rec)["variant"] == "" and default_clock(rec) \
+            and not rec["result"]["with_optimizer"]:
+        _train_values(rec)
+        i = req["input"]
+        return ("train", rec["device_tag"], req["model"], i["name"] if i["batch"] == 1 else f"{i['name']}_b{i['batch']}")
+    if rec["kind"] == "layer-bench" and records.measured(rec)["variant"] == "" and default_clock(rec):
+        _bench_values(rec)
+        return ("bench", rec["device_tag"], req["layer_set"])
+    return None
+
+
+def collect(results: Path) -> Results:
+    """Load, validate and select (see the module doc)."""
+    return select(*records.load_records(results))
+
+
+def select(recs: list[dict], problems: list[str]) -> Results:
+    """Validate and select loaded records; ``problems`` (a new list) gains the malformed ones."""
+    problems = list(problems)
+    rows: dict = {}
+    full: dict = {}
+    brief: dict = {}
+    train: dict = {}
+    for rec in recs:
+        try:
+            row = to_row(rec)
+            mode = _mode_of(rec)
+            cands = _candidates(rec)
+            tkey = _train_key(rec)
+        except ERRORS as exc:
+            problems.append(problem(rec, exc))
+            continue
+        if row is not None:
+            _keep(rows, row.key, rec, row)
+        if mode is not None:
+            _keep(full, mode[0], rec, mode[1])
+        for key, entry in cands:
+            _keep(brief, key, rec, entry)
+        if tkey is not None:
+            _keep(train, tkey, rec, rec)
+    modes = {k: e for k, (_, e) in brief.items()}
+    modes.update({k: e for k, (_, e) in full.items()})  # a full-protocol record beats any search sample
+    return Results({k: r for k, (_, r) in rows.items()}, problems, modes,
+                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "train"},
+                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "bench"})
