@@ -1,4 +1,5 @@
-"""End to end: the entry points, their outputs, flags, errors, atomic writes, drivers."""
+"""End to end, in process: the entry points, their outputs, flags, errors, atomic
+writes, drivers. One test runs a shell driver in a subprocess (the exit path)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,23 @@ import pytest
 from common import cli, registry, records
 from common.measure import structure
 from common.errors import UserError
-from conftest import FAST, ROOT, child_env, load_json, run_tool, snapshot, tmp_leftovers
+from conftest import FAST, ROOT, child_env, load_json, snapshot, tmp_leftovers
+from common.spec import Request
+
+
+class Proc:
+    """What a run of an entry point printed and returned (as a subprocess would)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_tool(model: str, tool: str, extra: list, capsys) -> Proc:
+    """The model's family entry point, called in this process."""
+    capsys.readouterr()
+    code = cli.main(tool, registry.get(model).family, ["--model", model, *map(str, extra)])
+    out = capsys.readouterr()
+    return Proc(code, out.out, out.err)
 
 TIMER_CASES = [(m, layers) for m in ("resnet18", "mobilenet_v2", "xception") for layers in (False, True)]
 
@@ -23,18 +40,18 @@ def _family_dir(out: Path, model: str) -> Path:
     return out / f"{registry.get(model).family}_profiler"
 
 
-@pytest.fixture(scope="module")
-def timer_runs(tmp_path_factory):
-    """Each (model, --layers) run once per module, in its own output folder."""
-    cache: dict = {}
+_CACHE: dict = {}
 
+
+@pytest.fixture
+def timer_runs(tmp_path_factory, capsys):
+    """Each (model, --layers) run once per session, in its own output folder."""
     def get(model: str, layers: bool):
-        if (model, layers) not in cache:
+        if (model, layers) not in _CACHE:
             out = tmp_path_factory.mktemp(f"{model}_{'layers' if layers else 'whole'}")
-            proc = run_tool(model, "timer", [*FAST, "--out-dir", out, *(["--layers"] if layers else [])],
-                            cwd=out)
-            cache[model, layers] = (proc, out)
-        return cache[model, layers]
+            proc = run_tool(model, "timer", [*FAST, "--out-dir", out, *(["--layers"] if layers else [])], capsys)
+            _CACHE[model, layers] = (proc, out)
+        return _CACHE[model, layers]
 
     return get
 
@@ -71,9 +88,11 @@ def test_timer_outputs(timer_runs, cpu_tag, model, layers):
     text = txt.read_text()
     _assert_header(text, model)
     rec = load_json(rec_path)
-    assert rec["schema"] == records.SCHEMA == 1
-    assert rec["kind"] == kind
-    spec = rec["spec"]
+    assert rec["schema"] == records.SCHEMA == 2
+    assert rec["kind"] == kind and rec["device_tag"] == cpu_tag and rec["superseded"] is None
+    assert set(rec["code_version"]) == {"commit", "dirty"}
+    spec = rec["request"]
+    assert spec["kind"] == kind and Request.from_dict(spec).stem == rec_path.stem
     assert (spec["model"], spec["device"], spec["warmup"], spec["iters"]) == (model, "cpu", 1, 3)
     assert spec["input"]["shape"] == [1, 3, 64, 64] and spec["precision"] == "fp32"
     t = rec["result"]["timing"]
@@ -108,8 +127,8 @@ def test_timer_outputs(timer_runs, cpu_tag, model, layers):
 
 # --------------------------------------------------------------------------- memory report and structure
 
-def test_mem_report_resnet18(tmp_path, cpu_tag):
-    proc = run_tool("resnet18", "mem", ["--device", "cpu", "--size", "64x64", "--out-dir", tmp_path], cwd=tmp_path)
+def test_mem_report_resnet18(tmp_path, cpu_tag, capsys):
+    proc = run_tool("resnet18", "mem", ["--device", "cpu", "--size", "64x64", "--out-dir", tmp_path], capsys)
     assert proc.returncode == 0, proc.stderr
     txt = tmp_path / "resnet_profiler" / "memory_reports" / cpu_tag / "resnet18_64x64.txt"
     rec_path = tmp_path / "results" / "records" / cpu_tag / "memory" / "resnet18_64x64.json"
@@ -123,7 +142,7 @@ def test_mem_report_resnet18(tmp_path, cpu_tag):
     assert "MACs:" in text and "FLOPs (= 2 x MACs):" in text
 
     rec = load_json(rec_path)
-    assert rec["schema"] == 1 and rec["kind"] == "memory"
+    assert rec["schema"] == 2 and rec["kind"] == "memory"
     st = rec["result"]["static"]
     assert st["memlab_corrected"] is True
     assert st["elements"] == 11_689_512 + 9_620 + 3 * 64 * 64  # params + buffers + input, nothing else
@@ -133,8 +152,8 @@ def test_mem_report_resnet18(tmp_path, cpu_tag):
     assert not tmp_leftovers(tmp_path)
 
 
-def test_mem_struct_resnet18(tmp_path):
-    proc = run_tool("resnet18", "mem", ["--struct", "--size", "64x64", "--out-dir", tmp_path], cwd=tmp_path)
+def test_mem_struct_resnet18(tmp_path, capsys):
+    proc = run_tool("resnet18", "mem", ["--struct", "--size", "64x64", "--out-dir", tmp_path], capsys)
     assert proc.returncode == 0, proc.stderr
     txt = tmp_path / "resnet_profiler" / "model_structures" / "resnet18_64x64.txt"
     rec_path = tmp_path / "results" / "records" / "any" / "structure" / "resnet18_64x64.json"
@@ -146,7 +165,7 @@ def test_mem_struct_resnet18(tmp_path):
     assert len(re.findall(r"^conv1\s+Conv2d", text, re.M)) == 1
     assert len(re.findall(r"^\s+layer4\.1\.conv2\s+Conv2d", text, re.M)) == 1
     rec = load_json(rec_path)
-    assert rec["kind"] == "structure" and rec["result"]["params"] == 11_689_512
+    assert rec["kind"] == "structure" and rec["device_tag"] == "any" and rec["result"]["params"] == 11_689_512
     top = [r for r in rec["result"]["rows"] if r["depth"] == 1]
     assert sum(r["params"] for r in top) == 11_689_512
     assert sum(r["macs"] for r in top) == rec["result"]["macs"]
@@ -167,8 +186,8 @@ def test_timer_flags_reach_the_record(tmp_path, keep_threads, capsys):
     rec_path = tmp_path / "results" / "records" / "mytag" / "timing" / "resnet18_64x64_b2_bf16-cl.json"
     assert capsys.readouterr().out.splitlines() == [str(txt), str(rec_path)]
     rec = load_json(rec_path)
-    spec = rec["spec"]
-    assert spec["precision"] == "bf16"
+    spec = rec["request"]
+    assert spec["precision"] == "bf16" and spec["tag"] == "mytag" and spec["threads"] == 1
     assert spec["channels_last"] is True
     assert spec["max_seconds"] == 100.0
     assert spec["min_iters"] == 2
@@ -203,7 +222,7 @@ def test_timer_layers_depth2(tmp_path, capsys):
     for label in ("layer1.0", "layer1.1", "layer4.1", "fc"):
         assert re.search(rf"^{re.escape(label)}\s", text, re.M)
     rec = load_json(tmp_path / "results" / "records" / "t" / "layers" / "resnet18_64x64_depth2.json")
-    assert rec["spec"]["depth"] == 2
+    assert rec["request"]["depth"] == 2
     assert len(rec["result"]["units"]) == 4 + 8 + 2
 
 
@@ -211,7 +230,10 @@ def test_timer_layers_depth2(tmp_path, capsys):
 
 ERROR_CASES = {
     "unknown-model": ("resnet18", ["--model", "resnet19"], "resnet19"),
-    "model-of-other-family": ("resnet18", ["--model", "xception"], "xception"),
+    "model-of-other-family": ("resnet18", ["--model", "xception"], "use xception_profiler/timer.py"),
+    "depth-2-not-resnet": ("mobilenet_v2", ["--layers", "--depth", "2"], "not defined for mobilenet_v2"),
+    "max-seconds-nan": ("resnet18", ["--max-seconds", "nan"], "not a finite number"),
+    "max-seconds-inf": ("resnet18", ["--max-seconds", "inf"], "not a finite number"),
     "no-gpu": ("resnet18", ["--device", "cuda"], "cuda"),
     "no-gpu-3": ("resnet18", ["--device", "cuda:3"], "cuda:3"),
     "bad-device": ("resnet18", ["--device", "tpu"], "tpu"),
@@ -231,11 +253,14 @@ ERROR_CASES = {
 
 
 @pytest.mark.parametrize("case", list(ERROR_CASES))
-def test_bad_input_one_line_error(tmp_path, case):
+def test_bad_input_one_line_error(tmp_path, case, capsys):
     model, extra, needle = ERROR_CASES[case]
     out = tmp_path / "out"
     # The bad arguments come last: argparse keeps the last value of a repeated option.
-    proc = run_tool(model, "timer", [*FAST, "--out-dir", out, *extra], cwd=tmp_path)
+    try:
+        proc = run_tool(model, "timer", [*FAST, "--out-dir", out, *extra], capsys)
+    except SystemExit as exc:  # argparse's exit
+        proc = Proc(exc.code, *capsys.readouterr())
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
@@ -245,10 +270,10 @@ def test_bad_input_one_line_error(tmp_path, case):
     assert not out.exists() or not snapshot(out)  # nothing written
 
 
-def test_unwritable_out_dir(tmp_path):
+def test_unwritable_out_dir(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder\n")
-    proc = run_tool("resnet18", "timer", [*FAST, "--out-dir", blocker / "sub"], cwd=tmp_path)
+    proc = run_tool("resnet18", "timer", [*FAST, "--out-dir", blocker / "sub"], capsys)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
@@ -256,8 +281,8 @@ def test_unwritable_out_dir(tmp_path):
     assert blocker.read_text() == "not a folder\n"
 
 
-def test_mem_no_gpu_one_line_error(tmp_path):
-    proc = run_tool("resnet18", "mem", ["--device", "cuda", "--size", "64x64", "--out-dir", tmp_path], cwd=tmp_path)
+def test_mem_no_gpu_one_line_error(tmp_path, capsys):
+    proc = run_tool("resnet18", "mem", ["--device", "cuda", "--size", "64x64", "--out-dir", tmp_path], capsys)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert not snapshot(tmp_path)
@@ -265,7 +290,7 @@ def test_mem_no_gpu_one_line_error(tmp_path):
 
 # --------------------------------------------------------------------------- failed runs leave earlier outputs alone
 
-def test_failed_run_leaves_earlier_outputs_untouched(timer_runs, tmp_path, cpu_tag):
+def test_failed_run_leaves_earlier_outputs_untouched(timer_runs, tmp_path, cpu_tag, capsys):
     proc, first = timer_runs("xception", False)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
@@ -276,7 +301,7 @@ def test_failed_run_leaves_earlier_outputs_untouched(timer_runs, tmp_path, cpu_t
     for extra in (["--size", "4x4"],                 # too small: fails after parsing
                   ["--clock", "cuda-event"],         # same output file, unsupported on the CPU
                   ["--size", "64x64", "--device", "cuda"]):
-        bad = run_tool("xception", "timer", [*FAST, "--out-dir", out, *extra], cwd=tmp_path)
+        bad = run_tool("xception", "timer", [*FAST, "--out-dir", out, *extra], capsys)
         assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
         assert snapshot(out) == before
     assert not tmp_leftovers(out)
@@ -310,7 +335,7 @@ def test_resource_errors_are_one_line(tmp_path, monkeypatch, capsys, exc, code, 
     def fail(*_a, **_k):
         raise exc
 
-    monkeypatch.setattr(cli.timing, "run_loop", fail)
+    monkeypatch.setattr(cli.run.timing, "run_loop", fail)
     argv = ["--model", "resnet18", "--device", "cpu", "--size", "32x32", "--tag", "t", "--out-dir", tmp_path]
     assert _main_timer("resnet", argv) == code
     err = capsys.readouterr().err
@@ -354,12 +379,12 @@ def test_ensure_writable_rejects_path_under_a_file(tmp_path):
 def test_load_records_skips_other_schemas(tmp_path):
     good = records.record_path(tmp_path, "tag", "timing", "m_64x64")
     assert good == tmp_path / "records" / "tag" / "timing" / "m_64x64.json"
-    records.write_record(good, records.make_record("timing", {"model": "m"}, {}, {}))
+    records.write_record(good, records.make_record("timing", "tag", {"model": "m"}, {}, {}))
     old = records.record_path(tmp_path, "tag", "timing", "old")
     old.write_text(json.dumps({"schema": 0, "kind": "timing", "spec": {}, "env": {}, "result": {}}))
     (good.parent / "broken.json").write_text("{")
     recs, problems = records.load_records(tmp_path)
-    assert [r["spec"]["model"] for r in recs] == ["m"]
+    assert [r["request"]["model"] for r in recs] == ["m"]
     assert len(problems) == 2 and any("schema 0" in p for p in problems)
 
 
@@ -385,8 +410,11 @@ def test_stats18_driver_from_another_cwd(tmp_path, cpu_tag):
         _assert_header(txt.read_text(), "resnet18")
     assert "Coverage (sum of units / whole model):" in expected[1].read_text()
     rec_root = out / "results" / "records" / cpu_tag
-    assert load_json(rec_root / "timing" / "resnet18_64x64.json")["schema"] == 1
-    assert load_json(rec_root / "layers" / "resnet18_64x64.json")["spec"]["iters"] == 3
+    assert load_json(rec_root / "timing" / "resnet18_64x64.json")["schema"] == 2
+    assert load_json(rec_root / "layers" / "resnet18_64x64.json")["request"]["iters"] == 3
+    # Depth 2 comes from the catalogue (ResNets have blocks), in the same process.
+    assert load_json(rec_root / "layers" / "resnet18_64x64_depth2.json")["request"]["depth"] == 2
+    assert "stats: 3 steps" in proc.stderr  # one process ran all three requests, counted
     assert not list(elsewhere.iterdir())  # nothing written relative to the caller's cwd
     assert not tmp_leftovers(out)
     # Every file the driver wrote is named on stdout.
