@@ -44,11 +44,17 @@ def txt_outputs(recs: list[dict], root: Path, problems: list[str]) -> dict[Path,
     return out
 
 
-def burden_outputs(results_dir: Path) -> dict[Path, str]:
-    """The burden renderer's files, when its module exists (``burden.outputs(results_dir)``)."""
+def burden_outputs(results_dir: Path, problems: list[str]) -> dict[Path, str]:
+    """The burden renderer's files, when its module exists (``burden.outputs(results_dir)``).
+    A module that exists but cannot be imported is a named problem; its pages are left as they are."""
     if importlib.util.find_spec("common.render.burden") is None:
         return {}
-    return importlib.import_module("common.render.burden").outputs(results_dir)
+    try:
+        module = importlib.import_module("common.render.burden")
+    except ImportError as exc:
+        problems.append(f"common.render.burden cannot be imported ({exc}): burden pages not rendered")
+        return {}
+    return module.outputs(results_dir)
 
 
 def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS):
@@ -63,7 +69,7 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     out: dict[Path, str] = txt_outputs(recs, root, problems)
     out.update(pages.outputs(res, seeds, results_dir, plan))
     out.update(readme.output(res, seeds, root / "README.md", results_dir, plan))
-    out.update(burden_outputs(results_dir))
+    out.update(burden_outputs(results_dir, problems))
     return out, plan, problems
 
 

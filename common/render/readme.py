@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common import registry
 from common.errors import UserError
 from common.render import figures as figs
 from common.render import pages, tables
@@ -23,7 +24,8 @@ def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
                "Static (MiB)", "Peak inference (MiB)", "# Params (M)", "Flag"]
     timed = res.devices_with("timing")
     body, used = [], []
-    for model in res.models():
+    for model in [m for m in res.models() if m in registry.BACKBONES or any(res.get("timing", d.tag, m, preset)
+                                                                            for d in timed)]:
         static = tables.static_source(res, model, preset)
         params = tables.params_m(res, model, preset)
         for d in timed:

@@ -22,10 +22,16 @@ from typing import Callable
 from common import records, registry
 from common.errors import UserError
 from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
-from common.spec import DEFAULT_CLOCK
+from common.spec import DEFAULT_CLOCK, variant_of
 
 KINDS = ("timing", "memory", "layers")  # default-mode table kinds
 ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+
+
+def variant(rec: dict) -> str:
+    """The measured mode's variant ('' = eager fp32), derived where a request lacks the key."""
+    m = records.measured(rec)
+    return m["variant"] if "variant" in m else variant_of(m)
 
 
 def default_clock(rec: dict) -> bool:
@@ -35,7 +41,7 @@ def default_clock(rec: dict) -> bool:
 def is_default_mode(rec: dict) -> bool:
     """The mode the tables report as default (see the module doc)."""
     req = rec["request"]
-    if records.measured(rec)["variant"] != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
+    if variant(rec) != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
         return False
     if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
         return False
@@ -279,12 +285,12 @@ def _bench_values(rec: dict) -> None:
 def _train_key(rec: dict) -> tuple | None:
     """Default-mode training-step records (fp32 eager, default clock, no optimizer) and layer sets."""
     req = rec["request"]
-    if rec["kind"] == "train-timing" and records.measured(rec)["variant"] == "" and default_clock(rec) \
+    if rec["kind"] == "train-timing" and variant(rec) == "" and default_clock(rec) \
             and not rec["result"]["with_optimizer"]:
         _train_values(rec)
         i = req["input"]
         return ("train", rec["device_tag"], req["model"], i["name"] if i["batch"] == 1 else f"{i['name']}_b{i['batch']}")
-    if rec["kind"] == "layer-bench" and records.measured(rec)["variant"] == "" and default_clock(rec):
+    if rec["kind"] == "layer-bench" and variant(rec) == "" and default_clock(rec):
         _bench_values(rec)
         return ("bench", rec["device_tag"], req["layer_set"])
     return None
