@@ -40,13 +40,24 @@ def test_backbones_are_the_six_of_the_tables():
     assert registry.BACKBONES == tuple(PARAMS)
 
 
-def test_unknown_model_lists_valid_names():
+def test_catalogue_expected_params_match_the_references():
+    refs = {**PARAMS, **VGG_PARAMS}
+    assert {n: registry.get(n).expected_params for n in refs} == refs
+
+
+def test_unknown_model_names_the_closest():
     with pytest.raises(UserError) as exc:
         registry.get("resnet19")
     msg = str(exc.value)
-    assert "resnet19" in msg
-    for name in PARAMS:
-        assert name in msg
+    assert "'resnet19'" in msg and "did you mean" in msg and "resnet18" in msg
+    assert "vgg16" not in msg  # only close names, not the whole catalogue
+
+
+def test_unknown_model_without_close_name_lists_every_name():
+    with pytest.raises(UserError) as exc:
+        registry.get("qqqq")
+    for name in registry.REGISTRY:
+        assert name in str(exc.value)
 
 
 def test_families_match_profiler_folders():

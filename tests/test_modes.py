@@ -1,99 +1,145 @@
-"""Execution modes: the measured-peak arithmetic, the per-unit roofline and
---mode fastest's search (on the CPU, with a short candidate list)."""
+"""Execution modes: --mode fastest's search (on the CPU, tiny models, short
+candidate lists) and how it tells an unsupported mode, an out-of-memory
+candidate and a bug apart; the device's measured peaks (peak records)."""
 import json
 
 import pytest
 import torch
+from torch import nn
 
-from common import cli, inputs
+from common import inputs, records
 from common.measure import execution, peak
-from common.spec import RunSpec
+from common.spec import Request
 
-PEAKS = {"matmul_tflops": {"fp32": 100.0}, "copy_gbs": 1000.0, "env": {"date": "2026-11-23"}}
-
-
-def test_roofline_memory_bound_unit_by_hand():
-    # 1 GFLOP over 100 MB: 10 FLOP/B, below the ridge of 100e12 / 1000e9 = 100 FLOP/B.
-    row = peak.roofline(10**9, 10**8, 1.0, PEAKS, "fp32")
-    assert row["intensity"] == pytest.approx(10.0)
-    assert row["achieved_tflops"] == pytest.approx(1.0)
-    assert row["bound"] == "memory"
-    # Attainable at 10 FLOP/B: 1000 GB/s x 10 = 10 TFLOP/s; achieved 1 -> 10%.
-    assert row["fraction_of_roof"] == pytest.approx(0.1)
+CPU = torch.device("cpu")
 
 
-def test_roofline_compute_bound_unit_by_hand():
-    row = peak.roofline(10**12, 10**9, 20.0, PEAKS, "fp32")  # 1000 FLOP/B, 50 TFLOP/s
-    assert row["bound"] == "compute"
-    assert row["fraction_of_roof"] == pytest.approx(0.5)
+def _req(**kw) -> Request:
+    return Request("timing", "resnet18", inputs.resolve(None, "8x8"), "cpu", clock="perf_counter", iters=5,
+                   search="fastest", **kw)
 
 
-def test_roofline_without_peaks_has_no_bound():
-    row = peak.roofline(10**9, 10**8, 1.0, None, "fp32")
-    assert "bound" not in row and row["intensity"] == pytest.approx(10.0)
+class Probe(nn.Module):
+    """A tiny model whose forward fails the way ``fail(x)`` says for some modes."""
+
+    def __init__(self, fail=lambda x: None):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fail = fail
+
+    def forward(self, x):
+        self.fail(x)
+        return self.conv(x)
 
 
-def test_fraction_of_peak_per_precision():
-    assert peak.fraction(PEAKS, "fp32", 25.0) == pytest.approx(0.25)
-    assert peak.fraction(PEAKS, "bf16", 25.0) is None  # never measured: no made-up figure
-    assert peak.fraction(None, "fp32", 25.0) is None
+@pytest.fixture
+def fast_search(monkeypatch):
+    """A search of 0.01 s per candidate over the candidates given, on ``Probe``."""
+    def setup(candidates, fail=lambda x: None):
+        monkeypatch.setattr(execution, "FASTEST_CANDIDATES", tuple(candidates))
+        monkeypatch.setattr(execution, "SEARCH_SECONDS", 0.01)
+        monkeypatch.setattr(execution, "SEARCH_WARMUP", 1)
+        monkeypatch.setattr(execution.registry, "build", lambda name, device="cpu": Probe(fail).eval())
+    return setup
 
 
-def test_peak_cli_writes_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(peak, "MATMUL_N", {"cpu": 64, "cuda": 64})
-    monkeypatch.setattr(peak, "COPY_BYTES", {"cpu": 2**20, "cuda": 2**20})
-    assert peak.main(["--device", "cpu", "--results", str(tmp_path)]) == 0
-    (path,) = (tmp_path / "peaks").glob("*.json")
-    data = json.loads(path.read_text())
-    assert set(data["matmul_tflops"]) == {"fp32"} and data["matmul_tflops"]["fp32"] > 0
-    assert data["copy_gbs"] > 0
-    assert peak.load(path.stem, tmp_path) == data
+def _channels_last(x):
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def _spec(**kw) -> RunSpec:
-    return RunSpec("resnet18", inputs.resolve(None, "32x32"), "cpu", clock="perf_counter", iters=20, **kw)
-
-
-def test_search_fastest_times_supported_and_names_skipped(monkeypatch):
-    monkeypatch.setattr(execution, "FASTEST_CANDIDATES", (
-        {"precision": "fp32"},
-        {"precision": "fp32", "channels_last": True},
-        {"precision": "tf32"},  # CUDA-only: skipped with the reason
-        {"precision": "bf16", "channels_last": True, "cuda_graph": True},
-    ))
-    monkeypatch.setattr(execution, "SEARCH_SECONDS", 0.05)
-    picked, info = execution.search_fastest(_spec(), torch.device("cpu"), eager_only=False)
+def test_search_times_supported_names_skipped_and_records_the_picked_mode(fast_search):
+    fast_search([{"precision": "fp32"}, {"precision": "fp32", "channels_last": True}, {"precision": "tf32"},
+                 {"precision": "bf16", "channels_last": True, "cuda_graph": True}])
+    picked, info = execution.search_fastest(_req(), CPU, eager_only=False)
     timed = [c for c in info["candidates"] if "median_ms" in c]
     skipped = {c["mode"]: c["skipped"] for c in info["candidates"] if "skipped" in c}
-    assert len(timed) == 2
+    assert len(timed) == 2 and all(len(c["timing"]["samples_ms"]) >= 3 for c in timed)
     assert "tf32" in skipped["eager tf32"] and "CUDA" in skipped["bf16 channels-last + CUDA graph"]
     best = min(timed, key=lambda c: c["median_ms"])
     assert picked.mode == best["mode"] == info["picked"]
+    assert picked.search == "fastest"  # still the request as asked, in the picked mode
+    assert info["picked_mode"] == {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode}
+    assert set(info["picked_mode"]) == {"precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile",
+                                        "variant", "mode"}
+    # records.measured merges it into the request: the numbers' mode, not the mode asked for.
+    rec = {"request": _req().to_dict(), "result": {"fastest": info}}
+    assert records.measured(rec)["variant"] == picked.variant
 
 
-def test_search_fastest_with_layers_skips_graphs(monkeypatch):
-    monkeypatch.setattr(execution, "FASTEST_CANDIDATES", (
-        {"precision": "fp32"}, {"precision": "fp32", "compile": "default"}))
-    monkeypatch.setattr(execution, "SEARCH_SECONDS", 0.05)
-    picked, info = execution.search_fastest(_spec(), torch.device("cpu"), eager_only=True)
+def test_search_with_layers_skips_graphs_and_compile(fast_search):
+    fast_search([{"precision": "fp32"}, {"precision": "fp32", "compile": "default"}])
+    picked, info = execution.search_fastest(_req(), CPU, eager_only=True)
     assert picked.compile is None
     assert "hooks" in info["candidates"][1]["skipped"]
 
 
-def test_fastest_and_roofline_reach_the_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(execution, "FASTEST_CANDIDATES", ({"precision": "fp32"},))
-    monkeypatch.setattr(execution, "SEARCH_SECONDS", 0.05)
-    (tmp_path / "results" / "peaks").mkdir(parents=True)
-    (tmp_path / "results" / "peaks" / "t.json").write_text(json.dumps(PEAKS))
-    argv = ["--model", "resnet18", "--size", "32x32", "--iters", "3", "--warmup", "1", "--device", "cpu",
-            "--tag", "t", "--out-dir", str(tmp_path), "--mode", "fastest", "--layers"]
-    assert cli.main("timer", "resnet", argv) == 0
-    rec = json.loads((tmp_path / "results/records/t/layers/resnet18_32x32_fastest.json").read_text())
-    assert rec["result"]["fastest"]["picked"] == "eager fp32"
-    assert rec["result"]["fraction_of_peak"] == pytest.approx(rec["result"]["achieved_tflops"] / 100.0)
-    conv1 = rec["result"]["units"][0]["roofline"]
-    # conv1 at 32x32: input 3x32x32 + weights 9408 + output 64x16x16, fp32.
-    assert conv1["bytes"] == (3 * 32 * 32 + 9408 + 64 * 16 * 16) * 4
-    assert conv1["bound"] in ("compute", "memory")
-    text = (tmp_path / "resnet_profiler/resnet18_stats/t/layers/resnet18_32x32_fastest.txt").read_text()
-    assert "Of peak" in text and "FLOP/B" in text
+def test_search_leaves_compile_out_when_asked(fast_search):
+    fast_search([{"precision": "fp32"}, {"precision": "bf16", "channels_last": True, "compile": "max-autotune"}])
+    _, info = execution.search_fastest(_req(), CPU, eager_only=False, with_compile=False)
+    assert "left out" in info["candidates"][1]["skipped"]
+
+
+def test_search_propagates_an_error_that_is_a_bug(fast_search):
+    """A RuntimeError that does not say 'unsupported' is a bug: it must not become 'skipped'."""
+    def fail(x):
+        if _channels_last(x):
+            raise RuntimeError("shape '[1, -1]' is invalid for input of size 7")
+
+    fast_search([{"precision": "fp32"}, {"precision": "fp32", "channels_last": True}], fail)
+    with pytest.raises(RuntimeError, match="is invalid for input"):
+        execution.search_fastest(_req(), CPU, eager_only=False)
+
+
+def test_search_records_out_of_memory_and_goes_on(fast_search):
+    def fail(x):
+        if _channels_last(x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    fast_search([{"precision": "fp32", "channels_last": True}, {"precision": "fp32"}], fail)
+    picked, info = execution.search_fastest(_req(), CPU, eager_only=False)
+    oom, ok = info["candidates"]
+    assert oom["skipped"] == "out of memory" and oom["out_of_memory"] is True and "20.00 GiB" in oom["error"]
+    assert "median_ms" not in oom and "median_ms" in ok
+    assert picked.mode == "eager fp32"
+
+
+@pytest.mark.parametrize("exc", [
+    NotImplementedError("Could not run 'aten::foo' with arguments from the 'CPU' backend"),
+    RuntimeError("\"addmm_impl_cpu_\" not implemented for 'Half'"),
+    RuntimeError("CUDA error: no kernel image is available for execution on the device"),
+])
+def test_search_skips_a_mode_the_build_cannot_run_with_its_reason(fast_search, exc):
+    def fail(x):
+        if _channels_last(x):
+            raise exc
+
+    fast_search([{"precision": "fp32", "channels_last": True}, {"precision": "fp32"}], fail)
+    _, info = execution.search_fastest(_req(), CPU, eager_only=False)
+    assert info["candidates"][0]["skipped"] == str(exc).splitlines()[0][:160]
+    assert "out_of_memory" not in info["candidates"][0]
+
+
+def test_search_with_no_runnable_candidate_is_one_user_error(fast_search):
+    from common.errors import UserError
+
+    fast_search([{"precision": "tf32"}])
+    with pytest.raises(UserError, match="no candidate mode could run"):
+        execution.search_fastest(_req(), CPU, eager_only=False)
+
+
+# --------------------------------------------------------------------------- peak record
+
+def test_peak_cli_writes_a_schema_2_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(peak, "MATMUL_N", {"cpu": 64, "cuda": 64})
+    monkeypatch.setattr(peak, "COPY_BYTES", {"cpu": 2**20, "cuda": 2**20})
+    monkeypatch.setattr(peak, "ITERS", 3)
+    assert peak.main(["--device", "cpu", "--results", str(tmp_path)]) == 0
+    (path,) = (tmp_path / "records").glob("*/peak/peak.json")
+    rec = json.loads(path.read_text())
+    assert rec["schema"] == records.SCHEMA and rec["kind"] == "peak"
+    assert path.parent.parent.name == rec["device_tag"]
+    result = rec["result"]
+    assert set(result["matmul_tflops"]) == {"fp32"} and result["matmul_tflops"]["fp32"] > 0
+    assert result["copy_gbs"] > 0
+    assert peak.load(rec["device_tag"], tmp_path) == result
+    assert peak.load("no-such-device", tmp_path) is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import textwrap
 from importlib.metadata import version
 
@@ -187,3 +188,89 @@ def test_static_report_in_a_fresh_process():
     assert r["expected"] == 11_689_512 + 9_620 + 3 * 32 * 32  # params + BN buffers + input
     # Corrected static memory is close to 4 bytes per element (plus 512-byte rounding), not 16.
     assert r["static_mib"] * 2**20 == pytest.approx(4 * r["elements"], rel=0.01)
+
+
+# --------------------------------------------------------------------------- CPU peak memory (fresh process)
+
+class Spy(nn.Module):
+    """Records, per forward, whether autocast was on (and its dtype) and the input's memory format."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+        self.seen: list[dict] = []
+
+    def forward(self, x):
+        self.seen.append({"autocast": torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"),
+                          "channels_last": x.is_contiguous(memory_format=torch.channels_last)
+                          and not x.is_contiguous(),
+                          "weight_channels_last": self.conv.weight.is_contiguous(memory_format=torch.channels_last)
+                          and not self.conv.weight.is_contiguous()})
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def _mem_req(**kw):
+    from common import inputs
+    from common.spec import Request
+
+    return Request("memory", "resnet18", inputs.resolve(None, "8x8", 2), "cpu", clock="none", **kw)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_cpu_peak_child_runs_in_the_request_precision_and_memory_format(monkeypatch, keep_threads, train):
+    spy = Spy()
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    got = memory.cpu_peak_child(_mem_req(precision="bf16", channels_last=True), torch.get_num_threads(), train)
+    assert spy.seen[-1] == {"autocast": torch.bfloat16, "channels_last": True, "weight_channels_last": True}
+    assert got[f"peak_{'train_step' if train else 'inference'}_mib"] is not None or not got["hwm_reset"]
+    assert "bf16" in got["method"] and "channels-last" in got["method"]
+
+
+def test_cpu_peak_child_fp32_stays_fp32(monkeypatch, keep_threads):
+    spy = Spy()
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    memory.cpu_peak_child(_mem_req(), torch.get_num_threads())
+    assert spy.seen[-1] == {"autocast": False, "channels_last": False, "weight_channels_last": False}
+
+
+def test_cpu_peak_hands_the_whole_request_to_the_child(monkeypatch):
+    from common.spec import Request
+
+    calls = []
+
+    def fake_run(args, **kw):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout='{"peak_inference_mib": 1.5}\n', stderr="")
+
+    monkeypatch.setattr(memory.subprocess, "run", fake_run)
+    req = _mem_req(precision="fp16", channels_last=True, threads=3)
+    assert memory.cpu_peak(req, train=True) == {"peak_inference_mib": 1.5}
+    (args,) = calls
+    assert args[1:3] == ["-m", "common.measure.memory"]
+    assert Request.from_dict(json.loads(args[3])) == req
+    assert args[4:] == ["3", "train"]
+
+
+def test_cpu_peak_child_failure_is_one_memory_error(monkeypatch):
+    monkeypatch.setattr(memory.subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(
+        args, 1, stdout="", stderr="Traceback...\nRuntimeError: boom\n"))
+    with pytest.raises(MemoryError, match="boom"):
+        memory.cpu_peak(_mem_req())
+
+
+def test_child_entry_point_reads_the_request_and_prints_one_json_line(monkeypatch, keep_threads, capsys):
+    spy = Spy()
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    memory.child_main([json.dumps(_mem_req(channels_last=True).to_dict()), "1", "train"])
+    out = json.loads(capsys.readouterr().out.strip())
+    assert "peak_train_step_mib" in out and spy.seen[-1]["channels_last"] is True
+    assert torch.get_num_threads() == 1
+
+
+def test_cpu_peak_in_a_fresh_process_end_to_end():
+    """The process boundary itself: ``python -m common.measure.memory`` with a real request."""
+    got = memory.cpu_peak(_mem_req(precision="bf16", channels_last=True, threads=1))
+    assert "eager bf16 channels-last" in got["method"]  # the child ran the request's mode
+    assert got["resident_mib"] > 50  # a real process's RSS (torch alone is beyond 50 MiB), in MiB not KiB
+    assert got["peak_rss_mib"] < 100_000

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +14,7 @@ from common import inputs
 from common.measure import execution, layerwise, timing
 from common.errors import UserError
 from common.registry import Unit
-from common.spec import RunSpec
+from common.spec import Request
 
 # --------------------------------------------------------------------------- statistics
 
@@ -175,11 +176,28 @@ def test_deadline_helper_needs_both_min_iters_and_time():
     assert timing.deadline(None, 1)(10**6) is False
 
 
-def test_perf_counter_clock_on_cpu_measures_positive_time():
+def test_perf_counter_clock_on_cpu_measures_the_work_between_start_and_stop():
     clock = timing.make_clock("perf_counter", torch.device("cpu"))
     assert clock.name == "perf_counter"
+    token = clock.start()
+    time.sleep(0.02)
+    assert 20.0 <= clock.stop(token) < 1000.0  # milliseconds, not seconds or microseconds
+
+
+def test_host_clock_reads_the_end_time_after_synchronizing():
+    """The seeds' GPU timer read the end time before synchronizing: it timed the
+    launches only. Here the wait inside ``sync`` (the device finishing) is counted."""
+    waits = []
+
+    def sync():  # stands in for torch.cuda.synchronize: the device finishes 20 ms of queued work
+        if len(waits) == 1:
+            time.sleep(0.02)
+        waits.append(time.perf_counter())
+
+    clock = timing.MarkClock(timing.HostMarks(sync))
     ms = clock.stop(clock.start())
-    assert ms >= 0.0
+    assert len(waits) == 2  # one synchronize before each reading
+    assert ms >= 20.0
 
 
 # --------------------------------------------------------------------------- per-unit hooks
@@ -215,8 +233,10 @@ def test_profile_units_on_cpu_records_samples_and_shapes():
     assert [p.unit.label for p in profiles] == ["conv", "relu", "pool", "fc"]
     assert [p.module_type for p in profiles] == ["Conv2d", "ReLU", "functional", "Linear"]
     assert all(len(p.samples_ms) == 4 for p in profiles)
-    assert all(s >= 0 for p in profiles for s in p.samples_ms)
     assert len(spans) == 4
+    # The units are disjoint parts of the hooked pass, iteration by iteration.
+    for i, span in enumerate(spans):
+        assert sum(p.samples_ms[i] for p in profiles) <= span * 1.0001
     shapes = {p.unit.label: (p.in_shape, p.out_shape) for p in profiles}
     assert shapes["conv"] == ((2, 3, 12, 10), (2, 8, 12, 10))
     assert shapes["relu"] == ((2, 8, 12, 10), (2, 8, 12, 10))
@@ -296,9 +316,9 @@ def test_profile_units_rejects_unit_that_runs_twice():
 
 # --------------------------------------------------------------------------- execution modes
 
-def _spec(**kw) -> RunSpec:
+def _spec(**kw) -> Request:
     kw.setdefault("clock", "perf_counter")
-    return RunSpec(model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
+    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
 
 
 def _conv_model():
@@ -359,9 +379,10 @@ def test_check_supported_accepts_cpu_modes(kw):
     execution.check_supported(_spec(**kw))
 
 
-def _gpu_spec(**kw) -> RunSpec:
-    """A spec for a CUDA device: check_supported's GPU branch is plain logic, testable here."""
-    return RunSpec(model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0", clock="cuda-event", **kw)
+def _gpu_spec(**kw) -> Request:
+    """A request for a CUDA device: check_supported's GPU branch is plain logic, testable here."""
+    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0",
+                   clock="cuda-event", **kw)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(precision="tf32"), dict(precision="fp16"), dict(cuda_graph=True),

@@ -7,13 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from common import cli, inputs, registry
-from common.measure import layerbench, layerwise, structure, training
+from common import derive, inputs, registry
+from common.measure import layerbench, layerwise, oom, structure, training
 from common.errors import UserError
 from common.registry import Unit
-from common.spec import RunSpec
+from common.spec import Request
 from common.measure.timing import HostMarks
-from conftest import load_json, run_py, script, snapshot, tmp_leftovers
 
 CPU = torch.device("cpu")
 
@@ -31,8 +30,9 @@ class Tiny(nn.Module):
         return self.fc(torch.flatten(self.pool(self.relu(self.bn(self.conv(x)))), 1))
 
 
-def _spec(batch: int = 2, size: str = "8x8") -> RunSpec:
-    return RunSpec("tiny", inputs.resolve(None, size, batch), "cpu", clock="perf_counter", warmup=2, iters=20)
+def _spec(batch: int = 2, size: str = "8x8", **kw) -> Request:
+    return Request("train-timing", "tiny", inputs.resolve(None, size, batch), "cpu",
+                   **{"clock": "perf_counter", "warmup": 2, "iters": 20, **kw})
 
 
 def _tiny_step(with_optimizer: bool):
@@ -89,11 +89,13 @@ def test_backward_hooks_cover_every_unit_within_the_backward_pass():
     torch.manual_seed(0)
     model = Tiny()
     x = inputs.make(_spec().input, CPU)
-    got, profiles, _ = training.profile_train(model, x, _spec(), False, TINY_UNITS)
+    got, profiles, _ = training.profile_train(model, x, _spec(), TINY_UNITS)
     n = got["backward"].to_dict()["iters"]
     for p in profiles:
         assert len(p.backward_ms) == n and len(p.samples_ms) == n, p.unit.label
-        assert all(s >= 0 for s in p.backward_ms), p.unit.label
+        # Each unit's backward starts and ends at two different moments (a mark shared by
+        # mistake between both ends of one unit would give it a zero span).
+        assert min(p.backward_ms) > 0, p.unit.label
     # Units' backward spans are disjoint parts of the backward pass, step by step.
     ratios = []
     for i in range(n):
@@ -147,14 +149,14 @@ def test_unit_without_gradient_is_reported():
     model = Frozen()
     x = inputs.make(_spec().input, CPU)
     with pytest.raises(UserError, match="never ran in the backward pass: conv"):
-        training.profile_train(model, x, _spec(), False, TINY_UNITS)
+        training.profile_train(model, x, _spec(), TINY_UNITS)
 
 
 @pytest.mark.parametrize("name,size", [("resnet18", "32x32"), ("mobilenet_v2", "32x32"), ("vgg16", "32x32")])
 def test_model_units_all_get_backward_spans(name, size):
-    spec = RunSpec(name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
+    spec = Request("train-layers", name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
     model = registry.build(name)
-    got, profiles, _ = training.profile_train(model, inputs.make(spec.input, CPU), spec, False,
+    got, profiles, _ = training.profile_train(model, inputs.make(spec.input, CPU), spec,
                                               registry.units(name, model, 2 if name == "resnet18" else 1))
     assert all(len(p.backward_ms) == 2 for p in profiles)
     assert sum(p.backward_ms[0] for p in profiles) <= got["backward"].samples_ms[0] * 1.0001
@@ -214,158 +216,135 @@ def test_layer_step_fills_input_and_weight_gradients():
     assert all(p.grad is not None for p in step.params)
 
 
-# --------------------------------------------------------------------------- end to end
-
-FAST = ["--device", "cpu", "--size", "32x32", "--batch", "2", "--iters", "3", "--warmup", "1", "--tag", "t"]
 
 
-def test_timer_pass_train_writes_phases_memory_and_inference(tmp_path):
-    out = run_py([script("resnet18", "timer"), "--model", "resnet18", "--pass", "train", "--with-optimizer",
-                  *FAST, "--out-dir", tmp_path], tmp_path)
-    assert out.returncode == 0, out.stderr
-    rec = load_json(tmp_path / "results/records/t/train-timing/resnet18_32x32_b2_train-sgd.json")
-    r = rec["result"]
-    assert set(r["train"]) == {"forward", "backward", "total", "optimizer"}
-    assert r["train"]["total"]["iters"] == 3 and len(r["inference"]["samples_ms"]) == 3
-    assert r["flops"]["backward"] > r["flops"]["forward"] > 0
-    assert r["train_peak"]["peak_train_step_mib"] > r["inference_peak"]["peak_inference_mib"] > 0
-    text = (tmp_path / "resnet_profiler/resnet18_stats/t/resnet18_32x32_b2_train-sgd.txt").read_text()
-    for word in ("forward", "backward", "total", "optimizer", "inference", "SGD(lr=0.1, momentum=0.9)",
-                 "Peak memory above resident: training step"):
-        assert word in text
+def test_profile_train_takes_the_optimizer_from_the_request():
+    torch.manual_seed(0)
+    model = Tiny()
+    x = inputs.make(_spec().input, CPU)
+    got, profiles, step = training.profile_train(model, x, _spec(with_optimizer=True, warmup=0, iters=2), None)
+    assert set(got) == {"forward", "backward", "total", "optimizer"} and profiles is None
+    assert isinstance(step.optimizer, torch.optim.SGD)
+    got, _, step = training.profile_train(model, x, _spec(warmup=0, iters=2), None)
+    assert "optimizer" not in got and step.optimizer is None
 
 
-def test_timer_pass_train_layers_vgg(tmp_path):
-    out = run_py([script("vgg16", "timer"), "--model", "vgg16", "--pass", "train", "--layers", *FAST,
-                  "--out-dir", tmp_path], tmp_path)
-    assert out.returncode == 0, out.stderr
-    rec = load_json(tmp_path / "results/records/t/train-layers/vgg16_32x32_b2_train.json")
-    units = rec["result"]["units"]
-    assert [u["label"] for u in units][:2] == ["conv1_1", "relu1_1"]
-    assert all(len(u["backward"]["samples_ms"]) == 3 for u in units)
-    assert 0.3 < rec["result"]["coverage"]["backward"] <= 1.0001
-    assert "bwd share" in (tmp_path / "vgg_profiler/vgg16_stats/t/layers/vgg16_32x32_b2_train.txt").read_text()
+# --------------------------------------------------------------------------- single layers under autocast
+
+def _case(name: str, shape=(1, 3, 16, 16)) -> layerbench.LayerCase:
+    return layerbench.LayerCase(name, next(c for c in layerbench.SETS["seed004"] if c.name == name).build, shape)
 
 
-@pytest.mark.parametrize("extra,words", [
-    (["--with-optimizer"], "--with-optimizer needs --pass train"),
-    (["--pass", "train", "--compile"], "--pass train times eager training steps"),
-    (["--pass", "train", "--mode", "fastest"], "--pass train times eager training steps"),
-    (["--pass", "backward"], "invalid choice"),
-    (["--pass", "train", "--batch", "1"], "batch norm needs more than one value per channel"),
-])
-def test_train_bad_flags_are_one_line(tmp_path, extra, words):
-    out = run_py([script("resnet18", "timer"), "--model", "resnet18", *FAST, *extra, "--out-dir", tmp_path],
-                 tmp_path)
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and words in out.stderr
-    assert not snapshot(tmp_path)
+def _elements(row: dict) -> tuple[int, int, int]:
+    x, y = (int(torch.Size(row[k]).numel()) for k in ("input_shape", "output_shape"))
+    return x, row["params"], y
 
 
-def test_layer_profiler_seed004_end_to_end(tmp_path):
-    out = run_py([script("resnet18", "timer").parent.parent / "layer_profiler/timer.py", "--set", "seed004",
-                  "--device", "cpu", "--iters", "2", "--warmup", "0", "--tag", "t", "--out-dir", tmp_path], tmp_path)
-    assert out.returncode == 0, out.stderr
-    rec = load_json(tmp_path / "results/records/t/layer-bench/seed004.json")
-    rows = {r["layer"]: r for r in rec["result"]["rows"]}
-    assert len(rows) == 8
-    assert rows["Conv3x3/1"]["forward"]["flops"] == 173_408_256
-    assert rows["Dense"]["total"]["flops"] == 3 * 1_048_576
-    assert rows["MaxPool3x3/2"]["forward"]["flops"] == 0 and rows["MaxPool3x3/2"]["forward"]["achieved_gbs"] > 0
-    text = (tmp_path / "layer_profiler/layer_stats/t/seed004.txt").read_text()
-    assert "Conv5x5/2" in text and "TFLOP/s" in text
-    assert not tmp_leftovers(tmp_path)
+@pytest.mark.parametrize("name,width", [("MaxPool3x3/2", 4), ("MeanPool3x3/2", 4), ("BatchNorm", 4),
+                                        ("Conv3x3/1", 2), ("Dense", 2)])
+def test_layer_bytes_use_the_dtype_the_op_really_runs_in_under_autocast(name, width):
+    """bf16 autocast runs convolutions and matrix products in bf16 but leaves pooling
+    and batch norm in fp32: their bytes are 4 per element, not 2 (which halved their GB/s)."""
+    case = _case(name, (2, 1024) if name == "Dense" else (1, 3, 16, 16))
+    row = layerbench.measure_case(case, CPU, "bf16", "perf_counter", 0, 2)
+    x, w, y = _elements(row)
+    assert row["forward"]["bytes"] == (x + w + y) * width
+    assert row["backward"]["bytes"] == (y + x + w + x + w) * width
+    assert row["total"]["bytes"] == row["forward"]["bytes"] + row["backward"]["bytes"]
+    for phase in ("forward", "backward", "total"):
+        m = row[phase]
+        assert m["achieved_gbs"] == derive.gbs(m["bytes"], m["stats"]["median_ms"])
+        assert m["achieved_tflops"] == derive.tflops(m["flops"], m["stats"]["median_ms"])
 
 
-def test_layer_profiler_bad_set_is_one_line(tmp_path):
-    out = run_py([script("resnet18", "timer").parent.parent / "layer_profiler/timer.py", "--set", "huge",
-                  "--device", "cpu", "--out-dir", tmp_path], tmp_path)
-    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "'huge'" in out.stderr
+def test_layer_bytes_in_fp32_are_four_per_element():
+    row = layerbench.measure_case(_case("Conv3x3/1"), CPU, "fp32", "perf_counter", 0, 2)
+    x, w, y = _elements(row)
+    assert row["forward"]["bytes"] == (x + w + y) * 4
 
 
 # --------------------------------------------------------------------------- out of memory
 
 def test_largest_fitting_batch_halves_until_it_fits():
-    assert cli.largest_fitting_batch(64, lambda b: b <= 8) == (8, [32, 16, 8])
-    assert cli.largest_fitting_batch(4, lambda b: False) == (None, [2, 1])
-    assert cli.largest_fitting_batch(1, lambda b: True) == (None, [])
+    assert oom.largest_fitting_batch(64, lambda b: b <= 8) == (8, [32, 16, 8])
+    assert oom.largest_fitting_batch(4, lambda b: False) == (None, [2, 1])
+    assert oom.largest_fitting_batch(1, lambda b: True) == (None, [])
 
 
-def test_oom_names_the_batch_and_the_largest_that_fit(tmp_path, monkeypatch, capsys):
-    def oom(*_a, **_k):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    monkeypatch.setattr(cli.timing, "run_loop", oom)
-    monkeypatch.setattr(cli, "_searchable", lambda args: True)
-    monkeypatch.setattr(cli, "_one_step_fits", lambda args, b: b <= 2)
-    argv = ["--model", "resnet18", "--device", "cpu", "--size", "32x32", "--batch", "8", "--tag", "t",
-            "--out-dir", str(tmp_path)]
-    assert cli.main("timer", "resnet", argv) == 3
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "batch 8; batch 2 fits (tried 4, 2)" in err and "out of memory" in err
-    assert not snapshot(tmp_path)
+@pytest.mark.parametrize("exc,expected", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (MemoryError(), True),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"), True),
+    (RuntimeError("shape mismatch"), False),
+    (ValueError("out of memory"), False),  # not an allocator error type
+])
+def test_is_oom(exc, expected):
+    assert oom.is_oom(exc) is expected
 
 
-# --------------------------------------------------------------------------- seed-004 tables
-
-def _phase(mean_ms: float, iters: int = 7) -> dict:
-    return {"stats": {"mean_ms": mean_ms, "median_ms": mean_ms}, "iters": iters, "achieved_tflops": 1.0}
-
-
-def _train_record(tmp_path, model: str, batch: int, total: float, device_type: str = "cuda") -> dict:
-    path = tmp_path / "records/dev/train-timing" / f"{model}.json"
-    return {"kind": "train-timing", "_path": str(path),
-            "spec": {"model": model, "variant": "", "input": {"name": "imagenet", "batch": batch}},
-            "env": {"date": "2026-11-23T10:00:00+00:00", "device_type": device_type, "device_name": "Test GPU"},
-            "result": {"with_optimizer": False, "inference": _phase(total / 4),
-                       "train": {"forward": _phase(total / 3), "backward": _phase(2 * total / 3), "total": _phase(total)},
-                       "train_peak": {"peak_train_step_mib": 1000.0}, "inference_peak": {"peak_inference_mib": 100.0}}}
+def test_is_oom_sees_through_a_wrapping_error():
+    try:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        except torch.OutOfMemoryError as inner:
+            raise RuntimeError("backend compiler failed") from inner
+    except RuntimeError as outer:
+        assert oom.is_oom(outer)
 
 
-def test_seed004_table_puts_the_seed_beside_ours_with_speed_up(tmp_path):
-    from common.render import tables, train as tables_train
+class Fits(nn.Module):
+    """Runs out of memory above ``limit`` images; records what each call saw."""
 
-    seeds = tables.Seeds.load(tables.SEEDS)
-    recs = [_train_record(tmp_path, "vgg16", 8, 42.6), _train_record(tmp_path, "resnet101", 4, 33.8)]
-    text = tables_train.section(recs, seeds.seed004)
-    vgg = next(line for line in text.splitlines() if line.startswith("| **VGG16** "))
-    cells = [c.strip() for c in vgg.strip("|").split("|")]
-    assert cells[:6] == ["**VGG16**", "8", "14.20", "28.40", "42.60", "10.65"]
-    assert cells[6:9] == ["85.2", "23.4", "2.00"]  # seed 004's 1080 Ti: 0.0852 s total; 85.2 / 42.6
-    r101 = next(line for line in text.splitlines() if line.startswith("| **ResNet-101** "))
-    r101_cells = [c.strip() for c in r101.strip("|").split("|")]
-    assert r101_cells[1] == "4" and r101_cells[8] == "2.00"  # 67.6 / 33.8
-    # a record at another batch is not the seed's input: no row of ours for it
-    other = tables_train.section([_train_record(tmp_path, "vgg16", 2, 10.0)], seeds.seed004)
-    assert "10.00" not in other
+    def __init__(self, limit: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 5)
+        self.limit, self.seen = limit, []
 
-
-def test_seed004_section_is_empty_without_records():
-    from common.render import tables, train as tables_train
-
-    assert tables_train.section([], tables.Seeds.load(tables.SEEDS).seed004) == ""
+    def forward(self, x):
+        self.seen.append({"batch": x.shape[0], "grad": torch.is_grad_enabled(),
+                          "autocast": torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"),
+                          "channels_last": x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()})
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return self.fc(self.conv(x).mean((2, 3)))
 
 
-def test_modes_table_shows_search_candidates(tmp_path):
-    from common.render import tables
+@pytest.fixture
+def fits_model(monkeypatch):
+    model = Fits(limit=2)
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu": model)
+    return model
 
-    rec = {"kind": "timing", "_path": str(tmp_path / "records/dev/timing/r.json"),
-           "spec": {"model": "resnet50", "variant": "bf16-cl-graph", "mode": "bf16 channels-last + CUDA graph",
-                    "input": {"name": "cityscapes", "batch": 1}},
-           "env": {"date": "2026-11-23T10:00:00+00:00", "device_name": "Test GPU"},
-           "result": {"timing": {"stats": {"median_ms": 3.5, "fps": 285.0}}, "achieved_tflops": 97.0,
-                      "fraction_of_peak": 0.127,
-                      "fastest": {"picked": "bf16 channels-last + CUDA graph", "candidates": [
-                          {"mode": "eager fp32", "variant": "", "median_ms": 16.5, "achieved_tflops": 20.7,
-                           "fraction_of_peak": 0.41, "timing": {"iters": 61, "stats": {"fps": 60.6}}},
-                          {"mode": "bf16 channels-last + CUDA graph", "variant": "bf16-cl-graph", "median_ms": 3.6,
-                           "timing": {"iters": 280, "stats": {"fps": 277.0}}},
-                          {"mode": "eager tf32", "variant": "tf32", "skipped": "no"}]}}}
-    modes: dict = {}
-    tables._collect_mode(rec, modes)
-    tables._collect_candidates(rec, modes)
-    assert modes[("dev", "resnet50", "cityscapes", "bf16-cl-graph")]["median_ms"] == 3.5  # the full measurement wins
-    assert modes[("dev", "resnet50", "cityscapes", "")]["search"] == 61
-    assert ("dev", "resnet50", "cityscapes", "tf32") not in modes
-    table = tables.modes_table(tables.Results({}, [], modes), "dev")
-    assert "eager fp32 (search: 61 iterations)" in table and "(picked by --mode fastest)" in table
+
+def test_one_step_fits_runs_one_inference_in_the_request_mode(fits_model, monkeypatch):
+    prepared = []
+    real_prepare = oom.execution.prepare
+    monkeypatch.setattr(oom.execution, "prepare", lambda m, x, req: prepared.append(req) or real_prepare(m, x, req))
+    req = Request("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter",
+                  precision="bf16", channels_last=True)
+    assert oom.one_step_fits(req, 4) is False
+    assert oom.one_step_fits(req, 2) is True
+    assert [s["batch"] for s in fits_model.seen] == [4, 2]  # one inference per probe
+    assert fits_model.seen[-1] == {"batch": 2, "grad": False, "autocast": torch.bfloat16, "channels_last": True}
+    # Through execution.prepare, the request's mode whole (graph and compile included), at the probed batch.
+    assert [r.input.batch for r in prepared] == [4, 2]
+    assert prepared[-1].mode_dict() == req.mode_dict()
+
+
+def test_one_step_fits_runs_one_training_step_for_a_training_request(fits_model):
+    req = _spec(batch=8, channels_last=True, with_optimizer=True)
+    assert oom.largest_fitting_batch(8, lambda b: oom.one_step_fits(req, b)) == (2, [4, 2])
+    assert fits_model.seen[-1]["grad"] is True and fits_model.seen[-1]["channels_last"] is True
+    assert fits_model.fc.weight.grad is not None
+
+
+def test_one_step_fits_lets_other_errors_through(monkeypatch):
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("a bug")
+
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu": Broken())
+    req = Request("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter")
+    with pytest.raises(RuntimeError, match="a bug"):
+        oom.one_step_fits(req, 4)

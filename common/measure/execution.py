@@ -1,7 +1,7 @@
 """Execution modes: backend flags, precision, memory format, CUDA graphs, compile.
 
-``prepare`` turns (model, input, spec) into a zero-argument callable that runs one
-inference exactly as the spec asks; everything costly (compilation, graph capture)
+``prepare`` turns (model, input, req) into a zero-argument callable that runs one
+inference exactly as the request asks; everything costly (compilation, graph capture)
 happens inside ``prepare``, never inside the timed loop.
 """
 from __future__ import annotations
@@ -9,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 from common import inputs, registry
-from common.measure import timing
+from common.measure import failures, timing
 from common.errors import UserError
-from common.spec import RunSpec
+from common.spec import Request
 
 # Warm-up calls on a side stream before capturing a CUDA graph (cuDNN picks its
 # algorithms and the allocator settles during these).
@@ -29,23 +29,23 @@ INDUCTOR_FREEZING = True
 COMPILE_CALLS = 3
 
 
-def check_supported(spec: RunSpec) -> None:
+def check_supported(req: Request) -> None:
     """Reject modes this device or build cannot run, with the reason."""
-    on_cpu = torch.device(spec.device).type == "cpu"
-    if on_cpu and spec.precision == "tf32":
+    on_cpu = torch.device(req.device).type == "cpu"
+    if on_cpu and req.precision == "tf32":
         raise UserError("precision tf32 is a CUDA matrix-unit mode; on the CPU use fp32, fp16 or bf16")
-    if on_cpu and spec.cuda_graph:
+    if on_cpu and req.cuda_graph:
         raise UserError("--cuda-graph needs a CUDA device; this run is on the CPU")
-    if on_cpu and spec.cudnn_benchmark:
+    if on_cpu and req.cudnn_benchmark:
         raise UserError("--cudnn-benchmark needs a CUDA device; this run is on the CPU")
-    if spec.clock == "cuda-event" and on_cpu:
+    if req.clock == "cuda-event" and on_cpu:
         raise UserError("--clock cuda-event needs a CUDA device; use perf_counter on the CPU")
-    if not on_cpu and spec.precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"bf16 is not supported on {torch.cuda.get_device_name(spec.device)}")
-    if spec.compile and spec.cuda_graph and spec.compile != "default":
-        raise UserError(f"--compile {spec.compile} captures its own CUDA graphs; drop --cuda-graph "
+    if not on_cpu and req.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"bf16 is not supported on {torch.cuda.get_device_name(req.device)}")
+    if req.compile and req.cuda_graph and req.compile != "default":
+        raise UserError(f"--compile {req.compile} captures its own CUDA graphs; drop --cuda-graph "
                         "or use --compile default")
-    if spec.compile:
+    if req.compile:
         try:
             importlib.import_module("torch._dynamo")
         except Exception as exc:  # pragma: no cover - depends on the build
@@ -53,12 +53,12 @@ def check_supported(spec: RunSpec) -> None:
 
 
 @contextlib.contextmanager
-def backend_flags(spec: RunSpec) -> Iterator[dict]:
+def backend_flags(req: Request) -> Iterator[dict]:
     """Set cuDNN/matmul flags for the run, yield them as recorded, restore after."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     saved = (cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
-    tf32 = spec.precision == "tf32"
-    cudnn.benchmark = spec.cudnn_benchmark
+    tf32 = req.precision == "tf32"
+    cudnn.benchmark = req.cudnn_benchmark
     cudnn.allow_tf32 = tf32  # PyTorch defaults this to True: "fp32" would silently be TF32
     matmul.allow_tf32 = tf32
     try:
@@ -79,8 +79,8 @@ def current_flags() -> dict:
     }
 
 
-def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
-    return autocast_for(spec.precision, spec.device)
+def autocast(req: Request) -> contextlib.AbstractContextManager:
+    return autocast_for(req.precision, req.device)
 
 
 def autocast_for(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
@@ -99,31 +99,31 @@ class Prepared:
     setup: dict = field(default_factory=dict)  # compile / capture seconds
 
 
-def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
-    """Call inside ``torch.inference_mode()`` and ``backend_flags(spec)``."""
-    if spec.channels_last:
+def prepare(model: nn.Module, x: torch.Tensor, req: Request) -> Prepared:
+    """Call inside ``torch.inference_mode()`` and ``backend_flags(req)``."""
+    if req.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     setup: dict = {}
     runner: Callable[[torch.Tensor], torch.Tensor] = model
-    if spec.compile:
+    if req.compile:
         inductor = importlib.import_module("torch._inductor.config")
-        runner = torch.compile(model, mode=spec.compile)
+        runner = torch.compile(model, mode=req.compile)
         t0 = time.perf_counter()
         # Freezing (inference only) lets Inductor treat weights as constants: it
         # folds batch norm into the convolutions, as a deployed model would.
-        with inductor.patch(freezing=INDUCTOR_FREEZING), autocast(spec):
+        with inductor.patch(freezing=INDUCTOR_FREEZING), autocast(req):
             for _ in range(COMPILE_CALLS):
                 runner(x)  # compiles (and records its own graphs); never in the timed loop
-        _sync(spec)
+        _sync(req)
         setup["compile_s"] = time.perf_counter() - t0
         setup["inductor_freezing"] = INDUCTOR_FREEZING
 
     def eager() -> torch.Tensor:
-        with autocast(spec):
+        with autocast(req):
             return runner(x)
 
-    if not spec.cuda_graph:
+    if not req.cuda_graph:
         return Prepared(eager, model, x, setup)
 
     t0 = time.perf_counter()
@@ -136,7 +136,7 @@ def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         out = eager()
-    _sync(spec)
+    _sync(req)
     setup["graph_capture_s"] = time.perf_counter() - t0
 
     def replay() -> torch.Tensor:
@@ -146,12 +146,12 @@ def prepare(model: nn.Module, x: torch.Tensor, spec: RunSpec) -> Prepared:
     return Prepared(replay, model, x, setup)
 
 
-def _sync(spec: RunSpec) -> None:
-    if torch.device(spec.device).type == "cuda":
-        torch.cuda.synchronize(spec.device)
+def _sync(req: Request) -> None:
+    if torch.device(req.device).type == "cuda":
+        torch.cuda.synchronize(req.device)
 
 
-# Candidates of --mode fastest, as overrides of the requested spec: the modes
+# Candidates of --mode fastest, as overrides of the request: the modes
 # of the README's table (eager fp32 and TF32, bf16 channels-last, + CUDA graph,
 # compiled) and their fp16 / cuDNN-autotuned neighbours. Eager ones first: they
 # also serve --layers, which cannot hook a graph or compiled model.
@@ -168,20 +168,16 @@ FASTEST_CANDIDATES: tuple[dict, ...] = (
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
 
 
-def _with_mode(spec: RunSpec, overrides: dict) -> RunSpec:
-    """``spec`` in one candidate's mode: every mode setting reset, then ``overrides``."""
-    return replace(spec, **{"channels_last": False, "cuda_graph": False, "compile": None,
-                            "cudnn_benchmark": False, **overrides})
-
-
-def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
-                   with_compile: bool = True) -> tuple[RunSpec, dict]:
+def search_fastest(req: Request, device: torch.device, eager_only: bool,
+                   with_compile: bool = True) -> tuple[Request, dict]:
     """Time every supported candidate briefly on fresh model instances; return the
-    spec with the lowest median and what was tried (skipped ones with the reason),
-    each timed one with its raw samples."""
+    request in the mode with the lowest median, and what was tried: each timed
+    candidate with its raw samples, each skipped one with the reason (a mode the
+    build or device cannot run, or "out of memory"). Any other error propagates.
+    ``info["picked_mode"]`` holds the mode measured (see ``records.measured``)."""
     tried = []
     for overrides in FASTEST_CANDIDATES:
-        cand = _with_mode(spec, overrides)
+        cand = req.with_mode(overrides)
         row: dict = {"mode": cand.mode, "variant": cand.variant, "precision": cand.precision}
         tried.append(row)
         if eager_only and (cand.cuda_graph or cand.compile):
@@ -200,8 +196,13 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
                 m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=SEARCH_SECONDS,
                                     min_iters=3, desc=f"search {cand.mode}")
             row.update(median_ms=m.stats.median_ms, setup=run.setup, timing=m.to_dict())
-        except (UserError, RuntimeError, NotImplementedError) as exc:  # a mode this build cannot run
-            row["skipped"] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates
+            if failures.is_oom(exc):  # does not fit in this mode: recorded, the search goes on
+                row.update(skipped="out of memory", out_of_memory=True, error=failures.first_line(exc))
+            elif (reason := failures.unsupported_reason(exc)) is not None:  # a mode this build/device cannot run
+                row["skipped"] = reason
+            else:
+                raise  # a bug, not a mode to skip
         finally:
             model = x = run = None  # free before the next candidate
             if device.type == "cuda":
@@ -210,6 +211,7 @@ def search_fastest(spec: RunSpec, device: torch.device, eager_only: bool,
     if not timed:
         raise UserError("--mode fastest: no candidate mode could run: " + "; ".join(r["skipped"] for r in tried))
     best = FASTEST_CANDIDATES[min(timed)[1]]
-    picked = _with_mode(spec, best)
+    picked = req.with_mode(best)
     return picked, {"candidates": tried, "picked": picked.mode,
+                    "picked_mode": {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode},
                     "search": f"{SEARCH_WARMUP} warm-up, then {SEARCH_SECONDS:g} s of timing per candidate"}

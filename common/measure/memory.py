@@ -15,7 +15,6 @@ import json
 import math
 import subprocess
 import sys
-
 import warnings
 from typing import Callable
 
@@ -25,9 +24,9 @@ with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice o
     from pytorch_memlab import MemReporter as _MemlabReporter
     from pytorch_memlab.mem_reporter import PYTORCH_MIN_ALLOCATE
 
+from common.derive import MIB
 from common.records import ROOT
-
-MIB = 2**20
+from common.spec import Request
 
 
 def storage_bytes(t: torch.Tensor) -> int:
@@ -136,34 +135,37 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
+def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
     """Run inside a fresh process: RSS growth of the first inference (or, with
-    ``train``, of the first training step: forward, loss, backward)."""
+    ``train``, of the first training step: forward, loss, backward, and the SGD
+    step with ``req.with_optimizer``), in the request's precision (autocast) and
+    memory format, as the timed run executes it."""
     from common import inputs, registry
-    from common.measure import training
-    from common.spec import RunSpec
+    from common.measure import execution, training
 
     torch.set_num_threads(threads)
-    model = registry.build(model_name)
-    inp = inputs.InputSpec(f"{height}x{width}", height, width, batch)
-    x = inputs.make(inp, "cpu")
-    step = training.model_step(model, x, RunSpec(model_name, inp, "cpu"), False) if train else None
-    before = _rss_kib("VmRSS")
-    reset = True
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
-    except OSError:
-        reset = False
-    if step:
-        step.run()
-    else:
-        with torch.inference_mode():
-            model(x)
-    peak = _rss_kib("VmHWM")
+    model = registry.build(req.model)
+    x = inputs.make(req.input, "cpu")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(execution.backend_flags(req))
+        if train:
+            run = training.model_step(model, x, req, req.with_optimizer).run
+        else:
+            stack.enter_context(torch.inference_mode())
+            run = execution.prepare(model, x, req).fn  # channels-last (and compile) here, before the baseline
+        before = _rss_kib("VmRSS")
+        reset = True
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM (peak RSS) to the current RSS
+        except OSError:
+            reset = False
+        run()
+        peak = _rss_kib("VmHWM")
     what = "training step" if train else "inference"
     return {
-        "method": f"fresh process: VmHWM after the first {what} minus VmRSS before it (/proc/self/status)",
+        "method": f"fresh process: VmHWM after the first {what} ({req.mode}) minus VmRSS before it "
+                  "(/proc/self/status)",
         "resident_mib": before / 1024,
         "peak_rss_mib": peak / 1024,
         f"peak_{'train_step' if train else 'inference'}_mib": (peak - before) / 1024 if reset else None,
@@ -171,8 +173,11 @@ def cpu_peak_child(model_name: str, height: int, width: int, batch: int, threads
     }
 
 
-def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int, train: bool = False) -> dict:
-    args = [sys.executable, "-m", "common.measure.memory", model_name, str(height), str(width), str(batch), str(threads),
+def cpu_peak(req: Request, train: bool = False) -> dict:
+    """Peak RSS of one inference (``train``: one training step) of ``req`` in a
+    fresh process, with the request's threads (default: this process's count)."""
+    threads = req.threads or torch.get_num_threads()
+    args = [sys.executable, "-m", "common.measure.memory", json.dumps(req.to_dict()), str(threads),
             *(["train"] if train else [])]
     out = subprocess.run(args, capture_output=True, text=True, cwd=str(ROOT))
     if out.returncode != 0:
@@ -181,6 +186,11 @@ def cpu_peak(model_name: str, height: int, width: int, batch: int, threads: int,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def child_main(argv: list[str]) -> None:
+    """The child's entry point: REQUEST_JSON THREADS [train]; prints one JSON line."""
+    req_json, threads = argv[:2]
+    print(json.dumps(cpu_peak_child(Request.from_dict(json.loads(req_json)), int(threads), train=argv[2:] == ["train"])))
+
+
 if __name__ == "__main__":
-    name, h, w, b, th = sys.argv[1:6]
-    print(json.dumps(cpu_peak_child(name, int(h), int(w), int(b), int(th), train=sys.argv[6:] == ["train"])))
+    child_main(sys.argv[1:])

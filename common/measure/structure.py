@@ -21,10 +21,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from common.derive import MIB
 from common.registry import Unit
 
 FEATURE_BYTES = 4  # convnet-burden assumes float32 activations
-MIB = 2**20
 
 
 @dataclass

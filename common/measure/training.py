@@ -19,7 +19,7 @@ from tqdm import tqdm
 from common import inputs
 from common.measure import execution, layerwise
 from common.registry import Unit
-from common.spec import RunSpec
+from common.spec import Request
 from common.measure.timing import MIN_ITERS, Marks, Measurement, deadline, make_marks
 
 # The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
@@ -48,11 +48,11 @@ class TrainStep:
             self.optimizer.step()
 
 
-def model_step(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer: bool) -> TrainStep:
+def model_step(model: nn.Module, x: torch.Tensor, req: Request, with_optimizer: bool) -> TrainStep:
     """The model in train mode on a seeded input and seeded class targets, with a
     cross-entropy loss (computed inside the forward phase)."""
     model.train()
-    if spec.channels_last:
+    if req.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     classes = _output_classes(model, x)
@@ -61,7 +61,7 @@ def model_step(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer:
     loss_fn = nn.CrossEntropyLoss()
 
     def forward() -> torch.Tensor:
-        with execution.autocast(spec):
+        with execution.autocast(req):
             return loss_fn(model(x), target)
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -146,18 +146,19 @@ def train_loop(
     return {p: Measurement(s, batch, marks.clock, warmup, iters, stopped_early) for p, s in samples.items()}
 
 
-def profile_train(model: nn.Module, x: torch.Tensor, spec: RunSpec, with_optimizer: bool,
+def profile_train(model: nn.Module, x: torch.Tensor, req: Request,
                   units: list[Unit] | None) -> tuple[dict[str, Measurement], list | None, TrainStep]:
-    """Time training steps of ``model`` (whole model, or per unit with ``units``);
-    returns the measurements, the unit profiles and the step (for its peak memory)."""
-    device = torch.device(spec.device)
-    step = model_step(model, x, spec, with_optimizer)
-    marks = make_marks(spec.clock, device) if units is None else layerwise.unit_marks(device)
+    """Time training steps of ``model`` (whole model, or per unit with ``units``),
+    with an SGD step when ``req.with_optimizer``; returns the measurements, the
+    unit profiles and the step (for its peak memory)."""
+    device = torch.device(req.device)
+    step = model_step(model, x, req, req.with_optimizer)
+    marks = make_marks(req.clock, device) if units is None else layerwise.unit_marks(device)
     hooks = layerwise.unit_hooks(model, units, marks) if units else None
     try:
-        got = train_loop(step, marks, spec.warmup, spec.iters, batch=spec.input.batch,
-                         max_seconds=spec.max_seconds, min_iters=spec.min_iters, hooks=hooks,
-                         desc=f"{spec.model} {spec.input.tag} train")
+        got = train_loop(step, marks, req.warmup, req.iters, batch=req.input.batch,
+                         max_seconds=req.max_seconds, min_iters=req.min_iters, hooks=hooks,
+                         desc=f"{req.model} {req.input.tag} train")
     finally:
         if hooks:
             hooks.remove()
