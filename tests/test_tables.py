@@ -61,6 +61,22 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def rendered_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture records rendered once (figures are the slow part); tests copy it."""
+    root = tmp_path_factory.mktemp("rendered")
+    shutil.copytree(FIXTURES / "records", root / "results" / "records")
+    (root / "README.md").write_text(f"{readme.BEGIN}\n{readme.END}\n")
+    assert main(_args(root)) == 0
+    return root
+
+
+@pytest.fixture
+def rendered(rendered_once: Path, tmp_path: Path) -> Path:
+    shutil.copytree(rendered_once, tmp_path / "root")
+    return tmp_path / "root"
+
+
 def _args(root: Path) -> list[str]:
     return ["--root", str(root)]
 
@@ -184,14 +200,17 @@ def test_modes_search_sample_only_where_no_full_record(res: select.Results) -> N
 
 
 def test_malformed_training_record_is_a_problem_and_the_build_goes_on(
-        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+        rendered: Path, seeds: tables.Seeds, capsys: pytest.CaptureFixture) -> None:
     rel = f"{CPU}/train-timing/resnet18_imagenet_b8_train.json"
     rec = _fixture(rel)
     del rec["result"]["train"]["total"]
-    _put(workdir / "results", rel, rec)
-    assert main(_args(workdir)) == 0
-    assert re.search(rf"skipped \S*{re.escape(rel)}: malformed \(missing field 'total'\)", capsys.readouterr().err)
-    training = (workdir / "results" / "training.md").read_text()
+    _put(rendered / "results", rel, rec)
+    capsys.readouterr()
+    assert main(_args(rendered) + ["--check"]) == 1  # no traceback: the page would change, nothing else
+    err = capsys.readouterr().err
+    assert re.search(rf"skipped \S*{re.escape(rel)}: malformed \(missing field 'total'\)", err)
+    assert "training.md is not up to date" in err
+    training = pages.training(select.collect(rendered / "results"), seeds)
     assert "## NVIDIA H100 80GB HBM3" in training  # the other device's rows are still there
     assert "## AMD EPYC" not in training
 
@@ -268,40 +287,41 @@ def test_main_names_bad_records_on_stderr(workdir: Path, capsys: pytest.CaptureF
 # --------------------------------------------------------------------------- the command
 
 
-def test_render_writes_everything_then_check_passes(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+def test_render_writes_everything_then_check_passes(rendered: Path, capsys: pytest.CaptureFixture) -> None:
+    for page in ("latency", "memory", "modes", "training"):
+        assert (rendered / "results" / f"{page}.md").is_file()
+    timing_txt = rendered / "resnet_profiler" / "resnet18_stats" / CPU / "resnet18_pascal.txt"
+    assert timing_txt.read_text().startswith("# Inference time, whole model")
     head = "# Project \u2208 caf\u00e9\r\nintro line with CRLF\r\n\n## Results\n\n".encode()
     tail = "\n\nafter the section, no final newline \u2713".encode()
-    rd = workdir / "README.md"
+    rd = rendered / "README.md"
     rd.write_bytes(head + f"{readme.BEGIN}\nstale tables\n{readme.END}".encode() + tail)
     os.chmod(rd, 0o644)
-    assert main(_args(workdir) + ["--check"]) == 1
-    assert main(_args(workdir)) == 0
+    capsys.readouterr()
+    assert main(_args(rendered) + ["--check"]) == 1
+    mtime = timing_txt.stat().st_mtime_ns
+    assert main(_args(rendered)) == 0
+    assert timing_txt.stat().st_mtime_ns == mtime  # unchanged files are not rewritten
+    assert re.search(r"^common\.render: 1 of \d+ files written", capsys.readouterr().err, re.M)
     data = rd.read_bytes()
     assert data.startswith(head + readme.BEGIN.encode()) and data.endswith(readme.END.encode() + tail)
     assert b"stale tables" not in data and b"| **ResNet-18**" in data
     assert rd.stat().st_mode & 0o777 == 0o644  # the temp file's 0600 is not carried over
     links = re.findall(r"\]\(([^)]+\.png)\)", data.decode())
     assert links and all((rd.parent / link).is_file() for link in links)
-    for page in ("latency", "memory", "modes", "training"):
-        assert (workdir / "results" / f"{page}.md").is_file()
-    timing_txt = workdir / "resnet_profiler" / "resnet18_stats" / CPU / "resnet18_pascal.txt"
-    assert timing_txt.read_text().startswith("# Inference time, whole model")
-    capsys.readouterr()
-    assert main(_args(workdir) + ["--check"]) == 0
-    mtime = timing_txt.stat().st_mtime_ns
-    assert main(_args(workdir)) == 0 and rd.read_bytes() == data and timing_txt.stat().st_mtime_ns == mtime
-    assert "0 of" in capsys.readouterr().err  # unchanged files are not rewritten
+    assert main(_args(rendered) + ["--check"]) == 0
     rd.write_bytes(b"new first line\n" + data)  # text outside the markers is the user's
-    assert main(_args(workdir) + ["--check"]) == 0
+    assert main(_args(rendered) + ["--check"]) == 0
     edited = rd.read_bytes().replace(b"| **ResNet-18**", b"| **ResNet-81**", 1)
     rd.write_bytes(edited)
-    assert main(_args(workdir) + ["--check"]) == 1 and rd.read_bytes() == edited
+    capsys.readouterr()
+    assert main(_args(rendered) + ["--check"]) == 1 and rd.read_bytes() == edited
     assert "README.md is not up to date" in capsys.readouterr().err
 
 
-def test_check_names_a_stale_page_a_stale_txt_and_a_missing_figure(workdir: Path,
+def test_check_names_a_stale_page_a_stale_txt_and_a_missing_figure(rendered: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
-    assert main(_args(workdir)) == 0
+    workdir = rendered
     (workdir / "results" / "modes.md").write_text("old\n")
     structure = next((workdir / "resnet_profiler" / "memory_reports" / CPU).glob("*.txt"))
     structure.write_text("edited\n")
@@ -314,8 +334,8 @@ def test_check_names_a_stale_page_a_stale_txt_and_a_missing_figure(workdir: Path
         assert f"{path} is not up to date" in err
 
 
-def test_txt_write_is_what_render_writes(workdir: Path, tmp_path: Path) -> None:
-    assert main(_args(workdir)) == 0
+def test_txt_write_is_what_render_writes(rendered: Path, tmp_path: Path) -> None:
+    workdir = rendered
     recs, _ = records.load_records(workdir / "results")
     other = tmp_path / "other"
     kinds = set()
