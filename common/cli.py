@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -142,9 +143,16 @@ def check(req: Request) -> None:
         raise UserError("--with-optimizer needs --pass train")
 
 
-def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module | None = None) -> list[Path]:
+def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module | None = None,
+                     with_timing: bool = False) -> list[Path]:
+    """Measure and save; ``with_timing`` (a per-unit request): also save the
+    whole-model timing record its run carries (``run.timing_record``)."""
     session.prepare(req)
-    return run.save(run.measure(req, session, model), session)
+    if with_timing:
+        session.prepare(replace(req, kind="timing", depth=1))
+    rec = run.measure(req, session, model)
+    written = run.save(rec, session)
+    return written + (run.save(run.timing_record(rec), session) if with_timing else [])
 
 
 def smaller_batch(req: Request) -> tuple[int | None, list[int]]:

@@ -85,26 +85,31 @@ def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespa
                 shared["model"] = registry.build(req.model, req.device)
             return shared["model"]
 
-        per_unit = [] if whole_only else [(True, d) for d in depths]
-        kinds = per_unit if _explicit(argv, "--layers") else [(False, None), *per_unit]
+        # The first per-unit run's whole-model loop (run before its hooks) is saved as the
+        # timing record too: a separate timing run would repeat exactly that loop.
+        per_unit = [(True, d) for d in depths]
+        kinds = [(False, None)] if whole_only else per_unit
         for i, (layers, depth) in enumerate(kinds):
             last = i == len(kinds) - 1
-            steps.append(_timer_step(args, preset, layers, depth, session, instance, shared if last else None))
+            with_timing = i == 0 and layers and not _explicit(argv, "--layers")
+            steps.append(_timer_step(args, preset, layers, depth, session, instance, shared if last else None,
+                                     with_timing))
     return steps
 
 
 def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, depth: int | None,
                 session: Callable[[argparse.Namespace], run.Session], instance: Callable,
-                release: dict | None) -> Step:
+                release: dict | None, with_timing: bool = False) -> Step:
     state: dict = {}
     label = f"{args.model} {preset or args.size or args.input}" + (f" per unit depth {depth}" if layers else "")
+    label += " (+ whole model)" if with_timing else ""
 
     def work() -> list[Path]:
         try:
             sess = session(args)
             step_args = argparse.Namespace(**{**vars(args), "layers": layers})
             state["req"] = req = cli.request_from_args(step_args, "timer", sess.device, preset=preset, depth=depth)
-            return cli.measure_and_save(req, sess, instance(req))
+            return cli.measure_and_save(req, sess, instance(req), with_timing)
         finally:
             if release is not None:
                 release.clear()  # the preset's last request: free its model

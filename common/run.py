@@ -66,6 +66,25 @@ def measure(req: Request, session: Session, model: nn.Module | None = None) -> d
     return records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
 
 
+def timing_record(layers_rec: dict) -> dict:
+    """The whole-model timing record carried by a per-unit record: its whole-model
+    loop ran first on the same instance with the same protocol, before any hook was
+    attached, exactly as a timing request runs it; drivers save it instead of
+    timing the model a second time."""
+    req = Request.from_dict(layers_rec["request"])
+    timing_req = Request.from_dict({**layers_rec["request"], "kind": "timing", "depth": 1})
+    r = layers_rec["result"]
+    keep = ("fastest", "backend_flags", "timing", "setup", "gflops", "achieved_tflops", "device_peak",
+            "fraction_of_peak")
+    result = {k: r[k] for k in keep if k in r}
+    result["cost"] = {**r["cost"], "units": []}
+    result["measured_with"] = (f"the whole-model loop of the per-unit run {req.stem} (same instance and protocol, "
+                               "before the hooks were attached)")
+    rec = {**layers_rec, "kind": "timing", "request": timing_req.to_dict(), "result": result}
+    rec.pop("_path", None)
+    return rec
+
+
 def save(rec: dict, session: Session) -> list[Path]:
     """Write the record (the truth) and render its .txt from it."""
     path = records.path_of(rec, session.results)
@@ -213,20 +232,20 @@ def measure_memory(req: Request, session: Session) -> dict:
 
 
 def measure_structure(req: Request, session: Session) -> dict:
-    """torchinfo rows down to ``req.depth`` with MACs per row from our counter."""
-    model = registry.build(req.model, "cpu")
-    rows = structure.torchinfo_rows(model, inputs.make(req.input, "cpu"), req.depth)
-    # One meta pass per depth level: the rows of one level never nest, so each pass
-    # attributes every op to at most one row.
+    """torchinfo rows down to ``req.depth`` with MACs per row from our counter; all
+    on the meta device (shapes and counts need no values: no memory, no compute)."""
     meta_model = registry.build(req.model, "meta")
     meta_x = torch.empty(req.input.shape, device="meta")
+    rows = structure.torchinfo_rows(meta_model, meta_x, req.depth)
+    # One meta pass per depth level: the rows of one level never nest, so each pass
+    # attributes every op to at most one row.
     for level in range(1, req.depth + 1):
         level_rows = [r for r in rows if r["depth"] == level]
         level_units = [registry.Unit(r["path"], r["path"]) for r in level_rows]
         for r, u in zip(level_rows, structure.analyze(meta_model, meta_x, level_units).units):
             r["macs"] = u.macs
     total = structure.analyze(meta_model, meta_x)
-    return {"rows": rows, "params": structure.param_count(model), "macs": total.macs, "flops": total.flops,
+    return {"rows": rows, "params": structure.param_count(meta_model), "macs": total.macs, "flops": total.flops,
             "cost": total.to_dict(), "depth": req.depth}
 
 

@@ -414,7 +414,7 @@ def test_stats18_driver_from_another_cwd(tmp_path, cpu_tag):
     assert load_json(rec_root / "layers" / "resnet18_64x64.json")["request"]["iters"] == 3
     # Depth 2 comes from the catalogue (ResNets have blocks), in the same process.
     assert load_json(rec_root / "layers" / "resnet18_64x64_depth2.json")["request"]["depth"] == 2
-    assert "stats: 3 steps" in proc.stderr  # one process ran all three requests, counted
+    assert "stats: 2 steps" in proc.stderr  # one process ran both per-unit requests (+ whole model), counted
     assert not list(elsewhere.iterdir())  # nothing written relative to the caller's cwd
     assert not tmp_leftovers(out)
     # Every file the driver wrote is named on stdout.

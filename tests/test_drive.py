@@ -21,14 +21,15 @@ def _whats(steps: list[drive.Step]) -> list[str]:
 def test_stats_runs_both_presets_and_every_catalogue_depth():
     steps = drive.stats_steps("resnet50", ["--device", "cpu"], drive.Sessions())
     assert _whats(steps) == [f"resnet50 {p}{d}" for p in ("cityscapes", "pascal")
-                             for d in ("", " per unit depth 1", " per unit depth 2")]
+                             for d in (" per unit depth 1 (+ whole model)", " per unit depth 2")]
     # MobileNet-V2 has no blocks: depth 1 only (the depth rule is catalogue data, not shell).
-    assert len(drive.stats_steps("mobilenet_v2", ["--device", "cpu"], drive.Sessions())) == 4
+    assert len(drive.stats_steps("mobilenet_v2", ["--device", "cpu"], drive.Sessions())) == 2
+    assert len(drive.stats_steps("mobilenet_v2", ["--device", "cpu"], drive.Sessions(), whole_only=True)) == 2
 
 
 def test_stats_with_an_explicit_input_runs_that_input_once():
     steps = drive.stats_steps("resnet18", ["--device", "cpu", "--input", "pascal"], drive.Sessions())
-    assert _whats(steps) == ["resnet18 pascal", "resnet18 pascal per unit depth 1", "resnet18 pascal per unit depth 2"]
+    assert _whats(steps) == ["resnet18 pascal per unit depth 1 (+ whole model)", "resnet18 pascal per unit depth 2"]
     steps = drive.stats_steps("resnet18", ["--size", "32x32", "--layers", "--depth", "2"], drive.Sessions())
     assert _whats(steps) == ["resnet18 32x32 per unit depth 2"]
 
@@ -39,9 +40,10 @@ def test_seed004_and_profile_lists_come_from_the_catalogue():
     args = argparse.Namespace(device="cpu", tag=None, full=False, models=None, no_seed004=False)
     whats = _whats(drive.profile_steps(args, [], drive.Sessions()))
     for m in registry.names("catalogue"):  # every catalogue model, ResNet-152 included
-        assert f"{m} pascal" in whats and f"{m} pascal memory" in whats and f"{m} pascal structure" in whats
+        assert f"{m} pascal per unit depth 1 (+ whole model)" in whats
+        assert f"{m} pascal memory" in whats and f"{m} pascal structure" in whats
     assert "resnet152 cityscapes per unit depth 2" in whats
-    assert "vgg16 cityscapes" not in whats  # VGG latency at Cityscapes: GPU only (minutes per run on a CPU)
+    assert not any(w.startswith("vgg16 cityscapes per") for w in whats)  # GPU only (minutes per run on a CPU)
 
 
 def test_one_process_runs_every_step_and_models_are_shared_per_preset(tmp_path, monkeypatch):
@@ -62,6 +64,10 @@ def test_one_process_runs_every_step_and_models_are_shared_per_preset(tmp_path, 
         "resnet18_32x32.json", "resnet18_32x32.json", "resnet18_32x32_depth2.json"]
     assert built == ["resnet18"]  # whole model and both depths timed on one instance
     assert load_json(recs / "layers" / "resnet18_32x32_depth2.json")["result"]["timing"]["iters"] == 2
+    # The timing record is the per-unit run's whole-model loop, the same samples.
+    timing, layers = load_json(recs / "timing" / "resnet18_32x32.json"), load_json(recs / "layers" / "resnet18_32x32.json")
+    assert timing["result"]["timing"] == layers["result"]["timing"] and timing["request"]["kind"] == "timing"
+    assert "units" not in timing["result"] and "per-unit run resnet18_32x32" in timing["result"]["measured_with"]
 
 
 def test_a_failing_step_is_reported_and_the_driver_goes_on(tmp_path, capsys):
