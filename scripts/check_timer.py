@@ -1,15 +1,19 @@
-"""Cross-check our whole-model timer against torch.utils.benchmark.
+"""Cross-check our whole-model timer against torch.utils.benchmark, in one run.
 
-For each backbone and preset: our loop (CUDA events, the seeds' 25 + 300
-protocol) and ``Timer(...).blocked_autorange()`` on the same model instance and
-input; prints both medians and their ratio, writes results/checks/<tag>_timer_check.json.
-The per-layer coverage ratios are read from the committed 'layers' records.
-Not a test: it needs a GPU and reports, it does not assert.
+For each model and input: our protocol loop (the device's clock, the seeds' 25 +
+300 iterations unless bounded) and ``Timer(...).blocked_autorange()`` time the same
+callable on the same model instance and input, in this process; the per-unit
+coverage (sum of the units' mean times over the whole model's mean) is measured
+in the same run too (``--no-coverage`` leaves it out). Nothing is read from
+earlier records. The result is a schema-2 record of kind ``timer-check`` at
+``<results>/records/<tag>/timer-check/timer_check.json``.
+Not a test: it reports, it does not assert.
+
+    python scripts/check_timer.py [--models resnet18 ...] [--inputs cityscapes pascal] [--max-seconds S]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,54 +21,108 @@ import torch
 from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import derive, inputs, records, registry  # noqa: E402
 from common import env as envmod  # noqa: E402
-from common import inputs, registry, records  # noqa: E402
-from common.measure import timing  # noqa: E402
-from common.measure import execution
-from common.spec import RunSpec  # noqa: E402
+from common.argtypes import non_negative, positive  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.measure import execution, layerwise, timing  # noqa: E402
+from common.spec import Request, default_clock  # noqa: E402
 
-AGREEMENT = 0.03  # the issue's target: medians within 3%
+AGREEMENT = 0.03  # the target: medians within 3%
 MIN_RUN_TIME_S = 1.0  # blocked_autorange measures for at least this long
+KIND, STEM = "timer-check", "timer_check"
+PROG = "scripts/check_timer.py"
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--max-seconds", type=float, metavar="S",
-                    help="bound our timed loop per model/preset, as timer.py does (default: none)")
-    args = ap.parse_args(argv)
-    device = envmod.resolve_device("auto")
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(registry.BACKBONES), metavar="NAME",
+                    help="models to check (default: the backbones)")
+    ap.add_argument("--inputs", nargs="+", default=["cityscapes", "pascal"], metavar="PRESET",
+                    help="input presets (default: cityscapes pascal)")
+    ap.add_argument("--size", metavar="HxW", help="one custom input size instead of the presets")
+    ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
+    ap.add_argument("--warmup", type=non_negative, default=25, metavar="N", help="our warm-up (default: 25)")
+    ap.add_argument("--iters", type=positive(int), default=300, metavar="N", help="our iterations (default: 300)")
+    ap.add_argument("--max-seconds", type=positive(float), metavar="S",
+                    help="bound our timed loop per model and input, as timer.py does (default: none)")
+    ap.add_argument("--min-iters", type=positive(int), default=timing.MIN_ITERS, metavar="N",
+                    help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
+    ap.add_argument("--min-run-time", type=positive(float), default=MIN_RUN_TIME_S, metavar="S",
+                    help=f"blocked_autorange's minimum run time (default: {MIN_RUN_TIME_S:g})")
+    ap.add_argument("--coverage", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time every unit with hooks and report the coverage (default: on)")
+    ap.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
+                    help="results folder the record goes under (default: the repository's results/)")
+    return ap.parse_args(argv)
+
+
+def check_one(req: Request, device: torch.device, min_run_time: float, with_coverage: bool) -> dict:
+    """Our loop, blocked_autorange and (optionally) the per-unit pass, all on one instance."""
+    model = registry.build(req.model, device)
+    x = inputs.make(req.input, device)
+    with torch.inference_mode(), execution.backend_flags(req):
+        prepared = execution.prepare(model, x, req)
+        ours = timing.run_loop(prepared.fn, timing.make_clock(req.clock, device), req.warmup, req.iters,
+                               batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
+                               desc=f"{req.model} {req.input.tag}")
+        timer = benchmark.Timer("fn()", globals={"fn": prepared.fn}, num_threads=torch.get_num_threads())
+        ref = timer.blocked_autorange(min_run_time=min_run_time)
+        coverage = None
+        if with_coverage:
+            units = registry.units(req.model, prepared.model)
+            profiles, _ = layerwise.profile_units(prepared.model, prepared.fn, units, device, req.warmup, req.iters,
+                                                  deadline=timing.deadline(req.max_seconds, req.min_iters))
+            coverage = derive.coverage([timing.summarize(p.samples_ms).mean_ms for p in profiles],
+                                       ours.stats.mean_ms)
+    ours_ms, ref_ms = ours.stats.median_ms, ref.median * 1e3
+    ratio = ours_ms / ref_ms
+    return {"model": req.model, "preset": req.input.name, "input": req.input.tag,
+            "ours_median_ms": ours_ms, "benchmark_median_ms": ref_ms, "ratio": ratio,
+            "agrees": abs(ratio - 1) <= AGREEMENT, "layers_coverage": coverage,
+            "ours": ours.to_dict(),
+            "benchmark": {"times_ms": [t * 1e3 for t in ref.times], "number_per_run": ref.number_per_run,
+                          "min_run_time_s": min_run_time}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        device = envmod.resolve_device(args.device)
+        input_specs = [inputs.resolve(None, args.size)] if args.size else [inputs.resolve(p, None)
+                                                                          for p in args.inputs]
+        for name in args.models:
+            registry.get(name)
+    except UserError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return exc.exit_code
     env = envmod.collect(device)
-    tag = envmod.device_tag(env)
+    tag = args.tag or envmod.device_tag(env)
+    out = records.record_path(args.results, tag, KIND, STEM)
+    records.ensure_writable(out.parent)  # before any measuring
     rows = []
-    for name in registry.BACKBONES:
-        for preset in ("cityscapes", "pascal"):
-            spec = RunSpec(name, inputs.resolve(preset, None), str(device),
-                           clock="cuda-event" if device.type == "cuda" else "perf_counter")
-            model = registry.build(name, device)
-            x = inputs.make(spec.input, device)
-            with torch.inference_mode(), execution.backend_flags(spec):
-                ours = timing.run_loop(lambda: model(x), timing.make_clock(spec.clock, device),
-                                       spec.warmup, spec.iters, max_seconds=args.max_seconds,
-                                       desc=f"{name} {preset}").stats
-                t = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
-                ref = t.blocked_autorange(min_run_time=MIN_RUN_TIME_S)
-            layers = records.RESULTS / "records" / tag / "layers" / f"{name}_{preset}.json"
-            coverage = json.loads(layers.read_text())["result"]["coverage"] if layers.exists() else None
-            ratio = ours.median_ms / (ref.median * 1e3)
-            rows.append({"model": name, "preset": preset, "ours_median_ms": ours.median_ms,
-                         "benchmark_median_ms": ref.median * 1e3, "ratio": ratio,
-                         "agrees": abs(ratio - 1) <= AGREEMENT, "layers_coverage": coverage})
-            print(f"{name:<14}{preset:<12}ours {ours.median_ms:9.3f} ms  benchmark {ref.median * 1e3:9.3f} ms  "
-                  f"ratio {ratio:6.3f}  coverage {coverage if coverage is None else round(coverage, 3)}", flush=True)
-            del model, x
+    for name in args.models:
+        for inp in input_specs:
+            req = Request("timing", name, inp, str(device), clock=default_clock(str(device)), warmup=args.warmup,
+                          iters=args.iters, max_seconds=args.max_seconds, min_iters=args.min_iters)
+            row = check_one(req, device, args.min_run_time, args.coverage)
+            rows.append(row)
+            cov = row["layers_coverage"]
+            print(f"{name:<14}{inp.tag:<12}ours {row['ours_median_ms']:9.3f} ms  "
+                  f"benchmark {row['benchmark_median_ms']:9.3f} ms  ratio {row['ratio']:6.3f}  "
+                  f"coverage {'-' if cov is None else f'{cov:.3f}'}", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    out = records.RESULTS / "checks" / f"{tag}_timer_check.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records.write_atomic(out, json.dumps({"env": env, "agreement": AGREEMENT, "rows": rows}, indent=1) + "\n")
+    request = {"kind": KIND, "device": str(device), "models": args.models, "inputs": [i.tag for i in input_specs],
+               "clock": default_clock(str(device)), "warmup": args.warmup, "iters": args.iters,
+               "max_seconds": args.max_seconds, "min_iters": args.min_iters, "min_run_time_s": args.min_run_time,
+               "coverage": args.coverage, "tag": tag}
+    rec = records.make_record(KIND, tag, request, env, {"agreement": AGREEMENT, "rows": rows})
+    records.write_record(out, rec)
     print(out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

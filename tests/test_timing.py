@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from common import inputs
+from common import derive, inputs
 from common.measure import execution, layerwise, timing
 from common.errors import UserError
 from common.registry import Unit
@@ -418,3 +418,58 @@ def test_spec_variant_and_mode_names():
     assert s.variant == "bf16-cl" and s.mode == "eager bf16 channels-last"
     d = s.to_dict()
     assert d["input"]["shape"] == [1, 3, 16, 16] and d["variant"] == "bf16-cl"
+
+
+# --------------------------------------------------------------------------- scripts/check_timer.py
+
+def _check_timer():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "check_timer.py"
+    spec = importlib.util.spec_from_file_location("check_timer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_check_timer_compares_the_medians_of_its_own_run(tmp_path, monkeypatch):
+    import json
+
+    from torch.utils import benchmark
+
+    from common import records
+
+    ct = _check_timer()
+    # A committed-looking record with other numbers: the check must not read it.
+    stale = records.record_path(tmp_path, "t", "layers", "resnet18_32x32")
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"schema": 2, "result": {"coverage": 123.0}}))
+    ours, refs, units = [], [], []
+    real_loop, real_autorange, real_units = timing.run_loop, benchmark.Timer.blocked_autorange, \
+        layerwise.profile_units
+    monkeypatch.setattr(timing, "run_loop", lambda *a, **k: ours.append(real_loop(*a, **k)) or ours[-1])
+    monkeypatch.setattr(benchmark.Timer, "blocked_autorange",
+                        lambda self, **k: refs.append(real_autorange(self, **k)) or refs[-1])
+    monkeypatch.setattr(layerwise, "profile_units", lambda *a, **k: units.append(real_units(*a, **k)) or units[-1])
+    argv = ["--models", "resnet18", "--size", "32x32", "--device", "cpu", "--warmup", "1", "--iters", "3",
+            "--min-run-time", "0.02", "--tag", "t", "--results", str(tmp_path)]
+    assert ct.main(argv) == 0
+    rec = json.loads((tmp_path / "records/t/timer-check/timer_check.json").read_text())
+    assert rec["schema"] == records.SCHEMA and rec["kind"] == "timer-check" and rec["device_tag"] == "t"
+    assert rec["request"]["models"] == ["resnet18"] and rec["request"]["inputs"] == ["32x32"]
+    (row,) = rec["result"]["rows"]
+    (m,), (ref,), ((profiles, _),) = ours, refs, units
+    assert row["ours_median_ms"] == m.stats.median_ms and row["ours"]["samples_ms"] == m.samples_ms
+    assert row["benchmark_median_ms"] == ref.median * 1e3
+    assert row["ratio"] == m.stats.median_ms / (ref.median * 1e3)
+    assert row["agrees"] is (abs(row["ratio"] - 1) <= ct.AGREEMENT)
+    expected = derive.coverage([timing.summarize(p.samples_ms).mean_ms for p in profiles], m.stats.mean_ms)
+    assert row["layers_coverage"] == expected != 123.0
+
+
+def test_check_timer_bad_model_is_one_line(tmp_path, capsys):
+    ct = _check_timer()
+    assert ct.main(["--models", "resnet19", "--device", "cpu", "--results", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not list(tmp_path.rglob("*.json"))

@@ -152,7 +152,9 @@ def test_unit_without_gradient_is_reported():
         training.profile_train(model, x, _spec(), TINY_UNITS)
 
 
-@pytest.mark.parametrize("name,size", [("resnet18", "32x32"), ("mobilenet_v2", "32x32"), ("vgg16", "32x32")])
+# Residual blocks with in-place ReLUs (ResNet at depth 2) and a functional unit (MobileNet-V2's pooling);
+# plain sequential units are covered by Tiny above.
+@pytest.mark.parametrize("name,size", [("resnet18", "32x32"), ("mobilenet_v2", "32x32")])
 def test_model_units_all_get_backward_spans(name, size):
     spec = Request("train-layers", name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
     model = registry.build(name)
