@@ -31,7 +31,9 @@ from common.spec import Request
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
 # profile.sh on a machine without a GPU: every timed loop bounded, so the whole job
 # fits in minutes on 2 cores; every file states its warm-up and iteration counts.
-CPU_QUICK = ["--warmup", "1", "--iters", "3"]
+CPU_QUICK = ["--warmup", "1", "--iters", "2"]
+# ... and at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
+# without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
 GPU_QUICK = ["--max-seconds", "2"]  # at most 2 s per timed loop after the 25 warm-up iterations
 
 
@@ -66,7 +68,7 @@ def _explicit(argv: list[str], *flags: str) -> bool:
 
 
 def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespace], run.Session],
-                whole_only: bool = False) -> list[Step]:
+                whole_only: bool = False, shallow: tuple[str, ...] = ()) -> list[Step]:
     """Both presets (or the --input/--size given), whole model then per unit at
     every depth the catalogue defines; one model instance per preset."""
     entry = registry.get(model)
@@ -87,7 +89,7 @@ def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespa
 
         # The first per-unit run's whole-model loop (run before its hooks) is saved as the
         # timing record too: a separate timing run would repeat exactly that loop.
-        per_unit = [(True, d) for d in depths]
+        per_unit = [(True, d) for d in depths if preset not in shallow or d == 1]
         kinds = [(False, None)] if whole_only else per_unit
         for i, (layers, depth) in enumerate(kinds):
             last = i == len(kinds) - 1
@@ -186,18 +188,19 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
     gpu = envmod.resolve_device(args.device).type == "cuda"
     common = ["--device", args.device, *(["--tag", args.tag] if args.tag else [])]
     timer = common + ([] if args.full else (GPU_QUICK if gpu else CPU_QUICK)) + extra
+    shallow = ("cityscapes",) if not (gpu or args.full) else ()
     models = args.models or registry.names("catalogue")
     steps: list[Step] = []
     for m in models:
         if registry.get(m).family == "vgg" and not gpu:
             steps += stats_steps(m, [*timer, "--input", "pascal"], sessions)
         else:
-            steps += stats_steps(m, timer, sessions)
+            steps += stats_steps(m, timer, sessions, shallow=shallow)
     for family in dict.fromkeys(registry.get(m).family for m in models):
         fam_models = [m for m in registry.family_models(family) if m in models]
         steps += [s for s in mem_steps(family, common, sessions) if s.what.split()[0] in fam_models]
         steps += [s for s in mem_steps(family, ["--struct"], sessions) if s.what.split()[0] in fam_models]
-    if not args.no_seed004:
+    if not args.no_seed004 and (gpu or args.full):
         steps += seed004_steps(timer, sessions)
     return steps
 
@@ -218,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
     pr.add_argument("--full", action="store_true",
-                    help="the seeds' full protocol (25 warm-up + 300 iterations) instead of the quick one "
-                         f"(CPU: {' '.join(CPU_QUICK)}; GPU: {' '.join(GPU_QUICK)})")
+                    help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
+                         f"included) instead of the quick one (GPU: {' '.join(GPU_QUICK)}; CPU: "
+                         f"{' '.join(CPU_QUICK)}, per unit at depth 1 only at Cityscapes, no seed 004)")
     pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
     pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
     args, rest = p.parse_known_args(argv)

@@ -42,7 +42,11 @@ def test_seed004_and_profile_lists_come_from_the_catalogue():
     for m in registry.names("catalogue"):  # every catalogue model, ResNet-152 included
         assert f"{m} pascal per unit depth 1 (+ whole model)" in whats
         assert f"{m} pascal memory" in whats and f"{m} pascal structure" in whats
-    assert "resnet152 cityscapes per unit depth 2" in whats
+    assert "resnet152 pascal per unit depth 2" in whats
+    # The quick CPU protocol: ResNet blocks at PASCAL size only, no seed 004 (the full one has both).
+    assert "resnet152 cityscapes per unit depth 2" not in whats and "layer set seed004" not in whats
+    full = _whats(drive.profile_steps(argparse.Namespace(**{**vars(args), "full": True}), [], drive.Sessions()))
+    assert "resnet152 cityscapes per unit depth 2" in full and "layer set seed004" in full
     assert not any(w.startswith("vgg16 cityscapes per") for w in whats)  # GPU only (minutes per run on a CPU)
 
 
