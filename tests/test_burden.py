@@ -4,6 +4,7 @@ the comparison with convnet-burden, records and rendering from records only."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -15,8 +16,11 @@ from common.burden import analysis, cli, peak_held, seed003, store
 from common.burden.profile import BurdenRequest
 from common.derive import MIB
 from common.errors import UserError
+from common.inputs import InputSpec
+from common.measure import failures, memory
 from common.registry import zoo
 from common.render import burden as render
+from common.spec import Request
 from conftest import ROOT
 
 
@@ -321,7 +325,7 @@ def _fake_worker(body: str) -> list[str]:
     # Overran the timeout: our timer killed it.
     ("time.sleep(60)", 0.5, "timed out after 0.5 s", False),
     # Any other failure keeps its own reason: never 'out of memory'.
-    ("print('ValueError: boom', file=sys.stderr); sys.exit(1)", 60, "exit 1); last output: ValueError: boom", False),
+    ("print('ValueError: boom', file=sys.stderr); sys.exit(1)", 60, "exit 1: ValueError: boom", False),
     ("os.kill(os.getpid(), signal.SIGSEGV)", 60, "killed by SIGSEGV", False),
 ])
 def test_a_failed_peak_worker_is_named_by_what_ended_it(body, timeout_s, says, oom):
@@ -333,11 +337,29 @@ def test_a_failed_peak_worker_is_named_by_what_ended_it(body, timeout_s, says, o
     assert ("timed out" in res["reason"]) is (timeout_s < 1)
 
 
+@pytest.mark.parametrize("rc, stderr, error", [
+    (1, "Traceback (most recent call last):\nValueError: boom\n", RuntimeError),
+    (-11, "", RuntimeError),
+    (-9, "", MemoryError),  # the kernel's out-of-memory killer
+    (1, "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes\n", MemoryError),
+])
+def test_cpu_peak_child_failure_is_out_of_memory_only_when_it_is(monkeypatch, rc, stderr, error):
+    # memory.cpu_peak (the timer's CPU peak) turned every child failure into MemoryError:
+    # "out of memory, exit 3" for a crash or a bug.
+    monkeypatch.setattr(memory.subprocess, "run",
+                        lambda args, **kw: subprocess.CompletedProcess(args, rc, "", stderr))
+    req = Request("memory", "resnet18", InputSpec("8x8", 8, 8), "cpu")
+    with pytest.raises((RuntimeError, MemoryError)) as exc:
+        memory.cpu_peak(req)
+    assert type(exc.value) is error and ("boom" in str(exc.value)) is ("boom" in stderr)
+
+
 def test_child_failure_says_out_of_memory_only_for_one():
-    assert peak_held.child_failure(1, "RuntimeError: DefaultCPUAllocator: can't allocate memory")[1]
-    assert peak_held.child_failure(1, "torch.OutOfMemoryError: CUDA out of memory")[1]
-    assert not peak_held.child_failure(1, "ValueError: bad size")[1]
-    assert not peak_held.child_failure(-9, "x", timed_out_s=5.0)[1]
+    child_failure = failures.child_failure
+    assert child_failure(1, "RuntimeError: DefaultCPUAllocator: can't allocate memory")[1]
+    assert child_failure(1, "torch.OutOfMemoryError: CUDA out of memory")[1]
+    assert not child_failure(1, "ValueError: bad size")[1]
+    assert not child_failure(-9, "x", timed_out_s=5.0)[1]
 
 
 # --------------------------------------------------------------------------- command line

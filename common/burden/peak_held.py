@@ -10,7 +10,7 @@ and temporaries PyTorch held beyond the resident parameters, buffers and input.
 
 The runs happen in one worker process (one torch import for every job), fed by a
 thread beside the main analysis. A worker that dies or overruns its time fails that
-job only, with the reason it ended (``child_failure``); the next job starts a fresh
+job only, with the reason it ended (``failures.child_failure``); the next job starts a fresh
 worker.
 
     python -m common.burden.peak_held    # the worker: JSON jobs on stdin, results on stdout
@@ -21,7 +21,6 @@ import gc
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import warnings
 import torch
 
 from common import records
-from common.measure.failures import OOM_WORDS
+from common.measure.failures import child_failure
 from common.registry import zoo
 from common.burden.analysis import make_input
 
@@ -82,24 +81,6 @@ def worker() -> int:
         out.write(json.dumps(res) + "\n")
         out.flush()
     return 0
-
-
-def child_failure(returncode: int, last_line: str, timed_out_s: float | None = None) -> tuple[str, bool]:
-    """Why a measuring child process ended without a result, and whether it ran out of
-    memory: a memory error it printed last, or a SIGKILL we did not send (the kernel's
-    out-of-memory killer). A timeout we enforced, other signals and exits keep their reason."""
-    if timed_out_s is not None:
-        return f"timed out after {timed_out_s:g} s; last output: {last_line}", False
-    if returncode < 0:
-        try:
-            sig = signal.Signals(-returncode).name
-        except ValueError:
-            sig = f"signal {-returncode}"
-        oom = -returncode == signal.SIGKILL
-        why = " (sent by the kernel's out-of-memory killer: out of memory)" if oom else ""
-        return f"worker process killed by {sig}{why}; last output: {last_line}", oom
-    oom = any(w in last_line.lower() for w in OOM_WORDS) or "MemoryError" in last_line
-    return f"worker process ended (exit {returncode}); last output: {last_line}", oom
 
 
 class PeakRunner:
@@ -156,7 +137,7 @@ class PeakRunner:
             return json.loads(line), True
         rc = proc.wait()
         why, oom = child_failure(rc, self._last_log_line(), self.timeout_s if fired.is_set() else None)
-        return {"status": "failed", "reason": why, "out_of_memory": oom}, False
+        return {"status": "failed", "reason": f"worker process {why}", "out_of_memory": oom}, False
 
     def _loop(self) -> None:
         proc = None

@@ -6,6 +6,8 @@ A leaf module (no project imports besides errors), so that both the mode search
 """
 from __future__ import annotations
 
+import signal
+
 import torch
 
 from common.errors import UserError
@@ -53,3 +55,22 @@ def unsupported_reason(exc: BaseException) -> str | None:
         if isinstance(e, RuntimeError) and any(w in str(e).lower() for w in UNSUPPORTED_WORDS):
             return first_line(e)
     return None
+
+
+def child_failure(returncode: int, last_line: str, timed_out_s: float | None = None) -> tuple[str, bool]:
+    """Why a measuring child process ended without a result, and whether it ran out of
+    memory: a memory error it printed last, or a SIGKILL the parent did not send (the
+    kernel's out-of-memory killer). A timeout the parent enforced (``timed_out_s``),
+    other signals and other exits keep their own reason."""
+    if timed_out_s is not None:
+        return f"timed out after {timed_out_s:g} s; last output: {last_line}", False
+    if returncode < 0:
+        try:
+            sig = signal.Signals(-returncode).name
+        except ValueError:
+            sig = f"signal {-returncode}"
+        oom = -returncode == signal.SIGKILL
+        why = " (sent by the kernel's out-of-memory killer: out of memory)" if oom else ""
+        return f"killed by {sig}{why}; last output: {last_line}", oom
+    oom = any(w in last_line.lower() for w in OOM_WORDS) or "MemoryError" in last_line
+    return f"exit {returncode}: {last_line}", oom
