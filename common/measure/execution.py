@@ -7,6 +7,7 @@ happens inside ``prepare``, never inside the timed loop.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import time
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
         finally:
             model = x = run = None  # free before the next candidate
             if device.type == "cuda":
+                gc.collect()  # a failed capture or compile leaves reference cycles holding device memory
                 torch.cuda.empty_cache()
     timed = [(r["median_ms"], i) for i, r in enumerate(tried) if "median_ms" in r]
     if not timed:

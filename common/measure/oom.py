@@ -6,6 +6,7 @@ as in the timed run), or one training step for a training request.
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from typing import Callable
 
@@ -56,4 +57,5 @@ def one_step_fits(req: Request, batch: int) -> bool:
     finally:
         model = x = None
         if device.type == "cuda":
+            gc.collect()  # a failed capture or compile leaves reference cycles holding device memory
             torch.cuda.empty_cache()
