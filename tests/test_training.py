@@ -306,7 +306,8 @@ class Fits(nn.Module):
     def forward(self, x):
         self.seen.append({"batch": x.shape[0], "grad": torch.is_grad_enabled(),
                           "autocast": torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"),
-                          "channels_last": x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()})
+                          "channels_last": x.is_contiguous(memory_format=torch.channels_last)
+                          and not x.is_contiguous()})
         if x.shape[0] > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
         return self.fc(self.conv(x).mean((2, 3)))

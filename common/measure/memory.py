@@ -191,7 +191,8 @@ def cpu_peak(req: Request, train: bool = False) -> dict:
 def child_main(argv: list[str]) -> None:
     """The child's entry point: REQUEST_JSON THREADS [train]; prints one JSON line."""
     req_json, threads = argv[:2]
-    print(json.dumps(cpu_peak_child(Request.from_dict(json.loads(req_json)), int(threads), train=argv[2:] == ["train"])))
+    req = Request.from_dict(json.loads(req_json))
+    print(json.dumps(cpu_peak_child(req, int(threads), train=argv[2:] == ["train"])))
 
 
 if __name__ == "__main__":

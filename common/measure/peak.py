@@ -16,12 +16,13 @@ import torch
 
 from common import env as envmod
 from common import derive, records
+from common.derive import MIB
 from common.measure import timing
 from common.errors import UserError
 
 # A square product this large fills an H100 (and takes seconds on a CPU).
 MATMUL_N = {"cuda": 8192, "cpu": 2048}
-COPY_BYTES = {"cuda": 2 * 2**30, "cpu": 256 * 2**20}  # far beyond any cache
+COPY_BYTES = {"cuda": 2048 * MIB, "cpu": 256 * MIB}  # far beyond any cache
 WARMUP, ITERS = 3, 10
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -69,7 +70,7 @@ def measure(device: torch.device) -> dict:
     peaks = {p: matmul_tflops(device, p) for p in supported(device)}
     result = {"matmul_tflops": peaks, "copy_gbs": copy_gbs(device),
               "method": f"median of {ITERS} after {WARMUP} warm-up: {MATMUL_N[device.type]}^3 matmul per "
-                        f"precision (random data); {COPY_BYTES[device.type] // 2**20} MiB copy, read + write bytes"}
+                        f"precision (random data); {COPY_BYTES[device.type] // MIB} MiB copy, read + write bytes"}
     return records.make_record("peak", envmod.device_tag(env), {"kind": "peak", "device": str(device)}, env, result)
 
 
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m common.measure.peak", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
-                    help="results folder holding peaks/ (default: the repository's results/)")
+                    help="results folder; the record goes to records/<tag>/peak/peak.json "
+                         "(default: the repository's results/)")
     args = ap.parse_args(argv)
     try:
         device = envmod.resolve_device(args.device)
