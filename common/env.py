@@ -5,6 +5,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import socket
 import subprocess
 
 import torch
@@ -43,21 +44,45 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _driver_version() -> str:
+def _nvidia_smi(query: str) -> list[list[str]]:
+    """Rows of ``nvidia-smi --query-gpu=QUERY`` (every GPU of the host, whatever
+    CUDA_VISIBLE_DEVICES says); [] where nvidia-smi is missing or fails."""
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20,
-        )
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "unknown"
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return []
+    if out.returncode != 0:
+        return []
+    return [[c.strip() for c in line.split(",")] for line in out.stdout.strip().splitlines() if line.strip()]
+
+
+def _driver_version() -> str:
+    rows = _nvidia_smi("driver_version")
+    return rows[0][0] if rows and rows[0][0] else "unknown"
+
+
+def gpu_identity(device: torch.device, props: object) -> dict:
+    """Which physical GPU ``device`` is: its UUID (as nvidia-smi writes it) and its
+    index among the host's GPUs (nvidia-smi's numbering, not the process's, which
+    CUDA_VISIBLE_DEVICES renumbers from 0); a sweep refuses two workers on one UUID."""
+    raw = getattr(props, "uuid", None)
+    uuid = None if raw is None else str(raw) if str(raw).startswith("GPU-") else f"GPU-{raw}"
+    index = 0 if device.index is None else device.index
+    physical = next((int(r[0]) for r in _nvidia_smi("index,uuid") if len(r) == 2 and r[1] == uuid), None)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if physical is None and visible:
+        entries = [e.strip() for e in visible.split(",")]
+        physical = int(entries[index]) if index < len(entries) and entries[index].isdigit() else None
+    return {"gpu_index": physical if physical is not None else index, "gpu_uuid": uuid,
+            "cuda_visible_devices": visible}
 
 
 def collect(device: torch.device) -> dict:
     """Everything a reader needs to know about where a number came from."""
     env = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
         "host_cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
@@ -73,6 +98,7 @@ def collect(device: torch.device) -> dict:
             device_memory_mib=props.total_memory / 2**20,
             sm_count=props.multi_processor_count,
             driver=_driver_version(),
+            **gpu_identity(device, props),
         )
     else:
         env.update(device_name=env["host_cpu"], driver=None)

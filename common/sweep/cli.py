@@ -1,0 +1,168 @@
+"""python -m common.sweep: flags, where the sweep runs, the closing table and record."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from common.argtypes import positive
+from common.errors import UserError
+from common.sweep import cluster, plan, runner
+
+# Hidden test hook: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5).
+KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="sweep", description="Run many requests (models x inputs x modes x kinds) as Dask tasks: "
+               "each task is one single run of common.cli in its own process, one task per device at a time; "
+               "a re-run skips every request with a valid record. See docs/sweep.md.")
+    w = p.add_argument_group("what")
+    w.add_argument("--models", nargs="+", metavar="NAME", help="catalogue names or tags (backbone, catalogue, "
+                   "train-bench) (default: backbone)")
+    w.add_argument("--inputs", nargs="+", metavar="IN", help="presets or HxW sizes (default: cityscapes pascal)")
+    w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or quoted "
+                   "timer flags, e.g. '--precision bf16 --channels-last' (default: eager)")
+    w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing)")
+    w.add_argument("--file", type=Path, metavar="F", help="JSON or YAML file with the same keys (models, inputs, "
+                   "modes, kinds, protocol keys) and/or a 'requests' list; flags win")
+    w.add_argument("--warmup", type=int, metavar="N", help="timer --warmup (default: the timer's, 25)")
+    w.add_argument("--iters", type=positive(int), metavar="N", help="timer --iters (default: the timer's, 300)")
+    w.add_argument("--max-seconds", type=positive(float), metavar="S", help="timer --max-seconds")
+    w.add_argument("--min-iters", type=positive(int), metavar="N", help="timer --min-iters")
+    w.add_argument("--batch", type=positive(int), metavar="N", help="batch size (default: 1)")
+    w.add_argument("--threads", type=positive(int), metavar="N", help="CPU threads of each run")
+    w.add_argument("--no-search-compile", dest="search_compile", action="store_const", const=False,
+                   help="fastest mode without the torch.compile(max-autotune) candidate")
+    w.add_argument("--out-dir", type=Path, metavar="DIR", help="root of the outputs (default: the repository; "
+                   "on a cluster it must be a path every worker can write)")
+    w.add_argument("--tag", metavar="NAME", help="device folder name (default: each worker's device)")
+    w.add_argument("--name", metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
+    w.add_argument("--dry-run", action="store_true", help="list the tasks and exit")
+    where = p.add_argument_group("where (default: a local cluster, one worker per visible GPU)")
+    where.add_argument("--device", choices=("auto", "cpu"), default="auto",
+                       help="auto: one worker per visible GPU, CPU workers when there is none; cpu: CPU workers")
+    where.add_argument("--workers", type=positive(int), default=1, metavar="N",
+                       help="CPU workers (default: 1). Timing runs must not share cores: more than one CPU worker "
+                            "on one machine disturbs every timing (give each --threads and cores to spare)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="join an existing Dask cluster (tcp://host:8786); "
+                       "its workers need --nthreads 1 and this repository on PYTHONPATH")
+    where.add_argument("--slurm", action="store_true", help="start workers with dask_jobqueue.SLURMCluster")
+    where.add_argument("--queue", metavar="Q", help="Slurm partition")
+    where.add_argument("--account", metavar="A", help="Slurm account")
+    where.add_argument("--walltime", default="01:00:00", metavar="T", help="Slurm job time limit (default: 01:00:00)")
+    where.add_argument("--gpus-per-job", type=int, default=1, metavar="G", help="GPUs (= workers) per job (default: 1)")
+    where.add_argument("--cpus-per-gpu", type=positive(int), default=8, metavar="C", help="cores per GPU (default: 8)")
+    where.add_argument("--memory", default="64GB", metavar="M", help="memory per job (default: 64GB)")
+    where.add_argument("--jobs", type=positive(int), default=1, metavar="J", help="Slurm jobs to start (default: 1)")
+    where.add_argument("--print-job-script", action="store_true", help="with --slurm: print the job script, exit")
+    where.add_argument("--task-timeout", type=positive(float), metavar="S", help="kill a run after S seconds")
+    where.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="no Dask dashboard")
+    return p
+
+
+def with_test_hook(tasks: list[plan.Task]) -> list[plan.Task]:
+    hook = os.environ.get(KILL_HOOK)
+    if not hook:
+        return tasks
+    part, _, after = hook.partition("@")
+    return [dataclasses.replace(t, kill_after=float(after or 0.5)) if part in t.label else t for t in tasks]
+
+
+def default_name(tasks: list[plan.Task]) -> str:
+    digest = hashlib.sha1("\n".join(" ".join([t.tool, *t.args]) for t in tasks).encode()).hexdigest()
+    return f"sweep-{digest[:8]}"
+
+
+def connect(args: argparse.Namespace, stack: contextlib.ExitStack, prog: str):
+    """The client, and where the sweep runs, in words."""
+    from distributed import Client
+
+    if args.scheduler:
+        try:
+            client = stack.enter_context(Client(args.scheduler, timeout="30s"))
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {args.scheduler}: {exc}") from None
+        return client, f"cluster at {args.scheduler}"
+    if args.slurm:
+        c = stack.enter_context(contextlib.closing(slurm_from(args)))
+        c.scale(jobs=args.jobs)
+        client = stack.enter_context(Client(c))
+        sys.stderr.write(f"{prog}: waiting for Slurm workers ({args.jobs} job(s) of {args.gpus_per_job} GPU(s))\n")
+        client.wait_for_workers(1)
+        return client, f"Slurm ({args.jobs} job(s) x {args.gpus_per_job} GPU(s))"
+    gpus = cluster.gpus_here(args.device)
+    c = stack.enter_context(contextlib.closing(cluster.local_cluster(gpus, args.workers, args.dashboard)))
+    client = stack.enter_context(Client(c))
+    return client, (f"local cluster, one worker per GPU ({', '.join(gpus)})" if gpus
+                    else f"local cluster, {args.workers} CPU worker(s)")
+
+
+def slurm_from(args: argparse.Namespace):
+    return cluster.slurm_cluster(args.queue, args.account, args.walltime, args.gpus_per_job, args.cpus_per_gpu,
+                                 args.memory, args.dashboard)
+
+
+def save(summary: dict, tasks: list[plan.Task], args: argparse.Namespace, name: str, where: str) -> Path:
+    """The summary as a record: kind 'sweep', the workers' device tag."""
+    import torch
+
+    from common import env as envmod
+    from common import records
+
+    env = envmod.collect(torch.device("cpu"))
+    tags = summary["device_tags"]
+    tag = args.tag or (tags[0] if len(tags) == 1 else envmod.device_tag(env))
+    request = {"kind": "sweep", "name": name, "where": where, "device": args.device,
+               "tasks": [[t.tool, *t.args] for t in tasks]}
+    results = (args.out_dir or records.ROOT) / "results"
+    path = records.record_path(results, tag, "sweep", name)
+    records.write_record(path, records.make_record("sweep", tag, request, env, summary))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = parser.prog
+    if args.out_dir:
+        args.out_dir = args.out_dir.resolve()
+    try:
+        if args.slurm and args.print_job_script:
+            with contextlib.closing(slurm_from(args)) as c:
+                print(c.job_script())
+            return 0
+        tasks = with_test_hook(plan.tasks_from(args))
+        if args.dry_run:
+            for t in tasks:
+                print(" ".join(["python -m common.cli", t.tool, *t.args]))
+            return 0
+        out = str(args.out_dir) if args.out_dir else None
+        with contextlib.ExitStack() as stack:
+            client, where = connect(args, stack, prog)
+            if args.dashboard and client.dashboard_link and (args.scheduler or cluster.has_dashboard()):
+                sys.stderr.write(f"{prog}: dashboard: {client.dashboard_link}\n")
+            sys.stderr.write(f"{prog}: {len(tasks)} task(s) on {where}\n")
+            summary = runner.run(client, tasks, out, args.tag, args.device, args.task_timeout, prog)
+        name = args.name or default_name(tasks)
+        path = save(summary, tasks, args, name, where)
+        print(runner.table(summary, name))
+        print(path)
+        return 1 if summary["counts"].get("failed") else 0
+    except UserError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted; every record written so far is kept: run the same command again "
+                         "to resume\n")
+        return 130

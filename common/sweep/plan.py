@@ -1,0 +1,175 @@
+"""What a sweep runs: requests from flags or a JSON/YAML file, as tasks.
+
+A task is one single run of the existing entry point, ``python -m common.cli
+timer|mem ARGS``, minus ``--device`` (the worker that runs it adds its own) and
+``--out-dir`` (the sweep's). The record a task writes, and so whether it already
+exists, follows from the same request ``common.cli`` builds (``record_path``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common import registry
+from common.errors import UserError
+
+KINDS = ("timing", "layers", "memory")
+DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes": ["eager"], "kinds": ["timing"]}
+# Protocol flags passed to every timer task (memory tasks take --batch and --threads only).
+PROTOCOL = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters",
+            "batch": "--batch", "threads": "--threads"}
+MEM_PROTOCOL = ("batch", "threads")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One request as the argv of one single run (without --device/--out-dir)."""
+    tool: str  # "timer" | "mem"
+    args: tuple[str, ...]
+    label: str  # "resnet50 cityscapes eager timing"
+    kill_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL the run after S seconds
+
+    def argv(self, device: str, out_dir: str | None, tag: str | None) -> list[str]:
+        extra = ["--device", device] + (["--out-dir", out_dir] if out_dir else []) + (["--tag", tag] if tag else [])
+        return [self.tool, *self.args, *extra]
+
+
+def expand_models(items: list[str]) -> list[str]:
+    """Catalogue names and tags (``backbone``, ``catalogue``, ``train-bench``) -> names, in order, once each."""
+    out: list[str] = []
+    for item in items:
+        for name in (registry.names(item) if item in registry.TAGS else [registry.get(item).name]):
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise UserError(f"no catalogue model matches {' '.join(items)!r} (python -m common.registry list)")
+    return out
+
+
+def mode_args(mode: str) -> list[str]:
+    """'eager' (fp32, the flags' defaults), 'fastest' (the mode search), or timer flags
+    such as '--precision bf16 --channels-last'."""
+    if mode == "eager":
+        return []
+    if mode == "fastest":
+        return ["--mode", "fastest"]
+    args = shlex.split(mode)
+    if not args or not args[0].startswith("--"):
+        raise UserError(f"unknown mode {mode!r}: use eager, fastest or timer flags such as '--precision bf16'")
+    return args
+
+
+def input_args(item: str) -> list[str]:
+    """A preset name or HxW."""
+    return ["--size", item] if "x" in item and item[0].isdigit() else ["--input", item]
+
+
+def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Task:
+    if kind not in KINDS:
+        raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
+    if kind == "memory":
+        flags = [a for k in MEM_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
+        return Task("mem", ("--model", model, *input_args(inp), *flags), f"{model} {inp} memory")
+    flags = [a for k, f in PROTOCOL.items() if protocol.get(k) is not None for a in (f, str(protocol[k]))]
+    flags += ["--no-search-compile"] if protocol.get("search_compile") is False else []
+    flags += ["--layers"] if kind == "layers" else []
+    return Task("timer", ("--model", model, *input_args(inp), *mode_args(mode), *flags),
+                f"{model} {inp} {mode} {kind}")
+
+
+def load_file(path: Path) -> dict:
+    """A sweep file: JSON, or YAML (needs pyyaml) by its suffix."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read sweep file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        if Path(path).suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ImportError:
+        raise UserError("a YAML sweep file needs pyyaml (pip install pyyaml), or write it as JSON") from None
+    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+        raise UserError(f"sweep file {str(path)!r} is not valid: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # yaml.YAMLError is no ValueError
+        raise UserError(f"sweep file {str(path)!r} is not valid: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"sweep file {str(path)!r} must hold a mapping (models, inputs, modes, kinds, requests)")
+    return data
+
+
+def _listed(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def tasks_from(args: argparse.Namespace) -> list[Task]:
+    """The grid models x inputs x modes x kinds (flags win over the file's keys),
+    then the file's explicit ``requests`` entries; each request once."""
+    data = load_file(args.file) if args.file else {}
+    unknown = set(data) - set(DEFAULTS) - set(PROTOCOL) - {"requests", "search_compile"}
+    if unknown:
+        raise UserError(f"unknown key(s) in the sweep file: {', '.join(sorted(unknown))}")
+    protocol = {k: data.get(k) for k in (*PROTOCOL, "search_compile")}
+    protocol.update({k: v for k, v in vars(args).items() if k in protocol and v is not None})
+    grid = {k: getattr(args, k) or (_listed(data[k]) if k in data else None) for k in DEFAULTS}
+    if not data.get("requests") or any(grid.values()):
+        grid = {k: v or DEFAULTS[k] for k, v in grid.items()}
+        tasks = [make_task(m, i, mode, kind, protocol)
+                 for m in expand_models(grid["models"]) for i in grid["inputs"]
+                 for kind in grid["kinds"] for mode in (grid["modes"] if kind != "memory" else ["eager"])]
+    else:
+        tasks = []
+    for entry in data.get("requests") or []:
+        if not isinstance(entry, dict) or "model" not in entry:
+            raise UserError(f"each entry of 'requests' needs at least a model: {entry!r}")
+        proto = {**protocol, **{k: entry[k] for k in PROTOCOL if k in entry}}
+        for m in expand_models(_listed(entry["model"])):
+            tasks.append(make_task(m, str(entry.get("input", "cityscapes")), str(entry.get("mode", "eager")),
+                                   str(entry.get("kind", "timing")), proto))
+    tasks = list(dict.fromkeys(tasks))
+    for t in tasks:
+        check_args(t)
+    return tasks
+
+
+def check_args(task: Task) -> None:
+    """The task's flags parse as the entry point parses them (its error line is on stderr)."""
+    from common import cli
+
+    try:
+        cli.build_parser(task.tool, None).parse_args([*task.args, "--device", "cpu"])
+    except SystemExit:
+        raise UserError(f"bad request {task.label!r}: {shlex.join(task.args)}") from None
+
+
+def record_path(task: Task, device: str, tag: str, out_dir: str | None) -> Path:
+    """Where ``task``'s record goes on ``device`` under ``tag``: the request built as
+    ``common.cli`` builds it, the path as ``run.Session`` names it. UserError when
+    the request cannot be made (e.g. an input too small for the model)."""
+    import torch
+
+    from common import cli, records, run
+
+    parser = cli.build_parser(task.tool, None)
+    args = parser.parse_args([*task.args, "--device", device] + (["--out-dir", out_dir] if out_dir else []))
+    req = cli.request_from_args(args, task.tool, torch.device(device))
+    # env given: no device query here (the worker never touches its GPU; its runs do).
+    session = run.Session(torch.device("cpu"), Path(out_dir) if out_dir else records.ROOT, tag, env={"probe": 1})
+    return session.record_path(req)
+
+
+def valid_record(path: Path) -> bool:
+    """A finished, current record: readable, schema 2, all fields, not superseded."""
+    from common import records
+
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(rec, dict) and rec.get("schema") == records.SCHEMA
+            and all(k in rec for k in records.FIELDS) and not rec.get("superseded"))

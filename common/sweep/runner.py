@@ -1,0 +1,129 @@
+"""Run a sweep's tasks on a Dask client: submit, retry a failure once on another
+worker, show progress, and summarise (table on stdout, a 'sweep' record)."""
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from common.sweep import cluster, plan
+from common.sweep import task as taskmod
+
+
+def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, device_kind: str = "auto",
+        timeout: float | None = None, prog: str = "sweep") -> dict:
+    """Every task once (a retry for a failure another worker might not have); returns the summary."""
+    from distributed import as_completed
+
+    infos = cluster.probe_workers(client, device_kind)
+    start = time.monotonic()
+    pending: dict[str, tuple[plan.Task, int]] = {}
+    submitted: list = []
+    queue = as_completed()
+
+    def submit(t: plan.Task, attempt: int, avoid: str | None = None) -> None:
+        others = [a for a in client.scheduler_info(**_all(client))["workers"] if a != avoid] if avoid else []
+        place = {"workers": others, "allow_other_workers": False} if others else {}
+        fut = client.submit(taskmod.run_task, t, out_dir, tag, device_kind, timeout, pure=False,
+                            key=f"sweep-task-{attempt}-{uuid.uuid4().hex[:12]}", **place)
+        pending[fut.key] = (t, attempt)
+        submitted.append(fut)
+        queue.add(fut)
+
+    for t in tasks:
+        submit(t, 1)
+    outcomes: list[dict] = []
+    attempts: list[dict] = []  # every run, retried ones too: the work each worker did
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    bar = tqdm(total=len(tasks), desc=prog, unit="task", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for fut in queue:
+            t, attempt = pending.pop(fut.key)
+            try:
+                r = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker (KilledWorker) or a task error
+                r = {"label": t.label, "worker": "?", "worker_name": "?", "host": None, "gpu_index": None,
+                     "gpu_uuid": None, "worker_addr": None, "seconds": 0.0, "status": "failed", "retry": True,
+                     "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}
+            r["attempts"] = attempt
+            attempts.append(r)
+            if r.get("gpu_uuid"):  # workers that joined after the start are checked too
+                infos.setdefault(r["worker_addr"] or r["worker_name"], r)
+                cluster.check_devices(list(infos.values()))
+            if r["status"] == "failed" and r.get("retry") and attempt == 1:
+                bar.write(f"{prog}: {t.label} failed on {r['worker']} ({r['reason']}); retrying once")
+                submit(t, 2, avoid=r.get("worker_addr"))
+                continue
+            if r["status"] == "failed":
+                bar.write(f"{prog}: {t.label} failed on {r['worker']}: {r['reason']}")
+            outcomes.append(r)
+            counts[r["status"]] += 1
+            bar.set_postfix(counts, refresh=False)
+            bar.update(1)
+    except BaseException:
+        client.cancel([f for f in submitted if not f.done()])  # Ctrl-C: nothing new starts
+        raise
+    finally:
+        bar.close()
+    return summarize(outcomes, attempts, infos, time.monotonic() - start, out_dir)
+
+
+def _all(client) -> dict:
+    return {"n_workers": -1} if cluster._takes_n_workers(client) else {}
+
+
+def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: float, out_dir: str | None) -> dict:
+    workers: dict[str, dict] = {}
+    for info in infos.values():
+        workers.setdefault(info["label"], {"worker": info["label"], "host": info["host"],
+                                          "gpu_index": info["gpu_index"], "gpu_uuid": info["gpu_uuid"],
+                                          "runs": 0, "done": 0, "skipped": 0, "failed": 0, "busy_s": 0.0})
+    for r in attempts:
+        w = workers.setdefault(r["worker"], {"worker": r["worker"], "host": r["host"], "gpu_index": r["gpu_index"],
+                                             "gpu_uuid": r["gpu_uuid"], "runs": 0, "done": 0, "skipped": 0,
+                                             "failed": 0, "busy_s": 0.0})
+        w["runs"] += r["status"] != "skipped"
+        w[r["status"]] += 1
+        w["busy_s"] += r["seconds"]
+    task_seconds = sum(r["seconds"] for r in attempts)
+    root = Path(out_dir) if out_dir else None
+    tasks = [{"label": r["label"], "status": r["status"], "worker": r["worker"], "seconds": r["seconds"],
+              "attempts": r["attempts"], "reason": r.get("reason"), "record": _rel(r.get("record"), root)}
+             for r in outcomes]
+    counts = defaultdict(int, {s: sum(1 for r in outcomes if r["status"] == s) for s in ("done", "skipped", "failed")})
+    return {"device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
+            "wall_s": wall, "task_seconds": task_seconds, "speedup": task_seconds / wall if wall > 0 else None,
+            "counts": dict(counts), "workers": list(workers.values()), "tasks": tasks}
+
+
+def _rel(path: str | None, root: Path | None) -> str | None:
+    if not path or root is None:
+        return path
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path
+
+
+def table(summary: dict, name: str) -> str:
+    """The closing table: counts, wall time, work per worker/GPU, failures with reasons."""
+    c = summary["counts"]
+    n = sum(c.values())
+    lines = [f"sweep {name}: {n} tasks: {c.get('done', 0)} done, {c.get('skipped', 0)} skipped (valid record), "
+             f"{c.get('failed', 0)} failed; wall {summary['wall_s']:.1f} s on {len(summary['workers'])} worker(s)",
+             "", f"{'worker':<32}{'runs':>6}{'done':>6}{'skipped':>9}{'failed':>8}{'busy s':>10}"]
+    for w in summary["workers"]:
+        lines.append(f"{w['worker'][:31]:<32}{w['runs']:>6}{w['done']:>6}{w['skipped']:>9}{w['failed']:>8}"
+                     f"{w['busy_s']:>10.1f}")
+    speed = summary["speedup"]
+    lines += ["", f"sum of task times {summary['task_seconds']:.1f} s; speed-up over running them one after "
+              f"another: {speed:.2f}x" if speed is not None else "sum of task times: 0 s"]
+    failed = [t for t in summary["tasks"] if t["status"] == "failed"]
+    if failed:
+        lines += ["", "failures:"] + [f"  {t['label']} ({t['worker']}, {t['attempts']} attempt(s)): {t['reason']}"
+                                      for t in failed]
+    return "\n".join(lines)
