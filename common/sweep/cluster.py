@@ -67,8 +67,8 @@ def slurm_cluster(queue: str | None, account: str | None, walltime: str, gpus_pe
         cores=max(gpus_per_job, 1), processes=max(gpus_per_job, 1),  # one thread per worker
         job_cpu=cpus_per_gpu * max(gpus_per_job, 1), memory=memory, job_extra_directives=gres,
         python=sys.executable, job_script_prologue=[f"cd {ROOT}", f"export PYTHONPATH={_pythonpath()}"],
-        dashboard_address=":8787" if dashboard and has_dashboard() else None, silence_logs="error",
-        job_name="sweep")
+        silence_logs="error", job_name="sweep",
+        scheduler_options={"dashboard_address": ":8787"} if dashboard and has_dashboard() else {"dashboard": False})
 
 
 def gpus_here(device: str = "auto") -> list[str]:

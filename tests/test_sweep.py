@@ -1,0 +1,131 @@
+"""Sweeps on Dask (common/sweep): a local cluster of 2 CPU workers end to end, a
+failing and a killed task, a resumed re-run, the Slurm job script, the one-device rules."""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from common import env as envmod
+from common.errors import UserError
+from common.sweep import cli as sweep_cli
+from common.sweep import cluster, plan, runner, task
+
+pytest.importorskip("distributed")
+
+SMALL = ["--inputs", "32x32", "--iters", "2", "--warmup", "0", "--threads", "1", "--no-dashboard"]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A local cluster of 2 single-threaded CPU workers, joined with --scheduler."""
+    c = cluster.local_cluster([], workers=2, dashboard=False)
+    try:
+        yield c.scheduler_address
+    finally:
+        c.close()
+
+
+def summary_of(out: Path) -> dict:
+    (path,) = (out / "results" / "records").glob("*/sweep/*.json")
+    rec = json.loads(path.read_text())
+    assert rec["schema"] == 2 and rec["kind"] == "sweep" and rec["device_tag"].startswith("cpu-")
+    return rec
+
+
+def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeypatch, capsys):
+    requests = tmp_path / "more.json"
+    requests.write_text(json.dumps({"requests": [{"model": "xception", "input": "4x4"},  # too small: exit 2
+                                                 {"model": "resnet18", "input": "48x48"}]}))  # killed below
+    argv = ["--models", "resnet18", "mobilenet_v2", *SMALL, "--file", str(requests), "--scheduler", scheduler,
+            "--out-dir", str(tmp_path), "--name", "t"]
+    monkeypatch.setenv(sweep_cli.KILL_HOOK, "resnet18 48x48@0.3")
+    assert sweep_cli.main(argv) == 1  # failures are reported, the sweep finishes
+    out = capsys.readouterr().out
+    rec = summary_of(tmp_path)
+    tasks = {t["label"]: t for t in rec["result"]["tasks"]}
+    assert rec["result"]["counts"] == {"done": 2, "skipped": 0, "failed": 2}
+    assert "too small" in tasks["xception 4x4 eager timing"]["reason"]
+    assert tasks["xception 4x4 eager timing"]["attempts"] == 1  # a request that cannot be made is not retried
+    killed = tasks["resnet18 48x48 eager timing"]
+    assert killed["reason"].startswith("killed by SIGKILL") and killed["attempts"] == 2
+    assert "killed by SIGKILL" in out and "speed-up" in out
+    timing = tmp_path / "results" / "records" / rec["device_tag"] / "timing"
+    assert sorted(p.name for p in timing.iterdir()) == ["mobilenet_v2_32x32.json", "resnet18_32x32.json"]
+    assert not list(tmp_path.rglob("*.tmp"))  # no partial files
+    assert list(tmp_path.glob("resnet_profiler/resnet18_stats/*/resnet18_32x32.txt"))  # the single run's .txt
+    # Both workers took tasks; the record names each worker's host.
+    assert {w["host"] for w in rec["result"]["workers"]} == {socket.gethostname()}
+    assert len(rec["result"]["workers"]) == 2
+    before = (timing / "resnet18_32x32.json").stat().st_mtime_ns
+
+    monkeypatch.delenv(sweep_cli.KILL_HOOK)
+    assert sweep_cli.main(argv) == 1  # xception at 4x4 still cannot be made
+    rec = summary_of(tmp_path)
+    assert rec["result"]["counts"] == {"done": 1, "skipped": 2, "failed": 1}
+    assert (timing / "resnet18_32x32.json").stat().st_mtime_ns == before  # finished work is not redone
+    assert (timing / "resnet18_48x48.json").exists()  # the killed one runs now
+
+
+def test_slurm_job_script_has_the_requested_resources(capsys):
+    assert sweep_cli.main(["--slurm", "--queue", "gpu", "--account", "proj42", "--walltime", "02:30:00",
+                           "--gpus-per-job", "2", "--cpus-per-gpu", "4", "--print-job-script", "--no-dashboard"]) == 0
+    script = capsys.readouterr().out
+    for line in ("#SBATCH -p gpu", "#SBATCH -A proj42", "#SBATCH -t 02:30:00", "#SBATCH --gres=gpu:2",
+                 "#SBATCH --cpus-per-task=8"):
+        assert line in script
+    assert "--nworkers 2" in script and "--nthreads 1" in script  # one single-threaded worker per GPU
+
+
+def test_two_workers_on_one_gpu_are_refused():
+    a = {"worker_name": "gpu0", "host": "h", "gpu_index": 0, "gpu_uuid": "GPU-1"}
+    cluster.check_devices([a, {**a, "worker_name": "gpu1", "gpu_index": 1, "gpu_uuid": "GPU-2"}])
+    with pytest.raises(UserError, match="GPU-1 .*claimed by workers gpu0, gpu1"):
+        cluster.check_devices([a, {**a, "worker_name": "gpu1"}])
+    with pytest.raises(UserError, match="--nthreads 1"):
+        cluster.check_threads({"tcp://a": {"name": "w", "nthreads": 4}})
+
+
+def test_worker_pinning_and_gpu_identity(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert task.pinned_gpu("SLURMCluster-0-1") == "3"  # a job's second worker: the job's second GPU
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert task.pinned_gpu("gpu5") == "5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert task.pinned_gpu("cpu0") is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setattr(envmod, "_nvidia_smi", lambda query: [])
+
+    class Props:
+        uuid = "1234-abcd"
+
+    import torch
+    assert envmod.gpu_identity(torch.device("cuda", 1), Props()) == {
+        "gpu_index": 3, "gpu_uuid": "GPU-1234-abcd", "cuda_visible_devices": "2,3"}
+
+
+def test_plan_expands_tags_modes_and_kinds(capsys):
+    args = sweep_cli.build_parser().parse_args(["--models", "backbone", "vgg16", "--inputs", "pascal", "64x64",
+                                                "--modes", "eager", "fastest", "--precision bf16 --channels-last",
+                                                "--kinds", "timing", "memory"])
+    tasks = plan.tasks_from(args)
+    assert len(tasks) == 7 * 2 * (3 + 1)  # memory once per model and input, whatever the modes
+    assert tasks[0].args[:4] == ("--model", "resnet18", "--input", "pascal")
+    assert ("--size", "64x64") == tasks[4].args[2:4] and "--channels-last" in tasks[2].args
+    assert tasks[3].tool == "mem" and tasks[3].label == "resnet18 pascal memory"
+    assert tasks[0].argv("cuda:0", "/o", None)[-4:] == ["--device", "cuda:0", "--out-dir", "/o"]
+    with pytest.raises(UserError, match="unknown mode"):
+        plan.mode_args("bf16")
+    assert sweep_cli.main(["--models", "nosuchnet", "--dry-run"]) == 2
+    assert "unknown model 'nosuchnet'" in capsys.readouterr().err
+
+
+def test_failure_reasons_name_the_signal_and_the_last_line():
+    err = "resnet18 32x32:  50%|#####     | 1/2 [00:01<00:01, 1.0it/s]\rtimer.py: error: out of memory\n"
+    assert task.describe(3, err, None) == "exit 3: timer.py: error: out of memory"
+    assert task.describe(-9, "x: 10%|# | 1/9 [00:01<00:09, 1.0it/s]", None) == "killed by SIGKILL"
+    assert task.describe(None, "", 5.0) == "timed out after 5 s"
+    s = runner.summarize([], [], {}, 2.0, None)
+    assert s["counts"] == {"done": 0, "skipped": 0, "failed": 0} and "speed-up" in runner.table(s, "x")
