@@ -12,3 +12,10 @@ class OutOfMemory(UserError):
     """A model/size that does not fit on the device: exit status 3."""
 
     exit_code = 3
+
+
+class ChildFailed(UserError):
+    """A measuring child process (fresh-process peak memory) failed for a reason
+    other than memory: its reason in one line, exit status 4."""
+
+    exit_code = 4

@@ -145,7 +145,7 @@ def measure_timing(req: Request, session: Session, model: nn.Module | None = Non
 def _add_peak_share(result: dict, peaks: dict | None, precision: str) -> None:
     if peaks:
         result["device_peak"] = {"matmul_tflops": peaks["matmul_tflops"].get(precision),
-                                 "copy_gbs": peaks["copy_gbs"]}
+                                 "copy_gbs": peaks["copy_gbs"], "measured": peaks.get("measured")}
         result["fraction_of_peak"] = derive.fraction_of_peak(peaks, precision, result["achieved_tflops"])
 
 

@@ -8,6 +8,8 @@ import textwrap
 from importlib.metadata import version
 
 import pytest
+
+from common.errors import ChildFailed
 import torch
 from torch import nn
 
@@ -256,8 +258,9 @@ def test_cpu_peak_child_failure_keeps_its_reason(monkeypatch):
     # Only a real out-of-memory is a MemoryError (tests/test_burden.py covers the cases).
     monkeypatch.setattr(memory.subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(
         args, 1, stdout="", stderr="Traceback...\nRuntimeError: boom\n"))
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(ChildFailed, match="boom") as info:
         memory.cpu_peak(_mem_req())
+    assert not isinstance(info.value, MemoryError) and info.value.exit_code == 4
 
 
 def test_child_entry_point_reads_the_request_and_prints_one_json_line(monkeypatch, keep_threads, capsys):

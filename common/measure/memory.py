@@ -25,6 +25,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice o
     from pytorch_memlab.mem_reporter import PYTORCH_MIN_ALLOCATE
 
 from common.derive import MIB
+from common.errors import ChildFailed
 from common.measure.failures import child_failure
 from common.records import ROOT
 from common.spec import Request
@@ -184,7 +185,7 @@ def cpu_peak(req: Request, train: bool = False) -> dict:
     if out.returncode != 0:
         # Only a real out-of-memory is reported as one; any other failure keeps its reason.
         why, oom = child_failure(out.returncode, (out.stderr.strip().splitlines() or ["no output"])[-1])
-        raise (MemoryError if oom else RuntimeError)(f"peak-memory child process failed: {why}")
+        raise (MemoryError if oom else ChildFailed)(f"peak-memory child process failed: {why}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

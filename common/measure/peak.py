@@ -87,7 +87,9 @@ def load(tag: str, results: Path = records.RESULTS) -> dict | None:
         rec = json.loads(path_for(tag, results).read_text())
     except (OSError, ValueError):
         return None
-    return rec.get("result") if isinstance(rec, dict) and rec.get("schema") == records.SCHEMA else None
+    if not isinstance(rec, dict) or rec.get("schema") != records.SCHEMA:
+        return None
+    return {**rec["result"], "measured": rec.get("env", {}).get("date")}
 
 
 def main(argv: list[str] | None = None) -> int:

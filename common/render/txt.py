@@ -118,7 +118,7 @@ def peak_line(r: dict) -> str:
         return ""
     p = r["device_peak"]
     return (f"Of peak   {r['fraction_of_peak']:>12.1%}   (measured peak {p['matmul_tflops']:.1f} TFLOP/s for this "
-            f"precision, copy {p['copy_gbs']:.0f} GB/s; python -m common.measure.peak, {p['measured']})\n")
+            f"precision, copy {p['copy_gbs']:.0f} GB/s; python -m common.measure.peak, {p.get('measured') or 'date unknown'})\n")
 
 
 def _shape(s: list | None) -> str:
