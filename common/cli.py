@@ -8,7 +8,10 @@ exit code.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -173,10 +176,22 @@ def oom_message(what: str, first_line: str, fits: int | None, tried: list[int]) 
     return f"out of memory at {what}{hint}: {first_line[:200]}"
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, like Ctrl-C's KeyboardInterrupt."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def guarded(prog: str, work: Callable[[], list[Path]], what: Callable[[], str] = lambda: "this run",
             smaller: Callable[[], tuple[int | None, list[int]]] = lambda: (None, [])) -> int:
     """Run ``work``; every error a user can cause ends as one line on stderr and
-    an exit code. ``smaller`` looks for a batch that fits after running out of memory."""
+    an exit code. ``smaller`` looks for a batch that fits after running out of memory.
+    Ctrl-C and SIGTERM stop the run with one line; outputs are written atomically,
+    so nothing half-written is left and earlier outputs stay as they were."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return _report(prog, work(), None, what, smaller)
     except UserError as exc:
@@ -199,6 +214,9 @@ def guarded(prog: str, work: Callable[[], list[Path]], what: Callable[[], str] =
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted; no output was written for {what()}\n")
         return 130
+    except Terminated:
+        sys.stderr.write(f"{prog}: terminated; no output was written for {what()}\n")
+        return 143
     # Outside the handler, so the failed run's tensors are already freed.
     return _report(prog, [], first, what, smaller)
 
@@ -214,9 +232,10 @@ def _report(prog: str, written: list[Path], oom_line: str | None, what: Callable
     return 0
 
 
-def main(tool: str, family: str | None = None, argv: list[str] | None = None) -> int:
+def main(tool: str, family: str | None = None, argv: list[str] | None = None, prog: str | None = None) -> int:
     """``timer`` or ``mem`` of one model: one request, one record, one .txt."""
     parser = build_parser(tool, family)
+    parser.prog = prog or parser.prog
     args = parser.parse_args(argv)
     state: dict = {}
 
@@ -270,5 +289,5 @@ if __name__ == "__main__":  # python -m common.cli timer|mem ARGS: any catalogue
     if sys.argv[1:2] not in (["timer"], ["mem"]):
         sys.stderr.write("usage: python -m common.cli timer|mem --model NAME [options]\n")
         sys.exit(2)
-    prog_argv = sys.argv[2:]
-    sys.exit(main(sys.argv[1], None, prog_argv))
+    # scripts/timer.sh names itself; a direct call is named as typed.
+    sys.exit(main(sys.argv[1], None, sys.argv[2:], prog=os.environ.get("PROFILE_PROG", f"common.cli {sys.argv[1]}")))

@@ -54,7 +54,7 @@ def run_steps(prog: str, steps: list[Step]) -> int:
                            lambda: cli.smaller_batch(step.request()) if step.request() else (None, []))
         if code:
             failures.append((step.what, code))
-            if code == 130:  # Ctrl-C: stop the whole driver
+            if code in (130, 143):  # Ctrl-C or SIGTERM: stop the whole driver
                 break
     bar.close()
     if failures:

@@ -3,4 +3,4 @@
 # family's folder (<family>_profiler/), as with that family's own timer.py.
 root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
 . "$root/scripts/python.sh"
-exec "$py" -m common.cli timer "$@"
+PROFILE_PROG=scripts/timer.sh exec "$py" -m common.cli timer "$@"

@@ -1,0 +1,74 @@
+"""The newcomer's path: entry points that find the project's environment, signals
+that end a run in one line, error lines that name the command typed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from common import bootstrap
+from conftest import ROOT, child_env, snapshot
+
+
+def test_entry_point_without_torch_goes_on_in_the_venv(monkeypatch, tmp_path):
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    calls = []
+
+    class Replaced(Exception):
+        """os.execv never returns: the process becomes the venv's Python."""
+
+    def execv(exe, argv):
+        calls.append((exe, argv))
+        raise Replaced
+
+    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(bootstrap, "VENV", venv)
+    monkeypatch.setattr(bootstrap.os, "execv", execv)
+    monkeypatch.setattr(bootstrap.sys, "argv", ["resnet_profiler/timer.py", "--model", "resnet50"])
+    with pytest.raises(Replaced):
+        bootstrap.ensure_environment("resnet_profiler/timer.py")
+    assert calls == [(str(venv / "bin" / "python"), [str(venv / "bin" / "python"), "resnet_profiler/timer.py",
+                                                      "--model", "resnet50"])]
+
+
+def test_entry_point_before_set_up_says_how(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bootstrap.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(bootstrap, "VENV", tmp_path / ".venv")  # never made
+    with pytest.raises(SystemExit) as info:
+        bootstrap.ensure_environment("resnet_profiler/timer.py")
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err == ("resnet_profiler/timer.py: error: the project's environment (.venv) is not set up: "
+                   "run ./test.sh or ./profile.sh first\n")
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_signal_mid_run_is_one_line_and_writes_nothing(tmp_path, sig, code, word):
+    out = tmp_path / "out"
+    env = {**child_env(), "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "resnet_profiler" / "timer.py"), "--model", "resnet18",
+                             "--device", "cpu", "--size", "64x64", "--warmup", "100000", "--tag", "t",
+                             "--out-dir", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # Wait until it has proven its output folders writable: then it is measuring.
+    deadline = time.monotonic() + 60
+    while not (out / "results" / "records" / "t" / "timing").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert stdout == "" and stderr.count("\n") == 1 and word in stderr and "Traceback" not in stderr
+    assert not [p for p in snapshot(out) if p.endswith((".json", ".txt"))]
+
+
+def test_timer_sh_errors_name_timer_sh():
+    proc = subprocess.run(["sh", str(ROOT / "scripts" / "timer.sh"), "--model", "resnet18", "--iters", "0"],
+                          capture_output=True, text=True, timeout=120, env=child_env())
+    assert proc.returncode == 2 and proc.stderr.startswith("scripts/timer.sh: error: argument --iters")
