@@ -11,7 +11,7 @@ import pytest
 from common import env as envmod
 from common.errors import UserError
 from common.sweep import cli as sweep_cli
-from common.sweep import cluster, plan, runner, task
+from common.sweep import cluster, compare, plan, runner, task
 
 pytest.importorskip("distributed")
 
@@ -67,6 +67,8 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     assert rec["result"]["counts"] == {"done": 1, "skipped": 2, "failed": 1}
     assert (timing / "resnet18_32x32.json").stat().st_mtime_ns == before  # finished work is not redone
     assert (timing / "resnet18_48x48.json").exists()  # the killed one runs now
+    assert compare.main([str(tmp_path), str(tmp_path)]) == 0  # the same medians: 0% apart
+    assert "3 request(s); largest difference 0.00%" in capsys.readouterr().out
 
 
 def test_slurm_job_script_has_the_requested_resources(capsys):

@@ -10,17 +10,12 @@ import sys
 from pathlib import Path
 
 from common.argtypes import positive
+from common.cli import Parser
 from common.errors import UserError
 from common.sweep import cluster, plan, runner
 
 # Hidden test hook: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5).
 KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
 
 
 def build_parser() -> Parser:

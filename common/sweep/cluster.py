@@ -68,7 +68,8 @@ def slurm_cluster(queue: str | None, account: str | None, walltime: str, gpus_pe
         job_cpu=cpus_per_gpu * max(gpus_per_job, 1), memory=memory, job_extra_directives=gres,
         python=sys.executable, job_script_prologue=[f"cd {ROOT}", f"export PYTHONPATH={_pythonpath()}"],
         silence_logs="error", job_name="sweep",
-        scheduler_options={"dashboard_address": ":8787"} if dashboard and has_dashboard() else {"dashboard": False})
+        scheduler_options={"dashboard_address": ":8787"} if dashboard and has_dashboard()
+        else {"dashboard": False, "dashboard_address": ":0"})
 
 
 def gpus_here(device: str = "auto") -> list[str]:
