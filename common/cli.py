@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from common import env as envmod
-from common import inputs, records, registry, run
+from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
 from common.measure import execution, layerbench, oom, timing, training
@@ -150,6 +150,7 @@ def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module 
                      with_timing: bool = False) -> list[Path]:
     """Measure and save; ``with_timing`` (a per-unit request): also save the
     whole-model timing record its run carries (``run.timing_record``)."""
+    guard.check_cpu(req)
     session.prepare(req)
     if with_timing:
         session.prepare(replace(req, kind="timing", depth=1))

@@ -72,3 +72,35 @@ def test_timer_sh_errors_name_timer_sh():
     proc = subprocess.run(["sh", str(ROOT / "scripts" / "timer.sh"), "--model", "resnet18", "--iters", "0"],
                           capture_output=True, text=True, timeout=120, env=child_env())
     assert proc.returncode == 2 and proc.stderr.startswith("scripts/timer.sh: error: argument --iters")
+
+
+def test_cpu_batch_that_cannot_fit_is_refused_before_measuring(tmp_path, monkeypatch, capsys):
+    from common import cli, guard
+
+    class Memory:
+        available = 2 * guard.GIB
+
+    monkeypatch.setattr(guard.psutil, "virtual_memory", lambda: Memory)
+    code = cli.main("timer", "resnet", ["--model", "resnet18", "--device", "cpu", "--input", "cityscapes",
+                                        "--batch", "80", "--tag", "t", "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    # 2 GiB x 0.8 headroom at about 0.27 GiB per Cityscapes image: batch 5 is the largest that fits.
+    assert "needs about 21.9 GiB (estimate) and 2.0 GiB is available; batch 5 fits" in err
+    assert not snapshot(tmp_path)
+
+
+def test_memory_estimate_follows_live_activations_not_their_sum():
+    from common import guard, inputs
+    from common.spec import Request
+
+    def est(batch: int, kind: str = "timing") -> int:
+        return guard.estimate_bytes(Request(kind=kind, model="resnet18", device="cpu",
+                                            input=inputs.resolve(None, "224x224", batch)))
+
+    weights = 11_689_512 * 4
+    # Inference: the weights plus the largest set of outputs alive at once (conv1 and bn1
+    # outputs of 64x112x112 floats, 3.1 MiB each, plus the input), far below the sum of all.
+    assert weights + 2 * 64 * 112 * 112 * 4 < est(1) < weights + 4 * 2**20 * 4
+    assert est(1, "train-timing") > est(1) + weights  # autograd keeps every output; gradients
+    assert est(8) - est(1) == pytest.approx(7 * (est(2) - est(1)), rel=0.01)  # linear in the batch
