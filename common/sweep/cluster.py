@@ -94,7 +94,7 @@ def check_devices(infos: list[dict]) -> None:
     for uuid, by_worker in claims.items():
         if len(by_worker) > 1:
             one = next(iter(by_worker.values()))
-            raise UserError(f"GPU {uuid} (host {one['host']}, GPU {one['gpu_index']}) is claimed by workers "
+            raise UserError(f"{uuid} (host {one['host']}, GPU {one['gpu_index']}) is claimed by workers "
                             f"{', '.join(sorted(by_worker))}: two timings would share one device; give each "
                             "worker its own GPU (CUDA_VISIBLE_DEVICES=<index>, one worker per GPU)")
 

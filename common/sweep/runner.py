@@ -52,7 +52,8 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
             r["attempts"] = attempt
             attempts.append(r)
             if r.get("gpu_uuid"):  # workers that joined after the start are checked too
-                infos.setdefault(r["worker_addr"] or r["worker_name"], r)
+                infos.setdefault(r["worker_addr"] or r["worker_name"], {
+                    "label": r["worker"], **{k: r[k] for k in ("worker_name", "host", "gpu_index", "gpu_uuid")}})
                 cluster.check_devices(list(infos.values()))
             if r["status"] == "failed" and r.get("retry") and attempt == 1:
                 bar.write(f"{prog}: {t.label} failed on {r['worker']} ({r['reason']}); retrying once")
