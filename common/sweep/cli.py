@@ -6,7 +6,9 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from common.argtypes import positive
@@ -64,6 +66,14 @@ def build_parser() -> Parser:
     where.add_argument("--task-timeout", type=positive(float), metavar="S", help="kill a run after S seconds")
     where.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="no Dask dashboard")
     return p
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
 
 
 def with_test_hook(tasks: list[plan.Task]) -> list[plan.Task]:
@@ -130,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = parser.prog
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     if args.out_dir:
         args.out_dir = args.out_dir.resolve()
     try:
@@ -157,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted; every record written so far is kept: run the same command again "
-                         "to resume\n")
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        sys.stderr.write(f"{prog}: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}; every "
+                         "record written so far is kept: run the same command again to resume\n")
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
