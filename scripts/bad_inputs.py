@@ -1,0 +1,179 @@
+"""The bad-input matrix: run every case as a user would type it and check that it
+ends with exactly one line on stderr, a non-zero exit, and no tracked file
+changed; write the table to docs/bad_inputs.md (or print it with --print).
+
+    python scripts/bad_inputs.py [--print] [--only SUBSTRING]
+
+Each case runs in a fresh process (the exit path is what is checked), outputs go
+to a temporary folder; stderr is read as a terminal shows it at the end (progress
+bars redraw and clear their own line).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from common import records  # noqa: E402
+
+TIMER = "resnet_profiler/timer.py"
+SMALL = ["--device", "cpu", "--size", "32x32", "--iters", "2", "--warmup", "0"]
+
+
+@dataclass
+class Case:
+    what: str
+    argv: list[str]  # python script + args, or ["sh"/"bash", script, ...]
+    signal_after: int | None = None  # send this signal once the run is measuring
+    env: dict = field(default_factory=dict)
+
+
+def cases() -> list[Case]:
+    py = [sys.executable, TIMER, "--model", "resnet18"]
+    c = [
+        Case("unknown model", [sys.executable, TIMER, "--model", "resnet19", *SMALL]),
+        Case("model of another family", [sys.executable, TIMER, "--model", "xception", *SMALL]),
+        Case("--input unknown preset", [*py, *SMALL, "--input", "coco"]),
+        Case("--size malformed", [*py, *SMALL, "--size", "abc"]),
+        Case("--size zero", [*py, *SMALL, "--size", "0x64"]),
+        Case("--size too small for the model", [sys.executable, "xception_profiler/timer.py", "--model", "xception",
+                                                *SMALL, "--size", "4x4"]),
+        Case("--batch 0", [*py, *SMALL, "--batch", "0"]),
+        Case("--batch malformed", [*py, *SMALL, "--batch", "two"]),
+        Case("--iters 0", [*py, *SMALL, "--iters", "0"]),
+        Case("--warmup -1", [*py, *SMALL, "--warmup", "-1"]),
+        Case("--max-seconds nan", [*py, *SMALL, "--max-seconds", "nan"]),
+        Case("--max-seconds inf", [*py, *SMALL, "--max-seconds", "inf"]),
+        Case("--max-seconds -1", [*py, *SMALL, "--max-seconds", "-1"]),
+        Case("--min-iters 0", [*py, *SMALL, "--min-iters", "0"]),
+        Case("--threads 0", [*py, *SMALL, "--threads", "0"]),
+        Case("--depth 3", [*py, *SMALL, "--layers", "--depth", "3"]),
+        Case("--depth 2 on a model without blocks", [sys.executable, "mobilenetv2_profiler/timer.py", "--model",
+                                                     "mobilenet_v2", *SMALL, "--layers", "--depth", "2"]),
+        Case("--precision unknown", [*py, *SMALL, "--precision", "fp8"]),
+        Case("--precision tf32 on the CPU", [*py, *SMALL, "--precision", "tf32"]),
+        Case("--clock cuda-event on the CPU", [*py, *SMALL, "--clock", "cuda-event"]),
+        Case("--cuda-graph on the CPU", [*py, *SMALL, "--cuda-graph"]),
+        Case("--cudnn-benchmark on the CPU", [*py, *SMALL, "--cudnn-benchmark"]),
+        Case("--compile unknown mode", [*py, *SMALL, "--compile", "fast"]),
+        Case("--layers with --cuda-graph", [*py, "--device", "cpu", "--layers", "--cuda-graph"]),
+        Case("--with-optimizer without --pass train", [*py, *SMALL, "--with-optimizer"]),
+        Case("--pass train with --mode fastest", [*py, *SMALL, "--pass", "train", "--mode", "fastest"]),
+        Case("--pass train at batch 1 (batch norm)", [*py, *SMALL, "--pass", "train"]),
+        Case("--device unknown", [*py, *SMALL, "--device", "tpu"]),
+        Case("--device cuda without a GPU", [*py, *SMALL, "--device", "cuda"]),
+        Case("--device cuda:7 (no such GPU)", [*py, *SMALL, "--device", "cuda:7"]),
+        Case("batch too large for the CPU's memory", [*py, "--device", "cpu", "--input", "cityscapes", "--batch",
+                                                      "4096", "--iters", "1", "--warmup", "0"]),
+        Case("--out-dir under a file", [*py, *SMALL, "--out-dir", "{blocker}/sub"]),
+        Case("mem.py: --depth 0", [sys.executable, "resnet_profiler/mem.py", "--model", "resnet18", "--struct",
+                                   "--depth", "0"]),
+        Case("layer profiler: unknown set", [sys.executable, "layer_profiler/timer.py", "--set", "huge",
+                                            "--device", "cpu"]),
+        Case("SIGINT (Ctrl-C) mid-run", [*py, "--device", "cpu", "--size", "64x64", "--warmup", "100000"],
+             signal_after=signal.SIGINT),
+        Case("SIGTERM mid-run", [*py, "--device", "cpu", "--size", "64x64", "--warmup", "100000"],
+             signal_after=signal.SIGTERM),
+        Case("driver before set-up (no .venv, no PYTHON)", ["sh", "resnet_profiler/stats18.sh"],
+             env={"PYTHON": "/nonexistent/python"}),
+        Case("driver with a bad flag", ["sh", "resnet_profiler/stats18.sh", "--device", "cpu", "--iters", "0"]),
+        Case("scripts/timer.sh unknown model", ["sh", "scripts/timer.sh", "--model", "resnet19"]),
+        Case("python -m common.render with a missing results folder",
+             [sys.executable, "-m", "common.render", "--check", "--results", "{blocker}/none"]),
+    ]
+    return c
+
+
+def tracked_state() -> str:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return out.stdout
+
+
+def run_case(case: Case, tmp: Path) -> dict:
+    blocker = tmp / "a_file"
+    blocker.write_text("not a folder\n")
+    argv = [a.replace("{blocker}", str(blocker)) for a in case.argv]
+    if argv[0] == sys.executable and "--out-dir" not in argv and argv[1].endswith(".py") and "common" not in argv[1]:
+        argv += ["--out-dir", str(tmp / "out"), "--tag", "bad-inputs"]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **case.env}
+    t0 = time.monotonic()
+    # Bytes, not text: text mode would turn the bars' carriage returns into newlines.
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if case.signal_after is not None:
+        records_dir = tmp / "out" / "results" / "records"
+        while not records_dir.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(case.signal_after)
+    stdout, raw = proc.communicate(timeout=300)
+    stderr = raw.decode("utf-8", "replace")
+    # What a terminal shows at the end: each line as its last carriage return left it
+    # (progress bars redraw themselves with \r and clear their line when done).
+    lines = [seg for line in stderr.split("\n") if (seg := line.split("\r")[-1].strip())]
+    written = [p for p in (tmp / "out").rglob("*") if p.is_file() and p.suffix in (".json", ".txt")] \
+        if (tmp / "out").exists() else []
+    return {"what": case.what, "command": " ".join(Path(a).name if a == sys.executable else a for a in case.argv),
+            "code": proc.returncode, "line": lines[-1] if lines else "", "one_line": len(lines) == 1,
+            "written": len(written), "traceback": "Traceback" in stderr}
+
+
+def table(rows: list[dict], clean: bool) -> str:
+    out = ["# Bad input: every case ends with one line and a non-zero exit",
+           "",
+           "_Generated by `python scripts/bad_inputs.py` (each case in a fresh process, progress bars off, "
+           "outputs to a temporary folder); do not edit by hand._",
+           "",
+           "Checked for every row: exactly one line on stderr, a non-zero exit status, no traceback, no output "
+           "file written, and no tracked file of the repository changed"
+           + (" (held for the whole run)." if clean else " (**violated during this run**)."),
+           "",
+           "| case | command | exit | the line | ok |",
+           "| --- | --- | ---: | --- | :-: |"]
+    for r in rows:
+        ok = r["one_line"] and r["code"] != 0 and not r["traceback"] and not r["written"]
+        cmd = r["command"].replace("|", "\\|")
+        line = r["line"].replace("|", "\\|")
+        out.append(f"| {r['what']} | `{cmd}` | {r['code']} | {line} | {'yes' if ok else '**NO**'} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bad_inputs.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--print", action="store_true", help="print the table instead of writing docs/bad_inputs.md")
+    ap.add_argument("--only", metavar="SUBSTRING", help="only the cases whose name contains SUBSTRING")
+    args = ap.parse_args(argv)
+    before = tracked_state()
+    rows = []
+    for case in cases():
+        if args.only and args.only not in case.what:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(run_case(case, Path(tmp)))
+        r = rows[-1]
+        sys.stderr.write(f"{len(rows):>3} {r['what']}: exit {r['code']}\n")
+    clean = tracked_state() == before
+    text = table(rows, clean)
+    if args.print:
+        print(text, end="")
+    else:
+        records.write_atomic(ROOT / "docs" / "bad_inputs.md", text)
+    bad = [r["what"] for r in rows if not (r["one_line"] and r["code"] != 0 and not r["traceback"]
+                                          and not r["written"])]
+    if bad or not clean:
+        sys.stderr.write(f"scripts/bad_inputs.py: {len(bad)} case(s) failed: {'; '.join(bad)}"
+                         + ("" if clean else "; a tracked file changed") + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
