@@ -22,7 +22,7 @@ from common import env as envmod
 from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
-from common.measure import execution, layerbench, oom, timing, training
+from common.measure import execution, layerbench, oom, repeats, timing, training
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
 
@@ -75,6 +75,14 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                        help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (ResNets only; "
                             "default: 1)")
         loop_options(p)
+        p.add_argument("--warmup-seconds", type=float, default=timing.WARMUP_MIN_S, metavar="S",
+                       help="warm-up also lasts at least S seconds of wall time (default: "
+                            f"{timing.WARMUP_MIN_S:g}; 0: the iteration count alone)")
+        p.add_argument("--repeats", type=positive(int), metavar="N",
+                       help="run the protocol N times on fresh model instances; report the median of the medians "
+                            "and the spread between repeats (default: 3 on a GPU, 1 on the CPU)")
+        p.add_argument("--fresh-process", action="store_true",
+                       help="with --repeats: each repeat in its own fresh process (whole-model timing only)")
         p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
         p.add_argument("--cudnn-benchmark", action="store_true",
                        help="let cuDNN autotune its algorithms (default: off, PyTorch's default)")
@@ -127,7 +135,13 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
                   channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                   cuda_graph=args.cuda_graph, compile=args.compile, depth=depth or args.depth, search=args.mode,
-                  search_compile=args.search_compile, with_optimizer=args.with_optimizer, **common)
+                  search_compile=args.search_compile, with_optimizer=args.with_optimizer,
+                  repeats=1 if train else args.repeats or repeats.default_repeats(str(device)),
+                  fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0, **common)
+    if not 0 <= args.warmup_seconds < float("inf"):
+        raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
+    if req.fresh_process and (req.per_unit or train):
+        raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
     check(req)
     return req
 

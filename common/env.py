@@ -78,6 +78,38 @@ def gpu_identity(device: torch.device, props: object) -> dict:
             "cuda_visible_devices": visible}
 
 
+def cpu_affinity() -> list[int] | None:
+    """The CPUs this process may run on (``os.sched_getaffinity``); None where unknown."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_governor(root: str = "/sys/devices/system/cpu") -> str:
+    """The frequency governor(s) of the CPUs this process may use, e.g. 'performance'
+    or 'powersave, performance'; 'unreadable' where cpufreq is not exposed (VMs, containers)."""
+    cpus = cpu_affinity() or range(os.cpu_count() or 1)
+    seen = []
+    for c in cpus:
+        try:
+            with open(f"{root}/cpu{c}/cpufreq/scaling_governor") as f:
+                g = f.read().strip()
+        except OSError:
+            continue
+        if g and g not in seen:
+            seen.append(g)
+    return ", ".join(seen) if seen else "unreadable"
+
+
+def cpu_facts() -> dict:
+    """Threads, affinity and governor: what a CPU timing depends on besides the model."""
+    aff = cpu_affinity()
+    return {"interop_threads": torch.get_num_interop_threads(), "cpu_affinity": aff,
+            "cpu_affinity_count": len(aff) if aff is not None else None, "cpu_governor": cpu_governor(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
 def collect(device: torch.device) -> dict:
     """Everything a reader needs to know about where a number came from."""
     env = {
@@ -86,6 +118,7 @@ def collect(device: torch.device) -> dict:
         "host_cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        **cpu_facts(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,

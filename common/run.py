@@ -9,15 +9,17 @@ the device's peaks, built models), so a driver runs many requests in one process
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from common import derive, inputs, records, registry
 from common import env as envmod
-from common.measure import execution, layerbench, layerwise, memory, peak, structure, timing, training
+from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
+                            timing, training)
 from common.render import txt
 from common.spec import Request
 
@@ -75,7 +77,7 @@ def timing_record(layers_rec: dict) -> dict:
     timing_req = Request.from_dict({**layers_rec["request"], "kind": "timing", "depth": 1})
     r = layers_rec["result"]
     keep = ("fastest", "backend_flags", "timing", "setup", "gflops", "achieved_tflops", "device_peak",
-            "fraction_of_peak")
+            "fraction_of_peak", "repeats", "kernels")
     result = {k: r[k] for k in keep if k in r}
     result["cost"] = {**r["cost"], "units": []}
     result["measured_with"] = (f"the whole-model loop of the per-unit run {req.stem} (same instance and protocol, "
@@ -102,7 +104,9 @@ def cost(req: Request, with_units: bool) -> structure.Cost:
 
 
 def measure_timing(req: Request, session: Session, model: nn.Module | None = None) -> dict:
-    """Whole-model latency (and, for 'layers', every unit's span beside it)."""
+    """Whole-model latency, ``req.repeats`` times on fresh instances (or processes),
+    GPU kernel time and busy fraction beside it, and, for 'layers', every unit's
+    span and kernel time."""
     device = session.device
     result: dict = {}
     run_req = req
@@ -110,23 +114,10 @@ def measure_timing(req: Request, session: Session, model: nn.Module | None = Non
         run_req, result["fastest"] = execution.search_fastest(req, device, eager_only=req.per_unit,
                                                               with_compile=req.search_compile)
         model = None  # the picked mode is measured on a fresh instance
-    model = model if model is not None else registry.build(req.model, device)
-    x = inputs.make(req.input, device)
-    with torch.inference_mode(), execution.backend_flags(run_req) as flags:
-        prepared = execution.prepare(model, x, run_req)
-        m = timing.run_loop(prepared.fn, timing.make_clock(run_req.clock, device), run_req.warmup, run_req.iters,
-                            batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
-                            desc=f"{req.model} {req.input.tag}")
-        result.update(backend_flags=flags, timing=m.to_dict(), setup=prepared.setup)
-        if req.per_unit:
-            unit_list = registry.units(req.model, prepared.model, req.depth)
-            profiles, spans = layerwise.profile_units(
-                prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
-                deadline=timing.deadline(req.max_seconds, req.min_iters))
-            result["units"] = [p.to_dict(req.input.batch) for p in profiles]
-            result["hooked_span"] = {"stats": timing.summarize(spans, req.input.batch).to_dict(), "samples_ms": spans}
-            result["coverage"] = derive.coverage([u["stats"]["mean_ms"] for u in result["units"]],
-                                                 result["timing"]["stats"]["mean_ms"])
+    if req.fresh_process and req.repeats > 1 and not req.per_unit:
+        _fresh_process_repeats(run_req, session, result)
+    else:
+        _in_process_repeats(req, run_req, session, model, result)
     c = cost(req, with_units=req.per_unit)
     result["cost"] = c.to_dict()
     result["gflops"] = c.flops * 1e-9
@@ -140,6 +131,94 @@ def measure_timing(req: Request, session: Session, model: nn.Module | None = Non
     if req.per_unit:
         _add_roofline(result, run_req, session.peaks)
     return result
+
+
+def _loop(req: Request, run_req: Request, prepared: execution.Prepared, device: torch.device,
+          desc: str) -> timing.Measurement:
+    probe = (lambda: clocks.snapshot(device)) if device.type == "cuda" else None
+    return timing.run_loop(prepared.fn, timing.make_clock(run_req.clock, device), run_req.warmup, run_req.iters,
+                           batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
+                           desc=desc, warmup_s=req.warmup_s, probe=probe)
+
+
+def _in_process_repeats(req: Request, run_req: Request, session: Session, model: nn.Module | None,
+                        result: dict) -> None:
+    """Every repeat on its own freshly built instance (the first may be the driver's);
+    the per-unit profile and the kernel trace on the last one, after its loop."""
+    device = session.device
+    runs: list[dict] = []
+    n = max(1, req.repeats)
+    for k in range(n):
+        inst = model if (k == 0 and model is not None) else registry.build(req.model, device)
+        x = inputs.make(req.input, device)
+        last = k == n - 1
+        with torch.inference_mode(), execution.backend_flags(run_req) as flags:
+            prepared = execution.prepare(inst, x, run_req)
+            desc = f"{req.model} {req.input.tag}" + (f" repeat {k + 1}/{n}" if n > 1 else "")
+            runs.append(_loop(req, run_req, prepared, device, desc).to_dict())
+            if last:
+                result.update(backend_flags=flags, setup=prepared.setup)
+                if req.per_unit:
+                    _per_unit(req, prepared, device, runs[-1], result)
+                if device.type == "cuda":
+                    result["kernels"] = kernels.profile(prepared.fn, device, None)
+        if not last:
+            del inst, x, prepared
+    _finish_repeats(runs, result)
+    _busy(result)
+
+
+def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> None:
+    """Every repeat in a fresh process (``python -m common.run``), its record collected."""
+    one = replace(run_req, kind="timing", repeats=1, fresh_process=False, search="as-given", depth=1)
+    children = []
+    for _ in tqdm(range(run_req.repeats), desc=f"{run_req.model} fresh-process repeats", leave=False):
+        children.append(repeats.fresh_process_run(one.to_dict(), session.tag)["result"])
+    runs = [c["timing"] for c in children]
+    _finish_repeats(runs, result)
+    rep = children[result["repeats"]["representative"]]
+    result.update(backend_flags=rep.get("backend_flags", {}), setup=rep.get("setup", {}))
+    if "kernels" in rep:
+        result["kernels"] = rep["kernels"]
+    _busy(result)
+
+
+def _finish_repeats(runs: list[dict], result: dict) -> None:
+    """The representative repeat's samples are the record's timing."""
+    rep = repeats.summarize(runs)
+    result["timing"] = runs[rep["representative"]]
+    result["repeats"] = rep
+
+
+def _busy(result: dict) -> None:
+    """Busy fraction = kernel time per iteration / the median of the repeats' medians."""
+    k = result.get("kernels")
+    if k and k.get("kernel_ms") is not None:
+        k["busy"] = k["kernel_ms"] / result["repeats"]["median_of_medians_ms"]
+        k["busy_against"] = "the median of the repeats' wall-time medians"
+        k["launch_bound"] = k["busy"] < kernels.LAUNCH_BOUND_BUSY
+
+
+def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, whole: dict, result: dict) -> None:
+    """Unit spans (event marks), their coverage of the same instance's loop, and
+    on a GPU each unit's kernel time from a profiled pass with unit ranges."""
+    unit_list = registry.units(req.model, prepared.model, req.depth)
+    profiles, spans = layerwise.profile_units(
+        prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
+        deadline=timing.deadline(req.max_seconds, req.min_iters))
+    result["units"] = [p.to_dict(req.input.batch) for p in profiles]
+    result["hooked_span"] = {"stats": timing.summarize(spans, req.input.batch).to_dict(), "samples_ms": spans}
+    result["coverage"] = derive.coverage([u["stats"]["mean_ms"] for u in result["units"]], whole["stats"]["mean_ms"])
+    result["coverage_whole"] = {"mean_ms": whole["stats"]["mean_ms"], "iters": whole["iters"],
+                                "what": "the last repeat's whole-model loop, same instance, before the hooks"}
+    result["coverage_reliable"] = whole["iters"] >= layerwise.COVERAGE_MIN_SAMPLES
+    result["coverage_min_samples"] = layerwise.COVERAGE_MIN_SAMPLES
+    if device.type == "cuda":
+        kt = kernels.profile(prepared.fn, device, None, prepared.model, unit_list)
+        result["unit_kernels"] = {k: v for k, v in kt.items() if k != "units_ms"}
+        for u in result["units"]:
+            u["kernel_ms"] = (kt.get("units_ms") or {}).get(u["label"])
+        result["kernel_coverage"] = kt.get("coverage")
 
 
 def _add_peak_share(result: dict, peaks: dict | None, precision: str) -> None:
@@ -255,3 +334,24 @@ def measure_layer_bench(req: Request, session: Session) -> dict:
         rows = layerbench.run_set(req.layer_set, session.device, req.precision, req.clock, req.warmup, req.iters,
                                   req.max_seconds, req.min_iters)
     return {"backend_flags": flags, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m common.run REQUEST.json RECORD.json [TAG]``: measure one request
+    (a --fresh-process repeat) and write its record to RECORD.json; nothing else."""
+    import json
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    req = Request.from_dict(json.loads(Path(args[0]).read_text(encoding="utf-8")))
+    if req.threads:
+        torch.set_num_threads(req.threads)
+    device = envmod.resolve_device(req.device)
+    with __import__("tempfile").TemporaryDirectory(prefix="bp-child-") as tmp:
+        session = Session(device, Path(tmp), args[2] if len(args) > 2 else None)
+        records.write_record(Path(args[1]), measure(req, session))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -70,6 +70,11 @@ class Request:
     layer_set: str | None = None  # layer-bench: which set
     tag: str | None = None  # device folder; None: derived from the device
     threads: int | None = None  # CPU threads; None: PyTorch's choice (recorded in env)
+    repeats: int = 1  # the protocol N times on fresh instances (the CLI: 3 on a GPU, 1 on the CPU)
+    fresh_process: bool = False  # each repeat in its own process (python -m common.run)
+    warmup_s: float = 0.0  # warm-up lasts at least this long too (the CLI: timing.WARMUP_MIN_S)
+    output_stride: int = 32  # 8 | 16: dilated last stages (segmentation-ready); 32: the model as published
+    features: bool = False  # the model returns its multi-scale stage features (timm features_only)
 
     @property
     def mode(self) -> str:
@@ -102,14 +107,24 @@ class Request:
         if self.kind == "layer-bench":
             return "_".join(p for p in (self.layer_set, self.variant) if p)
         if self.kind in ("memory", "structure"):
-            return f"{self.model}_{self.input.tag}"
+            return f"{self.file_model}_{self.input.tag}{self.build_suffix}"
         depth = f"depth{self.depth}" if self.per_unit and self.depth > 1 else ""
         if self.is_train:
             suffix = "_".join(p for p in ("train" + ("-sgd" if self.with_optimizer else ""), depth) if p)
         else:
             suffix = "_".join(p for p in ("fastest" if self.search == "fastest" else "", depth) if p)
         variant = "" if self.search == "fastest" else self.variant
-        return "_".join(p for p in (self.model, self.input.tag, variant, suffix) if p)
+        return "_".join(p for p in (self.file_model, self.input.tag, variant, suffix) if p) + self.build_suffix
+
+    @property
+    def file_model(self) -> str:
+        """The model's name in file names: ``timm/convnext_tiny`` -> ``timm__convnext_tiny``."""
+        return self.model.replace("/", "__")
+
+    @property
+    def build_suffix(self) -> str:
+        """``_os8`` / ``_os16`` / ``_features``: how the model was built, only when not as published."""
+        return (f"_os{self.output_stride}" if self.output_stride != 32 else "") + ("_features" if self.features else "")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -165,3 +165,43 @@ def test_one_step_fits_training_step_on_the_gpu(dev):
         assert oom.one_step_fits(req, 64) is False  # ~1.6 GiB of activations per image to keep for backward
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, dev)
+
+
+# --------------------------------------------------------------------------- kernel time, busy, clocks, repeats
+
+def _measure(tmp_path, **kw) -> dict:
+    from dataclasses import replace
+
+    from common import run as runmod
+
+    kind = kw.pop("kind", "timing")
+    req = replace(_req(batch=1, **{"warmup": 5, "iters": 20, **kw}), kind=kind)
+    session = runmod.Session(torch.device("cuda:0"), tmp_path)
+    return runmod.measure(req, session)["result"]
+
+
+def test_kernel_time_busy_and_per_unit_kernel_coverage_resnet18(dev, tmp_path):
+    r = _measure(tmp_path, kind="layers", repeats=2, warmup_s=0.2)
+    k = r["kernels"]
+    assert k["kernel_ms"] > 0 and k["profiled_iters"] >= 3
+    assert 0 < k["busy"] <= 1.05 and isinstance(k["launch_bound"], bool)
+    assert 0.98 <= r["kernel_coverage"] <= 1.02  # host-independent by construction
+    assert all(u["kernel_ms"] is not None and u["kernel_ms"] >= 0 for u in r["units"])
+    assert sum(u["kernel_ms"] > 0 for u in r["units"]) >= 8  # every conv/bn/layer unit launched kernels
+    assert r["coverage"] > 0 and r["coverage_reliable"] is True  # the event spans stay beside it
+    rep = r["repeats"]
+    assert rep["n"] == 2 and len(rep["runs"]) == 2 and all(len(x["samples_ms"]) == 20 for x in rep["runs"])
+    clocks = r["timing"]["clocks"]
+    assert set(clocks) == {"start", "end"} and clocks["start"]["source"] in ("nvml", "torch.cuda", "unknown")
+    assert r["timing"]["warmup_seconds"] >= 0.2
+
+
+def test_kernel_time_of_a_cuda_graph_replay(dev, tmp_path):
+    r = _measure(tmp_path, cuda_graph=True, repeats=1)
+    assert r["kernels"]["kernel_ms"] > 0 and 0 < r["kernels"]["busy"] <= 1.05
+
+
+def test_fresh_process_repeats_collect_each_childs_record(dev, tmp_path):
+    r = _measure(tmp_path, repeats=2, fresh_process=True, iters=10)
+    assert r["repeats"]["n"] == 2 and all(len(x["samples_ms"]) == 10 for x in r["repeats"]["runs"])
+    assert r["kernels"]["kernel_ms"] > 0

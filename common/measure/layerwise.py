@@ -26,6 +26,10 @@ from common.errors import UserError
 from common.registry import Unit
 from common.measure.timing import Marks, make_marks, summarize
 
+# Per-unit coverage compares the units with the whole model's loop; with fewer
+# samples than this in that loop (the quick CPU protocol) the file calls it unreliable.
+COVERAGE_MIN_SAMPLES = 10
+
 
 @dataclass
 class UnitProfile:

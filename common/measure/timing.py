@@ -18,6 +18,9 @@ from tqdm import tqdm
 NOISE_IQR_FRACTION = 0.10
 # Even with --max-seconds, never derive statistics from fewer samples than this.
 MIN_ITERS = 5
+# Warm-up lasts at least this much wall time as well as its iteration count, so a
+# fast model reaches steady clocks (and caches, allocator, cuDNN choices) first.
+WARMUP_MIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -201,14 +204,28 @@ def run_loop(
     min_iters: int = MIN_ITERS,
     now: Callable[[], float] = time.monotonic,
     desc: str = "timing",
+    warmup_s: float = 0.0,
+    probe: Callable[[], dict] | None = None,
 ) -> Measurement:
-    """Warm up ``fn`` ``warmup`` times, then time up to ``iters`` calls.
+    """Warm up ``fn`` ``warmup`` times and for at least ``warmup_s`` seconds
+    (with ``warmup`` > 0), then time up to ``iters`` calls.
 
     With ``max_seconds`` the timed loop stops once that much wall time has passed
-    since it began, but only after ``min_iters`` samples.
+    since it began, but only after ``min_iters`` samples. ``probe()`` (the GPU's
+    clocks) is read just before and just after the timed loop.
     """
-    for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
-        fn()
+    timed_warmup = bool(warmup and warmup_s)  # the fake clocks of tests see no extra reading otherwise
+    t0, done_warm = now() if timed_warmup else 0.0, 0
+    with tqdm(total=warmup, desc=f"{desc} warm-up", leave=False, disable=warmup == 0) as bar:
+        while done_warm < warmup or (timed_warmup and now() - t0 < warmup_s):
+            fn()
+            done_warm += 1
+            bar.update(1)
+    extra: dict = {}
+    if timed_warmup:
+        extra.update(warmup_min_s=warmup_s, warmup_iters_run=done_warm, warmup_seconds=now() - t0)
+    if probe is not None:
+        extra["clocks"] = {"start": probe()}
     samples: list[float] = []
     done = deadline(max_seconds, min_iters, now)
     stopped_early = False
@@ -219,4 +236,6 @@ def run_loop(
         if i + 1 < iters and done(len(samples)):
             stopped_early = True
             break
-    return Measurement(samples, batch, clock.name, warmup, iters, stopped_early)
+    if probe is not None:
+        extra["clocks"]["end"] = probe()
+    return Measurement(samples, batch, clock.name, warmup, iters, stopped_early, extra)
