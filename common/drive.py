@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import cli, registry, run
+from common import cli, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.spec import Request
@@ -44,9 +44,10 @@ class Step:
     request: Callable[[], Request | None] = lambda: None
 
 
-def run_steps(prog: str, steps: list[Step]) -> int:
-    """Run every step (one line per failure, the rest go on); overall bar on stderr."""
-    failures: list[tuple[str, int]] = []
+def run_steps(prog: str, steps: list[Step], failures: list[tuple[str, int]] | None = None) -> int:
+    """Run every step (one line per failure, the rest go on); overall bar on stderr.
+    ``failures`` collects (step, exit status) of the steps that failed."""
+    failures = [] if failures is None else failures
     bar = tqdm(steps, desc=prog, unit="step", file=sys.stderr, dynamic_ncols=True)
     for step in bar:
         bar.set_postfix_str(step.what[:60])
@@ -186,7 +187,8 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
     """Every catalogue model on both presets (latency, per unit, memory, structure),
     then seed 004; VGG latency at Cityscapes only on a GPU (minutes per run on a CPU)."""
     gpu = envmod.resolve_device(args.device).type == "cuda"
-    common = ["--device", args.device, *(["--tag", args.tag] if args.tag else [])]
+    common = ["--device", args.device, *(["--tag", args.tag] if args.tag else []),
+              *(["--out-dir", str(args.out_dir)] if args.out_dir else []), *(["--size", args.size] if args.size else [])]
     timer = common + ([] if args.full else (GPU_QUICK if gpu else CPU_QUICK)) + extra
     shallow = ("cityscapes",) if not (gpu or args.full) else ()
     models = args.models or registry.names("catalogue")
@@ -199,7 +201,7 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
     for family in dict.fromkeys(registry.get(m).family for m in models):
         fam_models = [m for m in registry.family_models(family) if m in models]
         steps += [s for s in mem_steps(family, common, sessions) if s.what.split()[0] in fam_models]
-        steps += [s for s in mem_steps(family, ["--struct"], sessions) if s.what.split()[0] in fam_models]
+        steps += [s for s in mem_steps(family, ["--struct", *common], sessions) if s.what.split()[0] in fam_models]
     if not args.no_seed004 and (gpu or args.full):
         steps += seed004_steps(timer, sessions)
     return steps
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"{' '.join(CPU_QUICK)}, per unit at depth 1 only at Cityscapes, no seed 004)")
     pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
     pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
+    pr.add_argument("--out-dir", type=Path, metavar="DIR", help="root for every output (default: the repository)")
+    pr.add_argument("--size", metavar="HxW", help="one custom input size instead of both presets (a quick try)")
     args, rest = p.parse_known_args(argv)
     sessions = Sessions()
     t0 = time.monotonic()
@@ -244,9 +248,29 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"{p.prog} {args.cmd}: error: {exc}\n")
         return exc.exit_code
-    code = run_steps(f"{args.cmd}", steps)
-    sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {time.monotonic() - t0:.0f} s\n")
+    failures: list[tuple[str, int]] = []
+    code = run_steps(f"{args.cmd}", steps, failures)
+    wall = time.monotonic() - t0
+    sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {wall:.0f} s\n")
+    if args.cmd == "profile" and code not in (130, 143):
+        save_job(args, rest, sessions, len(steps), failures, wall)
     return code
+
+
+def save_job(args: argparse.Namespace, extra: list[str], sessions: Sessions, steps: int,
+             failures: list[tuple[str, int]], wall_s: float) -> Path:
+    """The whole job as a record (kind 'job'): how long profile.sh's measuring took
+    on this device with this protocol, so README's run times are measured, not typed."""
+    out_dir = args.out_dir or records.ROOT
+    sess = sessions(argparse.Namespace(device=args.device, out_dir=out_dir, tag=args.tag, threads=None))
+    protocol = "full" if args.full else "quick"
+    request = {"kind": "job", "command": "profile", "device": str(sess.device), "protocol": protocol,
+               "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004, "extra": extra}
+    result = {"wall_s": wall_s, "steps": steps, "failed": [{"step": w, "exit": c} for w, c in failures]}
+    rec = records.make_record("job", sess.tag, request, sess.env, result)
+    path = records.record_path(sess.results, sess.tag, "job", f"profile_{protocol}")
+    records.write_record(path, rec)
+    return path
 
 
 if __name__ == "__main__":

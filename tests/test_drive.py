@@ -37,7 +37,7 @@ def test_stats_with_an_explicit_input_runs_that_input_once():
 def test_seed004_and_profile_lists_come_from_the_catalogue():
     steps = drive.seed004_steps(["--device", "cpu"], drive.Sessions())
     assert _whats(steps)[:9] == [f"{m} imagenet" for m in registry.SEED004] and len(steps) == 11
-    args = argparse.Namespace(device="cpu", tag=None, full=False, models=None, no_seed004=False)
+    args = argparse.Namespace(device="cpu", tag=None, full=False, models=None, no_seed004=False, out_dir=None, size=None)
     whats = _whats(drive.profile_steps(args, [], drive.Sessions()))
     for m in registry.names("catalogue"):  # every catalogue model, ResNet-152 included
         assert f"{m} pascal per unit depth 1 (+ whole model)" in whats
@@ -107,3 +107,15 @@ def test_driver_without_environment_says_how_to_set_up():
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().endswith("run ./test.sh or ./profile.sh first (or set PYTHON)")
     assert len(proc.stderr.splitlines()) == 1
+
+
+def test_profile_job_is_recorded_with_its_wall_time(tmp_path):
+    code = drive.main(["profile", "--device", "cpu", "--tag", "t", "--models", "resnet18", "--size", "32x32",
+                       "--out-dir", str(tmp_path)])
+    assert code == 0
+    job = load_json(tmp_path / "results" / "records" / "t" / "job" / "profile_quick.json")
+    assert job["kind"] == "job" and job["request"]["models"] == ["resnet18"] and job["request"]["protocol"] == "quick"
+    # One custom size: per unit at depths 1 and 2 (+ whole model), memory, structure; nothing outside --out-dir.
+    assert job["result"]["steps"] == 4 and job["result"]["failed"] == [] and job["result"]["wall_s"] > 0
+    assert (tmp_path / "results/records/t/memory/resnet18_32x32.json").is_file()
+    assert (tmp_path / "results/records/any/structure/resnet18_32x32.json").is_file()
