@@ -8,6 +8,7 @@ exit code.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -63,6 +64,12 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                         "(default: cityscapes)")
     p.add_argument("--size", metavar="HxW", help="custom input height x width; overrides --input")
     p.add_argument("--batch", type=positive(int), default=1, metavar="N", help="batch size (default: 1)")
+    p.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=32, metavar="OS",
+                   help="8 | 16: dilated last stages, the segmentation form (torchvision ResNets, timm models "
+                        "with output_stride); 32: the model as published (default: 32)")
+    p.add_argument("--features", action="store_true",
+                   help="the model returns its multi-scale stage features (timm features_only; torchvision "
+                        "stages), the form a segmentation head consumes")
     if tool == "timer":
         p.add_argument("--pass", dest="pass_", choices=("infer", "train"), default="infer", metavar="PASS",
                        help="infer: inference latency; train: forward, backward and total of a training "
@@ -71,6 +78,9 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                        help=f"with --pass train: also time an SGD step (lr {training.SGD_LR}, momentum "
                             f"{training.SGD_MOMENTUM}) as its own column (default: off, parameters untouched)")
         p.add_argument("--layers", action="store_true", help="time every unit (layer/block) with hooks")
+        p.add_argument("--throughput", action="store_true",
+                       help="images/s at the largest batch that fits and at --batch, in eager fp32 and in the "
+                            "fastest mode (record kind 'throughput'; never mixed with latency)")
         p.add_argument("--depth", type=int, default=1, choices=(1, 2), metavar="D",
                        help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (ResNets only; "
                             "default: 1)")
@@ -106,6 +116,9 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
 
 def build_parser(tool: str, family: str | None) -> Parser:
     names = registry.family_models(family) if family else list(registry.REGISTRY)
+    if family in ("zoo", None):
+        names = names + ["any torchvision classification/segmentation model or <segmentation model>.backbone, "
+                         "any timm model (timm/<name> where both have it)"]
     p = Parser(prog=f"{family + '_profiler/' if family else ''}{tool}.py",
                description="Whole-model and per-unit latency, inference or training step." if tool == "timer"
                else "Memory report (static, peak, MACs/FLOPs, feature memory) or model structure.")
@@ -124,13 +137,21 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                         f"(or scripts/timer.sh for any model)")
     inp = inputs.resolve(preset or args.input, None if preset else args.size, args.batch)
     inputs.check_fits(inp, entry.min_side, args.model)
-    common = dict(model=args.model, input=inp, device=str(device), tag=args.tag, threads=args.threads)
+    common = dict(model=args.model, input=inp, device=str(device), tag=args.tag, threads=args.threads,
+                  output_stride=getattr(args, "output_stride", 32), features=getattr(args, "features", False))
     if tool == "mem":
         kind = "structure" if args.struct else "memory"
-        return Request(kind=kind, clock="none", warmup=0, iters=1, depth=args.depth if args.struct else 1,
-                       **common)
+        req = Request(kind=kind, clock="none", warmup=0, iters=1, depth=args.depth if args.struct else 1, **common)
+        registry.use(req)  # the request's build options (output stride, features) for its model
+        registry.check_input(req)
+        return req
     layers, train = args.layers, args.pass_ == "train"
     kind = ("train-" if train else "") + ("layers" if layers else "timing")
+    if getattr(args, "throughput", False):
+        if layers or train or args.mode != "as-given":
+            raise UserError("--throughput measures eager fp32 and the fastest mode itself; drop "
+                            "--layers/--pass train/--mode")
+        kind = "throughput"
     req = Request(kind=kind, clock=args.clock or default_clock(str(device)), warmup=args.warmup, iters=args.iters,
                   max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
                   channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
@@ -142,7 +163,9 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
         raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
+    registry.use(req)  # the request's build options (output stride, features) for its model
     check(req)
+    registry.check_input(req)  # a size the model cannot take, or options it has not: one line
     return req
 
 
@@ -164,13 +187,29 @@ def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module 
                      with_timing: bool = False) -> list[Path]:
     """Measure and save; ``with_timing`` (a per-unit request): also save the
     whole-model timing record its run carries (``run.timing_record``)."""
+    if req.kind == "throughput":  # images/s: its own record kind (common.zoo.throughput)
+        from common.zoo import throughput
+
+        return throughput.measure_and_save(req, session)
     guard.check_cpu(req)
     session.prepare(req)
     if with_timing:
         session.prepare(replace(req, kind="timing", depth=1))
     rec = run.measure(req, session, model)
+    if _same_structure(rec, session):
+        return []  # a structure does not depend on when or where: an equal one is not rewritten
     written = run.save(rec, session)
     return written + (run.save(run.timing_record(rec), session) if with_timing else [])
+
+
+def _same_structure(rec: dict, session: run.Session) -> bool:
+    if rec["kind"] != "structure":
+        return False
+    try:
+        old = json.loads(records.path_of(rec, session.results).read_text())
+    except (OSError, ValueError):
+        return False
+    return old.get("schema") == records.SCHEMA and old.get("result") == json.loads(json.dumps(rec["result"]))
 
 
 def smaller_batch(req: Request) -> tuple[int | None, list[int]]:

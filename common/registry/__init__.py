@@ -7,7 +7,15 @@ not shell), tags and the expected parameter count where it is known:
 - ``backbones.py``: the seeds' backbones (ResNet-18..152, MobileNet-V2, Xception)
   and seed 004's VGGs, with hand-written unit rules;
 - ``zoo.py``: the model zoo of the burden table (torchvision classification,
-  segmentation and detection models, and a list of timm models).
+  segmentation and detection models, and a list of timm models);
+- ``generic.py``: any other torchvision classification/segmentation model (or a
+  segmentation model's ``.backbone``) and any timm model, family ``zoo``, with
+  generic units traced from the module tree.
+
+``get(name)`` looks in the catalogue, then in torchvision and timm; an unknown
+name is one line naming the closest names of all of them. Build options that
+change the architecture (``Options``: output stride, multi-scale features) travel
+with the request: ``build_for(req, device)`` / ``units_for(req, model)``.
 
     python -m common.registry list [--tag TAG]
 """
@@ -21,6 +29,7 @@ from torch import nn
 
 from common.errors import UserError
 from common.registry.backbones import BACKBONE_ENTRIES, Entry, Unit, UnitsFn  # noqa: F401 - re-exported
+from common.registry.generic import DEFAULT, Options  # noqa: F401 - re-exported
 
 # Tags: 'backbone' (the seeds' six tables), 'train-bench' (seed 004's nine, with the
 # batch in Entry.train_batch), 'catalogue' (every entry of backbones.py), 'zoo'.
@@ -35,7 +44,13 @@ REGISTRY: dict[str, Entry] = _catalogue()
 
 
 def names(tag: str | None = None, family: str | None = None) -> list[str]:
-    """Catalogue names in catalogue order, filtered by tag and/or family."""
+    """Catalogue names in catalogue order, filtered by tag and/or family; tag
+    ``zoo``: the burden zoo's classification and timm models (the zoo sweep's list)."""
+    if tag == "zoo":
+        from common.registry import zoo
+
+        return [n for n in zoo.zoo_names("classification") + zoo.zoo_names("timm")
+                if family is None or (REGISTRY[n].family if n in REGISTRY else "zoo") == family]
     return [e.name for e in REGISTRY.values()
             if (tag is None or tag in e.tags) and (family is None or e.family == family)]
 
@@ -51,32 +66,130 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
 
 
-def get(name: str) -> Entry:
-    """The entry of ``name``; an unknown name is one error naming the closest names."""
+def get(name: str, options: Options | None = None) -> Entry:
+    """The entry of ``name`` (built with ``options``: output stride, features);
+    an unknown name is one error naming the closest names of the catalogue,
+    torchvision and timm."""
+    opts = options or DEFAULT
+    entry = REGISTRY.get(name)
+    if entry is not None:
+        return entry if opts.is_default else _catalogue_variant(entry, opts)
+    from common.registry import generic
+
+    found = generic.lookup(name, opts)
+    if found is not None:
+        return found
+    if name in generic.detection_names():
+        raise UserError(f"{name} is a torchvision detection model: the timers take classification and "
+                        "segmentation models and backbones (its costs: python -m common.burden)")
+    pool = list(dict.fromkeys(list(REGISTRY) + generic.all_names()))
+    near = close_matches(name.removeprefix("timm/"), pool)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise UserError(f"unknown model {name!r}: not in the catalogue, torchvision or timm{hint} "
+                    "(python -m common.registry list)")
+
+
+def is_known(name: str) -> bool:
     try:
-        return REGISTRY[name]
-    except KeyError:
-        near = close_matches(name, REGISTRY)
-        hint = f"; did you mean {', '.join(near)}?" if near else f"; choose from: {', '.join(REGISTRY)}"
-        raise UserError(f"unknown model {name!r}{hint} (python -m common.registry list)") from None
+        get(name)
+    except UserError:
+        return False
+    return True
+
+
+def _catalogue_variant(entry: Entry, opts: Options) -> Entry:
+    """A catalogue backbone built with non-default options (same family, so its
+    outputs stay in its folder; the request's stem says ``_os8``/``_features``)."""
+    from dataclasses import replace
+
+    from common.registry import generic
+
+    if opts.output_stride != 32:
+        if entry.source != "torchvision" or not entry.name.startswith("resnet"):
+            raise UserError(f"{entry.name} has no output-stride option (torchvision's ResNets and timm models "
+                            "with output_stride have one; for Xception: timm's aligned xception41/65/71)")
+        if entry.block == "BasicBlock":
+            raise UserError(f"{entry.name}: torchvision dilates only Bottleneck ResNets; "
+                            f"timm/{entry.name} supports --output-stride")
+    group = "classification"
+    if entry.source == "timm":
+        builder = generic.timm_builder(entry.name if entry.name != "xception" else "legacy_xception", opts, False)
+    else:
+        builder = generic.torchvision_builder(entry.name, group, opts)
+    variant = replace(entry, builder=builder)
+    if opts.features:  # the module tree changed: generic units
+        z = generic.ZooEntry(**{f: getattr(variant, f) for f in entry.__dataclass_fields__}, options=opts,
+                             notes=(opts.describe(),))
+        return replace(z, units=lambda m, d, z=z: generic.generic_units(z, m, d), depths=(1, 2))
+    return variant
+
+
+# Build options of the request being measured, per model (set by the CLI: ``use``). The
+# measuring code asks ``build(name, device)``; until every caller passes the request
+# (``build_for``), a model's options come from here.
+_ACTIVE: dict[str, Options] = {}
+
+
+def use(req: object) -> None:
+    """Make ``req``'s build options those of its model for ``build``/``units`` without options."""
+    opts = options_of(req)
+    if opts.is_default:
+        _ACTIVE.pop(req.model, None)  # type: ignore[attr-defined]
+    else:
+        _ACTIVE[req.model] = opts  # type: ignore[attr-defined]
+
+
+def options_of(req: object) -> Options:
+    return Options(getattr(req, "output_stride", 32), getattr(req, "features", False))
 
 
 def family_models(family: str) -> list[str]:
     return names(family=family)
 
 
-def build(name: str, device: torch.device | str = "cpu") -> nn.Module:
+def build(name: str, device: torch.device | str = "cpu", options: Options | None = None) -> nn.Module:
     """The unmodified model, random weights, in eval mode, on ``device``. On
-    ``meta`` it is built in place: shapes only, no memory, no initialisation cost."""
+    ``meta`` it is built in place: shapes only, no memory, no initialisation cost
+    (or on the CPU and moved, for a constructor that computes with tensor values)."""
+    entry = get(name, options or _ACTIVE.get(name))
     if torch.device(device).type == "meta":
+        if entry.family == "zoo" or not (options or _ACTIVE.get(name) or DEFAULT).is_default:
+            from common.registry.generic import meta_build
+
+            return meta_build(entry.builder).eval()
         with torch.device("meta"):
-            return get(name).builder().eval()
-    return get(name).builder().eval().to(device)
+            return entry.builder().eval()
+    return entry.builder().eval().to(device)
 
 
-def units(name: str, model: nn.Module, depth: int = 1) -> list[Unit]:
-    entry = get(name)
+def units(name: str, model: nn.Module, depth: int = 1, options: Options | None = None) -> list[Unit]:
+    entry = get(name, options or _ACTIVE.get(name))
     if depth not in entry.depths:
         raise UserError(f"--depth {depth} is not defined for {name}: its unit depths are "
                         f"{', '.join(map(str, entry.depths))}")
     return entry.units(model, depth)
+
+
+def build_for(req: object, device: torch.device | str) -> nn.Module:
+    """The model of a request (its build options applied) on ``device``."""
+    return build(req.model, device, options_of(req))  # type: ignore[attr-defined]
+
+
+def units_for(req: object, model: nn.Module) -> list[Unit]:
+    return units(req.model, model, req.depth, options_of(req))  # type: ignore[attr-defined]
+
+
+def check_input(req: object) -> None:
+    """One line (exit 2) when the request's model cannot take its input size or
+    cannot be built with its options; a meta-device pass, nothing allocated."""
+    from common.registry import generic
+
+    entry = get(req.model, options_of(req))  # type: ignore[attr-defined]
+    inp = req.input  # type: ignore[attr-defined]
+    if entry.family == "zoo" or not options_of(req).is_default:
+        generic.check_size(entry, inp.height, inp.width)
+
+
+def notes(name: str, options: Options | None = None) -> tuple[str, ...]:
+    """How a model is built, where that is not plain (dynamic image size, options)."""
+    return getattr(get(name, options), "notes", ())
