@@ -104,3 +104,14 @@ def test_memory_estimate_follows_live_activations_not_their_sum():
     assert weights + 2 * 64 * 112 * 112 * 4 < est(1) < weights + 4 * 2**20 * 4
     assert est(1, "train-timing") > est(1) + weights  # autograd keeps every output; gradients
     assert est(8) - est(1) == pytest.approx(7 * (est(2) - est(1)), rel=0.01)  # linear in the batch
+
+
+def test_an_unchanged_structure_is_not_rewritten(tmp_path, capsys):
+    from common import cli
+
+    argv = ["--model", "resnet18", "--struct", "--size", "32x32", "--out-dir", str(tmp_path)]
+    assert cli.main("mem", "resnet", argv) == 0
+    first = snapshot(tmp_path)
+    assert len(first) == 2 and capsys.readouterr().out.count("\n") == 2
+    assert cli.main("mem", "resnet", argv) == 0
+    assert snapshot(tmp_path) == first and capsys.readouterr().out == ""  # nothing written, nothing named
