@@ -176,6 +176,7 @@ def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> 
         children.append(repeats.fresh_process_run(one.to_dict(), session.tag)["result"])
     runs = [c["timing"] for c in children]
     _finish_repeats(runs, result)
+    result["repeats"]["fresh_process"] = True
     rep = children[result["repeats"]["representative"]]
     result.update(backend_flags=rep.get("backend_flags", {}), setup=rep.get("setup", {}))
     if "kernels" in rep:
@@ -187,7 +188,7 @@ def _finish_repeats(runs: list[dict], result: dict) -> None:
     """The representative repeat's samples are the record's timing."""
     rep = repeats.summarize(runs)
     result["timing"] = runs[rep["representative"]]
-    result["repeats"] = rep
+    result["repeats"] = {**rep, "fresh_process": False}
 
 
 def _busy(result: dict) -> None:

@@ -113,3 +113,59 @@ def test_unit_ranges_reach_a_real_cpu_profiler_trace():
     names = {e.name for e in prof.events()}
     assert {ITERATION, UNIT_PREFIX + "l0", UNIT_PREFIX + "act", UNIT_PREFIX + "l2"} <= names
     model(x)  # hooks removed: no error, no range left open
+
+
+def _gpu_records(tmp_path, busy: float, with_graph: bool):
+    """A layers-like GPU timing record (and maybe its CUDA-graph sibling) in a records folder."""
+    import copy
+    import json
+
+    from common import inputs as inp
+    from common.measure import timing
+    from common.spec import Request
+
+    req = Request("timing", "resnet18", inp.resolve("pascal", None), "cuda:0", clock="cuda-event", repeats=3)
+    t = timing.Measurement([2.0, 2.0, 2.1], 1, "cuda-event", 25, 3,
+                           extra={"clocks": {"start": {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0,
+                                                       "power_w": 120.0, "temperature_c": 40.0, "source": "nvml"},
+                                             "end": {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0,
+                                                     "power_w": 150.0, "temperature_c": 42.0, "source": "nvml"}}}
+                           ).to_dict()
+    from common.measure import repeats
+
+    rep = repeats.summarize([t, {**t, "stats": {**t["stats"], "median_ms": 2.3}}, t])
+    result = {"timing": t, "repeats": {**rep, "fresh_process": False},
+              "kernels": {"kernel_ms": 2.0 * busy, "busy": busy, "launch_bound": busy < kernels.LAUNCH_BOUND_BUSY,
+                          "launch_bound_below": kernels.LAUNCH_BOUND_BUSY, "method": kernels.METHOD},
+              "cost": {"macs": 1, "params": 1, "units": []}, "gflops": 1.0, "achieved_tflops": 0.5}
+    env = {"device_name": "NVIDIA H200", "device_type": "cuda", "driver": "580", "host_cpu": "x", "threads": 16,
+           "torch": "2", "cuda": "13", "cudnn": 9, "python": "3.12", "date": "2026-12-01T00:00:00+00:00"}
+    folder = tmp_path / "records" / "nvidia-h200" / "timing"
+    folder.mkdir(parents=True)
+    rec = {"schema": 2, "kind": "timing", "device_tag": "nvidia-h200", "request": req.to_dict(), "env": env,
+           "result": result, "superseded": None}
+    (folder / f"{req.stem}.json").write_text(json.dumps(rec))
+    if with_graph:
+        g = req.with_mode({"cuda_graph": True})
+        grec = copy.deepcopy(rec)
+        grec["request"] = g.to_dict()
+        grec["result"]["timing"]["stats"]["median_ms"] = 0.9
+        (folder / f"{g.stem}.json").write_text(json.dumps(grec))
+    return {**rec, "_path": str(folder / f"{req.stem}.json")}
+
+
+def test_txt_of_a_launch_bound_run_quotes_the_measured_graph_latency(tmp_path):
+    from common.render import txt
+
+    text = txt.text_for(_gpu_records(tmp_path, busy=0.4, with_graph=True))
+    assert "LAUNCH-BOUND" in text and "Busy" in text and "40.0%" in text
+    assert "Measured fp32 + CUDA graph: 0.900 ms median (resnet18_pascal_graph)" in text
+    assert "SM 1980 -> 1980 MHz" in text and "power 120 -> 150 W" in text
+    assert "Repeats   3 on fresh instances" in text and "UNSTABLE ACROSS RUNS" in text
+
+
+def test_txt_without_a_graph_record_says_so_and_a_busy_run_has_no_remedy(tmp_path):
+    from common.render import txt
+
+    assert "No CUDA-graph record" in txt.text_for(_gpu_records(tmp_path / "a", busy=0.5, with_graph=False))
+    assert "LAUNCH-BOUND" not in txt.text_for(_gpu_records(tmp_path / "b", busy=0.95, with_graph=False))

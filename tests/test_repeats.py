@@ -143,3 +143,29 @@ def test_per_unit_kernel_coverage_on_a_real_model_trace(monkeypatch):
     assert got["profiled_iters"] == kernels.PROFILED_ITERS and got["kernel_ms"] > 0
     assert 0.98 <= got["coverage"] <= 1.02
     assert set(got["units_ms"]) == {u.label for u in units} and got["units_ms"]["conv1"] > 0
+
+
+def _tiny(**kw) -> Request:
+    return Request("timing", "resnet18", inputs.resolve(None, "32x32", 1), "cpu", clock="perf_counter",
+                   warmup=1, iters=3, **kw)
+
+
+def test_a_fresh_process_repeat_returns_its_childs_record():
+    """The process boundary, once: python -m common.run measures into a temp folder."""
+    rec = repeats.fresh_process_run(_tiny().to_dict(), "cpu-test")
+    assert rec["kind"] == "timing" and rec["device_tag"] == "cpu-test"
+    assert len(rec["result"]["timing"]["samples_ms"]) == 3
+
+
+def test_fresh_process_repeats_assemble_the_record(tmp_path, monkeypatch):
+    seen = []
+
+    def in_process(request: dict, tag):  # the child's work, without the process
+        seen.append(request)
+        req = Request.from_dict(request)
+        return runmod.measure(req, runmod.Session(torch.device("cpu"), tmp_path / "child", tag))
+
+    monkeypatch.setattr(repeats, "fresh_process_run", in_process)
+    rec = runmod.measure(_tiny(repeats=2, fresh_process=True), runmod.Session(torch.device("cpu"), tmp_path))
+    assert len(seen) == 2 and all(s["repeats"] == 1 and not s["fresh_process"] for s in seen)
+    assert rec["result"]["repeats"]["n"] == 2 and rec["request"]["fresh_process"] is True

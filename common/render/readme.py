@@ -15,12 +15,14 @@ from common.render import figures as figs
 from common.render import pages, tables
 from common.render.markdown import MISSING, PRESETS, display, distinct, md_table, num, preset_title
 from common.render.select import Results
+from common.measure.kernels import LAUNCH_BOUND_BUSY
+from common.measure.repeats import UNSTABLE_SPREAD
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
-    headers = ["Model", "Input", "Device", "Mean (ms)", "Median (ms)", "Std (ms)", "FPS (from mean)",
+    headers = ["Model", "Input", "Device", "Mean (ms)", "Median (ms)", "Std (ms)", "Spread", "FPS (from mean)",
                "Static (MiB)", "Peak inference (MiB)", "# Params (M)", "Flag"]
     timed = res.devices_with("timing")
     body, used = [], []
@@ -34,7 +36,7 @@ def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
             v = t.values if t else {}
             body.append([display(model, any(r and r.superseded for r in (t, m))), preset, d.short,
                          num(v.get("mean_ms"), ".3f"), num(v.get("median_ms"), ".3f"), num(v.get("std_ms"), ".3f"),
-                         num(v.get("fps"), ".2f"), num(static.values["static_mib"] if static else None, ".2f"),
+                         num(v.get("spread"), ".1%"), num(v.get("fps"), ".2f"), num(static.values["static_mib"] if static else None, ".2f"),
                          num(m.values["peak_inference_mib"] if m else None, ".2f"), num(params, ".3f"),
                          t.facts.get("noisy", "") if t else ""])
         seed_mem = seeds.memory.get((model, preset)) or {}
@@ -43,7 +45,7 @@ def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
             if lat is None:
                 continue
             body.append([display(model), preset, f"{s['short']} (seed)", num(lat.get("mean_ms"), ".3f"), MISSING,
-                         num(lat.get("std_ms"), ".3f"), num(lat.get("fps"), ".2f"),
+                         num(lat.get("std_ms"), ".3f"), MISSING, num(lat.get("fps"), ".2f"),
                          num(seed_mem.get("allocated_mib"), ".2f"), MISSING, num(seed_mem.get("params_m"), ".3f"),
                          ""])
     return md_table(headers, body, numeric_from=3) + tables.row_notes(sorted(set(used), key=lambda r: r.path))
@@ -63,6 +65,22 @@ def protocols(res: Results, seeds: tables.Seeds) -> str:
     return "\n".join(lines + seed_lines) + "\n"
 
 
+def trust_line(res: Results, results_prefix: str) -> str:
+    """Per device, generated: the range of per-unit coverage (span, kernel) and GPU busy over every mode."""
+    lines = []
+    for dev in res.devices:
+        ev = [e for (tag, _, _), e in res.evidence.items() if tag == dev.tag]
+        pick = lambda f: [mv for e in ev for mv in e[f]]  # noqa: E731
+        parts = [f"{what} {tables.value_range(pick(f), fmt)}" for what, f, fmt in
+                 (("per-unit coverage (event spans)", "span", ".3f"), ("(kernel time)", "kernel", ".3f"),
+                  ("GPU busy", "busy", ".0%")) if pick(f)]
+        if parts:
+            lines.append(f"- {dev.short}: " + ", ".join(parts))
+    anchor = pages.COVERAGE_TITLE.lower().replace(" ", "-").replace(":", "").replace(",", "")
+    return ("Over every mode and preset measured (per device and mode in "
+            f"[latency.md]({results_prefix}/latency.md#{anchor})):\n\n" + "\n".join(lines) + "\n") if lines else ""
+
+
 def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[figs.Figure]) -> str:
     """The generated block; ``results_prefix`` is the results folder relative to README."""
     out = [pages.GENERATED.format(what=pages.DEFAULT),
@@ -70,9 +88,12 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
            "memory = weights + buffers + input; peak inference = what one inference adds on top (GPU: allocator "
            "peak; CPU: peak RSS growth); MiB = 2^20 bytes. The seeds' rows are their published figures "
            "(`results/reference/seeds.json`; they published no median and no peak); their static memory is "
-           "memlab's 'allocated'. Flag NOISY: interquartile range above 10% of the median.\n"]
+           "memlab's 'allocated'. Spread = (max - min) / median of the medians of the repeated runs (`--repeats`; "
+           "- for one run). Flags: NOISY, interquartile range above 10% of the median; unstable, spread above "
+           f"{UNSTABLE_SPREAD:.0%}; launch-bound, GPU busy below {LAUNCH_BOUND_BUSY:.0%} of the wall time.\n"]
     out += [f"#### {preset_title(p)}\n\n{headline_table(res, seeds, p)}" for p in PRESETS]
     out.append("Protocol of the rows:\n\n" + protocols(res, seeds))
+    out.append(trust_line(res, results_prefix))
     links = ", ".join(f"[{title.lower()}]({results_prefix}/{name}.md)" for name, title in pages.PAGES.items())
     out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md). "
                f"Figures:\n\n{figs.links(res, plan, results_prefix + '/figures')}")

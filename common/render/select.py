@@ -89,7 +89,8 @@ def _timing_values(result: dict) -> dict:
     s = result["timing"]["stats"]
     return {"mean_ms": s["mean_ms"], "std_ms": s["std_ms"], "median_ms": s["median_ms"], "p90_ms": s["p90_ms"],
             "fps": s["fps"], "gmacs": result["cost"]["macs"] / 1e9, "params_m": result["cost"]["params"] / 1e6,
-            "achieved_tflops": result["achieved_tflops"]}
+            "achieved_tflops": result["achieved_tflops"], "busy": (result.get("kernels") or {}).get("busy"),
+            "spread": (result.get("repeats") or {}).get("spread")}
 
 
 def _memory_values(result: dict) -> dict:
@@ -101,6 +102,18 @@ def _memory_values(result: dict) -> dict:
 def _layers_values(result: dict) -> dict:
     return {"units": [(u["label"], u["stats"]["mean_ms"]) for u in result["units"]],
             "whole_mean_ms": result["timing"]["stats"]["mean_ms"], "coverage": result["coverage"]}
+
+
+NULLABLE = ("peak_inference_mib", "busy", "spread")  # peak RSS not resettable; no profiler / one repeat
+
+
+def trust_flags(result: dict) -> str:
+    """What a reader must know before trusting a timing: NOISY (within the run), unstable
+    (between repeats), launch-bound (the GPU idles waiting for the host)."""
+    t = result["timing"]
+    return ", ".join(f for f, on in (("NOISY", t["stats"]["noisy"]),
+                                     ("unstable", (result.get("repeats") or {}).get("unstable")),
+                                     ("launch-bound", (result.get("kernels") or {}).get("launch_bound"))) if on)
 
 
 VALUES: dict[str, Callable[[dict], dict]] = {
@@ -143,7 +156,7 @@ def _facts(rec: dict) -> dict:
     if "timing" in result:
         t = result["timing"]
         facts.update(clock=t["clock"], warmup=str(t["warmup"]), iters=str(t["iters"]),
-                     noisy="NOISY" if t["stats"]["noisy"] else "")
+                     noisy=trust_flags(result))
     if "peak" in result:
         facts["peak_method"] = result["peak"]["method"]
     return facts
@@ -159,7 +172,7 @@ def to_row(rec: dict) -> Row | None:
     return Row(kind=rec["kind"], tag=rec["device_tag"], model=req["model"], preset=req["input"]["name"],
                date=utc(rec["env"]["date"]), path=rec["_path"], device_name=rec["env"]["device_name"],
                device_type=rec["env"]["device_type"],
-               values=check_numbers(VALUES[rec["kind"]](rec["result"]), ("peak_inference_mib",)),
+               values=check_numbers(VALUES[rec["kind"]](rec["result"]), NULLABLE),
                facts=_facts(rec), superseded=rec.get("superseded") or None)
 
 
@@ -195,6 +208,8 @@ class Results:
     modes: dict[tuple[str, str, str, str], Mode] = field(default_factory=dict)  # (tag, model, preset, variant)
     train: dict = field(default_factory=dict)  # (tag, model, input tag) -> train-timing record
     benches: dict = field(default_factory=dict)  # (tag, layer set) -> layer-bench record
+    # (tag, mode, preset) -> {"span": [(model, coverage)], "kernel": [...], "busy": [...], "spread": [...]}
+    evidence: dict = field(default_factory=dict)
 
     def get(self, kind: str, tag: str, model: str, preset: str) -> Row | None:
         return self.rows.get((kind, tag, model, preset))
@@ -296,6 +311,33 @@ def _train_key(rec: dict) -> tuple | None:
     return None
 
 
+def _evidence_key(rec: dict) -> tuple | None:
+    """Any mode's timing / per-unit record at batch 1 on a preset, default clock, current."""
+    req = rec["request"]
+    if rec["kind"] not in ("timing", "layers") or rec.get("superseded") or req["input"]["batch"] != 1 \
+            or req["input"]["name"] not in PRESETS or not default_clock(rec):
+        return None
+    depth = req.get("depth", 1) if rec["kind"] == "layers" else 0
+    return (rec["kind"], rec["device_tag"], records.measured(rec)["mode"], req["input"]["name"], req["model"], depth)
+
+
+def evidence(chosen: dict) -> dict:
+    """Coverage (event span, kernel), busy fraction and spread per device, mode and preset."""
+    out: dict = {}
+    for (kind, tag, mode, preset, model, depth), (_, rec) in sorted(chosen.items(), key=lambda kv: kv[0]):
+        r = rec["result"]
+        e = out.setdefault((tag, mode, preset), {"span": [], "kernel": [], "busy": [], "spread": []})
+        name = model + (f" depth {depth}" if depth > 1 else "")
+        if kind == "layers":
+            e["span"].append((name, r.get("coverage")))
+            e["kernel"].append((name, r.get("kernel_coverage")))
+        else:
+            e["busy"].append((model, (r.get("kernels") or {}).get("busy")))
+            e["spread"].append((model, (r.get("repeats") or {}).get("spread")))
+    kept = {k: {f: [(m, v) for m, v in vals if v is not None] for f, vals in e.items()} for k, e in out.items()}
+    return {k: e for k, e in kept.items() if any(e.values())}  # nothing measured there that this table shows
+
+
 def collect(results: Path) -> Results:
     """Load, validate and select (see the module doc)."""
     return select(*records.load_records(results))
@@ -308,12 +350,20 @@ def select(recs: list[dict], problems: list[str]) -> Results:
     full: dict = {}
     brief: dict = {}
     train: dict = {}
+    ev: dict = {}
     for rec in recs:
         try:
             row = to_row(rec)
             mode = _mode_of(rec)
             cands = _candidates(rec)
             tkey = _train_key(rec)
+            ekey = _evidence_key(rec)
+            if ekey is not None:
+                check_numbers({"coverage": rec["result"].get("coverage"),
+                               "kernel_coverage": rec["result"].get("kernel_coverage"),
+                               "busy": (rec["result"].get("kernels") or {}).get("busy"),
+                               "spread": (rec["result"].get("repeats") or {}).get("spread")},
+                              ("coverage", "kernel_coverage", "busy", "spread"))
         except ERRORS as exc:
             problems.append(problem(rec, exc))
             continue
@@ -325,8 +375,10 @@ def select(recs: list[dict], problems: list[str]) -> Results:
             _keep(brief, key, rec, entry)
         if tkey is not None:
             _keep(train, tkey, rec, rec)
+        if ekey is not None:
+            _keep(ev, ekey, rec, rec)
     modes = {k: e for k, (_, e) in brief.items()}
     modes.update({k: e for k, (_, e) in full.items()})  # a full-protocol record beats any search sample
     return Results({k: r for k, (_, r) in rows.items()}, problems, modes,
                    {k[1:]: r for k, (_, r) in train.items() if k[0] == "train"},
-                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "bench"})
+                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "bench"}, evidence(ev))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common import records, registry
 from common.errors import UserError
-from common.render.markdown import (CHECK, PRESETS, display, distinct, md_table, model_key, num, pct,
+from common.render.markdown import (CHECK, MISSING, PRESETS, display, distinct, md_table, model_key, num, pct,
                                     superseded_note)
 from common.render.select import Device, Results, Row
 
@@ -47,7 +47,8 @@ class Col:
 LATENCY_COLS = [
     Col("Inference Time (ms)", "mean_ms", ".3f"), Col("Std (ms)", "std_ms", ".3f"), Col("FPS", "fps", ".2f"),
     Col("Median (ms)", "median_ms", ".3f"), Col("P90 (ms)", "p90_ms", ".3f"), Col("GMACs", "gmacs", ".2f"),
-    Col("Achieved TFLOP/s", "achieved_tflops", ".3f"),
+    Col("Achieved TFLOP/s", "achieved_tflops", ".3f"), Col("GPU busy", "busy", ".0%"),
+    Col("Spread between repeats", "spread", ".1%"),
 ]
 MEMORY_COLS = [
     Col("Static (MiB)", "static_mib", ".2f"), Col("Peak inference (MiB)", "peak_inference_mib", ".2f"),
@@ -227,6 +228,39 @@ def modes_table(res: Results, tag: str) -> str:
         rows.append([display(k[1], bool(e.superseded)), k[2], mode, num(e.mean_ms, ".3f"), num(e.median_ms, ".3f"),
                      num(e.fps, ".2f"), num(e.tflops, ".2f"), pct(e.of_peak), e.date.strftime("%Y-%m-%d")])
     return md_table(headers, rows, numeric_from=3)
+
+
+def value_range(vals: list[tuple[str, float]], fmt: str) -> str:
+    if not vals:
+        return MISSING
+    lo, hi = min(vals, key=lambda mv: mv[1]), max(vals, key=lambda mv: mv[1])
+    if len(vals) == 1:
+        return f"{format(lo[1], fmt)} ({lo[0]})"
+    if format(lo[1], fmt) == format(hi[1], fmt):
+        return f"{format(lo[1], fmt)} (all {len(vals)})"
+    return f"{format(lo[1], fmt)} ({lo[0]}) to {format(hi[1], fmt)} ({hi[0]})"
+
+
+EVIDENCE_NOTE = ("Per device, mode and preset, over every current record at batch 1 with the device's default "
+                 "clock: per-unit coverage from the event spans (sum of unit spans / whole model without hooks: "
+                 "includes the host's time between launches) and from kernel time (sum of the units' GPU kernel "
+                 "time / the pass's kernel time: host-independent, 1 up to kernels launched outside every unit); "
+                 "GPU busy = kernel time per iteration / wall-time median (below {lb:.0%}: launch-bound); spread = "
+                 "(max - min) / median of the repeats' medians (above {us:.0%}: unstable across runs). Lowest and "
+                 "highest, with the model.\n")
+
+
+def evidence_table(res: Results) -> str:
+    """Coverage ranges (span and kernel), busy fractions and spreads, generated from the records."""
+    headers = ["Device", "Mode", "Input", "Span coverage", "Kernel coverage", "GPU busy", "Spread", "Records"]
+    body = []
+    names = {d.tag: d.short for d in res.devices}
+    for (tag, mode, preset), e in sorted(res.evidence.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                               list(PRESETS).index(kv[0][2]))):
+        n = max(len(e["span"]), len(e["busy"]), len(e["spread"]))
+        body.append([names.get(tag, tag), mode, preset, value_range(e["span"], ".3f"), value_range(e["kernel"], ".3f"),
+                     value_range(e["busy"], ".0%"), value_range(e["spread"], ".1%"), str(n)])
+    return md_table(headers, body, numeric_from=3)
 
 
 def mode_device_name(res: Results, tag: str) -> str:

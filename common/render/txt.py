@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from common import records, registry
+from common.render.evidence import gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_kernel_lines
 
 TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
 
@@ -73,10 +74,17 @@ def header(title: str, rec: dict) -> str:
         lines.append("# backend flags: " + "  ".join(f"{k}={v}" for k, v in flags.items()))
     if "timing" in rec["result"]:
         t = rec["result"]["timing"]
+        warm = (f" ({t['warmup_iters_run']} run, {t['warmup_seconds']:.2f} s; at least {t['warmup_min_s']:g} s)"
+                if "warmup_iters_run" in t else "")
         lines.append(
-            f"# clock: {t['clock']}   warm-up: {t['warmup']}   iterations: {t['iters']} of {t['requested_iters']}"
+            f"# clock: {t['clock']}   warm-up: {t['warmup']}{warm}   iterations: {t['iters']} of {t['requested_iters']}"
             + ("   (stopped early by --max-seconds)" if t["stopped_early"] else "")
         )
+        if t.get("clocks"):
+            lines.append("# GPU at start -> end of the timed loop: " + gpu_clocks(t["clocks"]))
+    if env.get("device_type") == "cpu" and "cpu_affinity_count" in env:
+        lines.append(f"# CPU: {env['threads']} threads (inter-op {env.get('interop_threads')}), affinity "
+                     f"{env['cpu_affinity_count']} CPUs, governor {env.get('cpu_governor')}")
     lines.append(f"# date: {env['date']}")
     return "\n".join(lines) + "\n"
 
@@ -97,7 +105,7 @@ def timing_txt(rec: dict) -> str:
     r = rec["result"]
     t = r["timing"]
     text = header("Inference time, whole model", rec) + "\n"
-    text += f"Samples: {t['iters']}\n" + stats_block(t["stats"])
+    text += f"Samples: {t['iters']}\n" + stats_block(t["stats"]) + repeats_lines(r) + kernel_lines(rec)
     if r.get("setup"):
         text += "Setup (not timed): " + ", ".join(
             f"{k}={v}" if isinstance(v, bool) else f"{k}={v:.2f}" for k, v in r["setup"].items()) + "\n"
@@ -136,6 +144,7 @@ def layers_txt(rec: dict) -> str:
     )
     cols = f"{'unit':<16}{'module (type)':<56}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
     cols += f"{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'share':>7}"
+    cols += f"{'kernel ms':>11}" if "kernel_coverage" in r else ""
     cols += f"{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}{'bound':>9}{'of roof':>9}"
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
@@ -146,16 +155,23 @@ def layers_txt(rec: dict) -> str:
             f"{u['label']:<16}{module[:55]:<56}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
             f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>9.3f}{c.get('feature_mib', 0):>9.2f}"
             f"{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
-            f"{s['mean_ms'] / total_mean:>7.1%}" + _roofline_cells(u.get("roofline"))
+            f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if "kernel_coverage" in r else "")
+            + _roofline_cells(u.get("roofline"))
             + ("  NOISY" if s["noisy"] else "") + "\n"
         )
     w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
     text += "\n"
     text += f"Sum of units (mean):                    {total_mean:10.3f} ms\n"
     text += f"Hooked forward pass, first to last mark: {span['mean_ms']:10.3f} ms (mean)\n"
-    text += f"Whole model without hooks, same run:     {w['mean_ms']:10.3f} ms (mean), {w['median_ms']:.3f} ms (median)\n"
-    text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}\n"
-    text += peak_line(r)
+    if "coverage_whole" in r and r.get("repeats", {}).get("n", 1) > 1:  # the units ran on the last repeat's instance
+        text += f"Whole model without hooks, same instance: {r['coverage_whole']['mean_ms']:9.3f} ms (mean, last repeat)\n"
+    else:
+        text += f"Whole model without hooks, same run:     {w['mean_ms']:10.3f} ms (mean), {w['median_ms']:.3f} ms (median)\n"
+    text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}"
+    if r.get("coverage_reliable") is False:
+        text += (f"   UNRELIABLE: the whole-model reference has {r['coverage_whole']['iters']} samples, "
+                 f"fewer than {r['coverage_min_samples']}")
+    text += "\n" + repeats_lines(r) + unit_kernel_lines(r) + kernel_lines(rec) + peak_line(r)
     text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
              "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
              "# rate / attainable rate at that intensity. Needs results/records/<device>/peak/peak.json (python -m common.measure.peak).\n")
