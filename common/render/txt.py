@@ -74,12 +74,13 @@ def header(title: str, rec: dict) -> str:
         lines.append("# backend flags: " + "  ".join(f"{k}={v}" for k, v in flags.items()))
     if "timing" in rec["result"]:
         t = rec["result"]["timing"]
-        warm = (f" ({t['warmup_iters_run']} run, {t['warmup_seconds']:.2f} s; at least {t['warmup_min_s']:g} s)"
-                if "warmup_iters_run" in t else "")
         lines.append(
-            f"# clock: {t['clock']}   warm-up: {t['warmup']}{warm}   iterations: {t['iters']} of {t['requested_iters']}"
+            f"# clock: {t['clock']}   warm-up: {t['warmup']}   iterations: {t['iters']} of {t['requested_iters']}"
             + ("   (stopped early by --max-seconds)" if t["stopped_early"] else "")
         )
+        if "warmup_iters_run" in t:
+            lines.append(f"# warm-up ran {t['warmup_iters_run']} iterations in {t['warmup_seconds']:.2f} s "
+                         f"(at least {t['warmup']} iterations and {t['warmup_min_s']:g} s)")
         if t.get("clocks"):
             lines.append("# GPU at start -> end of the timed loop: " + gpu_clocks(t["clocks"]))
     if env.get("device_type") == "cpu" and "cpu_affinity_count" in env:
@@ -167,11 +168,11 @@ def layers_txt(rec: dict) -> str:
         text += f"Whole model without hooks, same instance: {r['coverage_whole']['mean_ms']:9.3f} ms (mean, last repeat)\n"
     else:
         text += f"Whole model without hooks, same run:     {w['mean_ms']:10.3f} ms (mean), {w['median_ms']:.3f} ms (median)\n"
-    text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}"
+    text += f"Coverage (sum of units / whole model):   {r['coverage']:10.3f}\n"
     if r.get("coverage_reliable") is False:
-        text += (f"   UNRELIABLE: the whole-model reference has {r['coverage_whole']['iters']} samples, "
-                 f"fewer than {r['coverage_min_samples']}")
-    text += "\n" + repeats_lines(r) + unit_kernel_lines(r) + kernel_lines(rec) + peak_line(r)
+        text += (f"  UNRELIABLE coverage: the whole-model reference has {r['coverage_whole']['iters']} samples, "
+                 f"fewer than {r['coverage_min_samples']}\n")
+    text += repeats_lines(r) + unit_kernel_lines(r) + kernel_lines(rec) + peak_line(r)
     text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
              "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
              "# rate / attainable rate at that intensity. Needs results/records/<device>/peak/peak.json (python -m common.measure.peak).\n")
