@@ -57,6 +57,15 @@ def burden_outputs(results_dir: Path, problems: list[str]) -> dict[Path, str]:
     return module.outputs(results_dir)
 
 
+def zoo_module(problems: list[str]):
+    """``common.render.zoo`` (zoo.md, throughput .txt files, Pareto figures), or None when it cannot load."""
+    try:
+        return importlib.import_module("common.render.zoo")
+    except ImportError as exc:
+        problems.append(f"common.render.zoo cannot be imported ({exc}): zoo pages not rendered")
+        return None
+
+
 def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS):
     """(every text file -> its content, the figure plan, problems)."""
     if not (results_dir / "records").is_dir():
@@ -70,6 +79,8 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     out.update(pages.outputs(res, seeds, results_dir, plan))
     out.update(readme.output(res, seeds, root / "README.md", results_dir, plan))
     out.update(burden_outputs(results_dir, problems))
+    if (zoo := zoo_module(problems)) is not None:
+        out.update(zoo.outputs(results_dir, root))
     return out, plan, problems
 
 
@@ -102,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale = [path for path, text in out.items() if _differs(path, text)]
             stale += [figures_dir / f.name for f in plan if not (figures_dir / f.name).is_file()]
+            zoo = zoo_module([])
+            stale += [p for p in (zoo.figures(results_dir) if zoo else {}) if not p.is_file()]
             for path in stale:
                 sys.stderr.write(f"{PROG}: {path} is not up to date; run python -m {PROG}\n")
             return 1 if stale else 0
@@ -115,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
             if _differs(figures_dir / f.name, png):
                 _write(figures_dir / f.name, png)
                 changed += 1
-        sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan)} files written, the rest unchanged\n")
+        zoo = zoo_module([])
+        zoo_figs = zoo.figures(results_dir) if zoo else {}
+        for path, png in zoo_figs.items():
+            if _differs(path, png):
+                _write(path, png)
+                changed += 1
+        sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan) + len(zoo_figs)} files written, "
+                         "the rest unchanged\n")
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code

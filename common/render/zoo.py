@@ -1,0 +1,394 @@
+"""The zoo outputs, rendered from records only: ``results/zoo.md`` (one table per
+device and input: params, GMACs, feature memory, latency per mode, throughput, peak
+memory, ImageNet top-1, failures with their reason; the Pareto frontier of each
+mode), ``results/figures/zoo_pareto_<device>_<input>.png`` (top-1 against measured
+latency, log x, eager fp32 and fastest mode, the frontier highlighted and labelled),
+and each throughput record's ``.txt``.
+
+    outputs(results, root)   {path: text}: zoo.md and the throughput .txt files
+    figures(results)         {path: PNG bytes}
+    frontier(points)         the Pareto-optimal points (lower latency, higher top-1)
+
+The models of a device's table are those of its last zoo sweep (record kind
+``zoo-run``, written by ``python -m common.zoo``), else every zoo-family model with
+a record there. A model's row takes the newest non-superseded record of each kind:
+``timing`` as-given eager fp32 and ``timing`` fastest (batch 1, as published:
+output stride 32, no features), ``memory``, ``throughput`` and ``failure``; a
+failure newer than the record it would have made is shown with its reason.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common import records, registry
+from common.render.markdown import md_table
+
+SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
+INPUT_ORDER = ("imagenet", "cityscapes", "pascal")
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    latency_ms: float
+    top1: float
+
+
+def frontier(points: list[Point]) -> list[Point]:
+    """Points no other point beats on both axes (lower or equal latency and higher top-1,
+    or lower latency and equal top-1), fastest first."""
+    best: list[Point] = []
+    top = float("-inf")
+    for p in sorted(points, key=lambda p: (p.latency_ms, -p.top1, p.model)):
+        if p.top1 > top:
+            best.append(p)
+            top = p.top1
+    return best
+
+
+# ---------------------------------------------------------------- selection
+
+def _date(rec: dict) -> str:
+    return str(rec.get("env", {}).get("date") or rec.get("result", {}).get("date") or "")
+
+
+def _newest(recs: list[dict]) -> dict | None:
+    live = [r for r in recs if not r.get("superseded")] or recs
+    return max(live, key=lambda r: (_date(r), r.get("_path", ""))) if live else None
+
+
+def _plain(req: dict) -> bool:
+    return (req.get("output_stride", 32) == 32 and not req.get("features", False)
+            and req["input"].get("batch", 1) == 1)
+
+
+def _slot(rec: dict) -> str | None:
+    """Which cell family a record fills: eager, fastest, memory, throughput, failure-<slot>."""
+    req, kind = rec["request"], rec["kind"]
+    if kind == FAILURE_KIND:
+        return "failure-" + str(rec["result"].get("slot", req.get("kind")))
+    if kind == THROUGHPUT_KIND:
+        return "throughput" if req.get("output_stride", 32) == 32 and not req.get("features") else None
+    if not _plain(req):
+        return None
+    if kind == "memory":
+        return "memory"
+    if kind == "timing":
+        if req.get("search") == "fastest":
+            return "fastest"
+        return "eager" if req.get("variant", "") == "" and not req.get("compile") else None
+    return None
+
+
+@dataclass
+class Table:
+    tag: str
+    preset: str
+    cells: dict[str, dict[str, dict]] = field(default_factory=dict)  # model -> slot -> record
+
+
+def collect(recs: list[dict]) -> tuple[dict[str, dict], dict[tuple[str, str], Table]]:
+    """(the newest zoo-run record per device, tables per (device, input))."""
+    sweeps: dict[str, dict] = {}
+    for r in recs:
+        if r["kind"] == SWEEP_KIND:
+            cur = sweeps.get(r["device_tag"])
+            if cur is None or _date(r) > _date(cur):
+                sweeps[r["device_tag"]] = r
+    grouped: dict[tuple[str, str, str, str], list[dict]] = {}
+    for r in recs:
+        if r["kind"] not in ("timing", "memory", THROUGHPUT_KIND, FAILURE_KIND):
+            continue
+        try:
+            slot = _slot(r)
+            model, preset = r["request"]["model"], r["request"]["input"]["name"]
+        except (KeyError, TypeError):
+            continue
+        if slot is None:
+            continue
+        grouped.setdefault((r["device_tag"], preset, model, slot), []).append(r)
+    tables: dict[tuple[str, str], Table] = {}
+    for (tag, preset, model, slot), group in grouped.items():
+        sweep = sweeps.get(tag)
+        if sweep is not None:
+            if model not in sweep["result"]["models"] or preset not in sweep["result"]["inputs"]:
+                continue
+        elif not _is_zoo(model):
+            continue
+        t = tables.setdefault((tag, preset), Table(tag, preset))
+        t.cells.setdefault(model, {})[slot] = _newest(group)
+    return sweeps, tables
+
+
+def _is_zoo(model: str) -> bool:
+    try:
+        return registry.get(model).family == "zoo"
+    except Exception:  # noqa: BLE001 - an unknown name is simply not a zoo row
+        return False
+
+
+def _failure(cells: dict, slot: str) -> str | None:
+    """The reason of a failure that is newer than the slot's record (or without one)."""
+    f = cells.get(f"failure-{slot}")
+    if f is None:
+        return None
+    ok = cells.get(slot)
+    if ok is not None and _date(ok) >= _date(f):
+        return None
+    return f["result"].get("reason", "failed")
+
+
+# ---------------------------------------------------------------- cells
+
+def _ms(rec: dict | None) -> float | None:
+    try:
+        return float(rec["result"]["timing"]["stats"]["median_ms"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _cost(cells: dict) -> dict:
+    for slot in ("eager", "fastest", "memory"):
+        c = (cells.get(slot) or {}).get("result", {}).get("cost")
+        if c:
+            return c
+    return {}
+
+
+def _num(v: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _throughput_cell(rec: dict | None, name: str) -> str:
+    if rec is None:
+        return "-"
+    for m in rec["result"].get("modes", []):
+        if m.get("name") == name:
+            if m.get("error"):
+                return m["error"]
+            at = m.get("at_largest") or {}
+            ips = at.get("images_per_s")
+            return f"{ips:,.0f} @ {at.get('batch')}" if ips is not None else "-"
+    return "-"
+
+
+def _peak(rec: dict | None) -> float | None:
+    p = (rec or {}).get("result", {}).get("peak") or {}
+    v = p.get("peak_inference_mib")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _top1(model: str) -> float | None:
+    from common.zoo import reference
+
+    try:
+        got = reference.top1(model)
+    except Exception:  # noqa: BLE001 - an unknown model has no reference figure
+        return None
+    return got["top1"] if got else None
+
+
+def _fastest_mode(rec: dict | None) -> str:
+    if rec is None:
+        return ""
+    return str((rec["result"].get("fastest") or {}).get("picked", ""))
+
+
+def rows_of(table: Table) -> list[list[str]]:
+    rows = []
+    for model in sorted(table.cells):
+        cells = table.cells[model]
+        c = _cost(cells)
+        reasons: dict[str, list[str]] = {}
+        for slot in ("eager", "fastest", "memory", "throughput"):
+            if why := _failure(cells, slot):
+                reasons.setdefault(why, []).append(slot)
+        problems = [f"{'/'.join(slots)}: {why}" for why, slots in reasons.items()]
+        top1 = _top1(model)
+        rows.append([
+            f"`{model}`",
+            "; ".join(problems).replace("|", "/") or "",
+            _num(c.get("params") and c["params"] / 1e6, "{:.1f}"),
+            _num(c.get("macs") and c["macs"] / 1e9, "{:.2f}"),
+            _num(c.get("feature_mib"), "{:.0f}"),
+            _num(_ms(cells.get("eager")), "{:.3f}"),
+            _num(_ms(cells.get("fastest")), "{:.3f}") + (f" ({_fastest_mode(cells.get('fastest'))})"
+                                                         if cells.get("fastest") else ""),
+            _throughput_cell(cells.get("throughput"), "eager fp32"),
+            _throughput_cell(cells.get("throughput"), "fastest"),
+            _num(_peak(cells.get("memory")), "{:.0f}"),
+            _num(top1, "{:.1f}"),
+        ])
+    return rows
+
+
+HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
+          "fastest median (ms, mode)", "throughput eager fp32 (img/s @ batch)", "throughput fastest (img/s @ batch)",
+          "peak inference (MiB)", "ImageNet top-1 (%)"]
+
+
+def points(table: Table, slot: str) -> list[Point]:
+    out = []
+    for model, cells in table.cells.items():
+        ms, top1 = _ms(cells.get(slot)), _top1(model)
+        if ms is not None and top1 is not None and ms > 0:
+            out.append(Point(model, ms, top1))
+    return out
+
+
+def _protocol(table: Table) -> str:
+    for cells in table.cells.values():
+        rec = cells.get("eager") or cells.get("fastest")
+        if rec:
+            q = rec["request"]
+            bound = f", at most {q['max_seconds']:g} s per timed loop (at least {q['min_iters']} iterations)" \
+                if q.get("max_seconds") else ""
+            return f"{q['warmup']} warm-up + up to {q['iters']} timed iterations{bound}, batch 1"
+    return "no timing records"
+
+
+def figure_name(tag: str, preset: str) -> str:
+    return f"zoo_pareto_{tag}_{preset}.png"
+
+
+def markdown(recs: list[dict]) -> str:
+    sweeps, tables = collect(recs)
+    lines = ["# Model zoo: latency, throughput, memory and accuracy", "",
+             "Generated by `python -m common.render` from the records (`python -m common.zoo` measures them). "
+             "Random weights; **ImageNet top-1** is the published figure of the same architecture's default weights "
+             "(torchvision's weights metadata, timm's results-imagenet.csv: `results/reference/`). "
+             "Latency (ms, median of the timed loop, batch 1) and throughput (images/s at the largest batch that "
+             "fits, from the mean) are separate measurements, never mixed in a column. *fastest*: the mode a short "
+             "search picked among precisions, channels-last and CUDA graphs (compile left out when the sweep says "
+             "so). Params and GMACs (multiply-accumulates) from a meta-device pass; feature memory in "
+             "convnet-burden's convention; peak inference: memory beyond the weights and input during one "
+             "inference. `-`: not measured.", ""]
+    if not tables:
+        return "\n".join(lines + ["No zoo records yet: run `python -m common.zoo`.", ""])
+    for tag in sorted({t for t, _ in tables}):
+        lines += [f"## {tag}", ""]
+        sweep = sweeps.get(tag)
+        if sweep:
+            r = sweep["result"]
+            failed = r.get("failed", [])
+            lines += [f"Last sweep: {len(r['models'])} models x {', '.join(r['inputs'])}, "
+                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min, "
+                      f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]
+        for preset in sorted({p for t, p in tables if t == tag}, key=lambda p: (INPUT_ORDER + (p,)).index(p)):
+            table = tables[(tag, preset)]
+            lines += [f"### {tag}, {preset}", "", f"Protocol: {_protocol(table)}.", ""]
+            lines += md_table(HEADER, rows_of(table), 2).splitlines() + [""]
+            lines += [f"![Pareto: top-1 against latency, {tag} {preset}](figures/{figure_name(tag, preset)})", ""]
+            for slot, label in (("eager", "eager fp32"), ("fastest", "fastest mode")):
+                best = frontier(points(table, slot))
+                if not best:
+                    continue
+                lines += [f"Pareto frontier, {label} (no model is both faster and more accurate):", ""]
+                lines += md_table(["model", "median (ms)", "ImageNet top-1 (%)"],
+                                  [[f"`{p.model}`", f"{p.latency_ms:.3f}", f"{p.top1:.1f}"] for p in best], 1).splitlines()
+                lines += [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- throughput .txt
+
+def throughput_txt_path(rec: dict, root: Path) -> Path:
+    model = rec["request"]["model"]
+    family = registry.get(model).family
+    stem = Path(rec["_path"]).stem
+    return Path(root) / f"{family}_profiler" / f"{model.replace('/', '__')}_stats" / rec["device_tag"] / \
+        "throughput" / f"{stem}.txt"
+
+
+def throughput_txt(rec: dict) -> str:
+    q, r = rec["request"], rec["result"]
+    env = rec.get("env", {})
+    text = (f"# Throughput (images/s), eager fp32 and the fastest mode\n"
+            f"# model: {q['model']}   input: {q['input']['name']} ({q['input']['height']}x{q['input']['width']}), "
+            f"user batch {r['user_batch']}\n"
+            f"# device: {env.get('device_name', rec['device_tag'])}   torch {env.get('torch', '?')}\n"
+            f"# protocol per batch: {q['warmup']} warm-up + up to {q['iters']} iterations"
+            + (f", at most {q['max_seconds']:g} s" if q.get("max_seconds") else "") + "\n"
+            f"# date: {env.get('date', '?')}\n"
+            "# images/s = 1000 / mean ms x batch. Throughput, not latency: do not compare with the latency files.\n\n")
+    for m in r["modes"]:
+        text += f"{m['name']}: {m['mode']['mode']}\n"
+        text += f"  largest batch that fits: {m['largest_batch']} (tried {', '.join(map(str, m['search']['tried']))}; " \
+                f"cap {m['search']['cap']}; {m['search']['method']})\n"
+        if m.get("error"):
+            text += f"  {m['error']}\n"
+            continue
+        for key, label in (("at_largest", "at the largest batch"), ("at_user_batch", "at the user batch")):
+            at = m.get(key)
+            if not at:
+                continue
+            s = at["timing"]["stats"]
+            text += (f"  {label:<22} batch {at['batch']:>5}: {at['images_per_s']:>12,.1f} images/s   "
+                     f"mean {s['mean_ms']:.3f} ms  median {s['median_ms']:.3f} ms  std {s['std_ms']:.3f} ms  "
+                     f"({at['timing']['iters']} iterations)\n")
+            chk = at.get("benchmark_check")
+            if chk:
+                text += (f"  cross-check: {chk['method']}: {chk['images_per_s']:,.1f} images/s "
+                         f"({chk['relative_difference']:+.1%} ours vs it)\n")
+    return text
+
+
+# ---------------------------------------------------------------- outputs
+
+def outputs(results_dir: Path, root: Path | None = None) -> dict[Path, str]:
+    root = Path(root) if root is not None else Path(results_dir).parent
+    recs, _ = records.load_records(results_dir)
+    out: dict[Path, str] = {Path(results_dir) / "zoo.md": markdown(recs)}
+    for rec in recs:
+        if rec["kind"] == THROUGHPUT_KIND:
+            try:
+                out[throughput_txt_path(rec, root)] = throughput_txt(rec)
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
+def figures(results_dir: Path) -> dict[Path, bytes]:
+    recs, _ = records.load_records(results_dir)
+    _, tables = collect(recs)
+    out = {}
+    for (tag, preset), table in tables.items():
+        series = {slot: points(table, slot) for slot in ("eager", "fastest")}
+        if any(series.values()):
+            out[Path(results_dir) / "figures" / figure_name(tag, preset)] = pareto_png(series, f"{tag}, {preset}")
+    return out
+
+
+def pareto_png(series: dict[str, list[Point]], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+    style = {"eager": ("o", "tab:blue", "eager fp32"), "fastest": ("^", "tab:orange", "fastest mode")}
+    for slot, pts in series.items():
+        if not pts:
+            continue
+        marker, color, label = style[slot]
+        ax.scatter([p.latency_ms for p in pts], [p.top1 for p in pts], marker=marker, color=color, alpha=0.35,
+                   s=22, label=f"{label} (all models)")
+        best = frontier(pts)
+        ax.plot([p.latency_ms for p in best], [p.top1 for p in best], marker=marker, color=color, lw=1.8,
+                ms=7, drawstyle="steps-post", label=f"{label}: Pareto frontier")
+        for p in best:
+            ax.annotate(p.model, (p.latency_ms, p.top1), xytext=(4, 3 if slot == "eager" else -10),
+                        textcoords="offset points", fontsize=7, color=color)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured latency, median (ms, log scale), batch 1")
+    ax.set_ylabel("ImageNet top-1 of the published weights (%)")
+    ax.set_title(f"Accuracy against latency: {title}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

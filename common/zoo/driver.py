@@ -1,0 +1,339 @@
+"""The zoo sweep: many models, each in its own steps, failures recorded and the sweep goes on.
+
+    python -m common.zoo [--models NAME ... | --tag zoo] [--inputs imagenet cityscapes]
+                         [--what eager fastest memory throughput] [protocol flags] [--budget-s S]
+
+Per model and input, one step per slot: ``eager`` (timing, eager fp32), ``fastest``
+(timing, ``--mode fastest``; compile left out unless ``--search-compile``),
+``memory`` (static + peak of one inference) and, at the first input only,
+``throughput`` (images/s at the largest batch, eager fp32 and fastest). A slot
+whose record exists is skipped (``--force`` re-measures zoo-family models; a
+catalogue backbone's records are re-measured only with ``--force-catalogue``), so a
+sweep stopped by ``--budget-s`` or a signal resumes where it stopped. A step that
+fails (the model does not build, its forward fails at the size, out of memory, any
+error) writes a ``failure`` record with its reason, and the sweep goes on; when a
+model cannot take an input at all, its other slots at that input are recorded with
+the same reason without running. A ``zoo-run`` record (models, inputs, protocol,
+wall time, failures) is updated after every model; ``python -m common.render``
+renders ``results/zoo.md`` and the Pareto figures from the records.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from common import cli, records, registry, run
+from common import env as envmod
+from common.errors import UserError
+from common.registry.generic import oneline
+
+SLOTS = ("eager", "fastest", "memory", "throughput")
+DEFAULT_INPUTS = ("imagenet", "cityscapes")
+# The zoo's bounded protocols (stated in every record and in zoo.md).
+GPU_PROTOCOL = ["--warmup", "10", "--iters", "100", "--max-seconds", "2", "--min-iters", "10", "--repeats", "1"]
+CPU_PROTOCOL = ["--warmup", "1", "--iters", "3", "--max-seconds", "5", "--min-iters", "2"]
+THROUGHPUT_PROTOCOL = ["--warmup", "3", "--iters", "50", "--max-seconds", "1", "--min-iters", "3"]
+CPU_SHORT_LIST = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
+                  "convnext_tiny")
+RUN_NAME = "zoo"
+
+
+@dataclass
+class Outcome:
+    slot: str
+    what: str
+    code: int
+    reason: str = ""
+    skipped: bool = False
+
+
+@dataclass
+class Sweep:
+    args: argparse.Namespace
+    device: torch.device
+    session: run.Session
+    outcomes: list[Outcome] = field(default_factory=list)
+    previous: dict = field(default_factory=dict)  # the zoo-run record's result before this call
+
+    @property
+    def results(self) -> Path:
+        return self.session.results
+
+
+def _tee_stderr(fn):
+    """Run ``fn``; return (its value, what it wrote on stderr), stderr still shown."""
+    buf = io.StringIO()
+
+    class Tee(io.TextIOBase):
+        def write(self, s: str) -> int:
+            buf.write(s)
+            return sys.__stderr__.write(s) if sys.__stderr__ else len(s)
+
+    with contextlib.redirect_stderr(Tee()):
+        value = fn()
+    return value, buf.getvalue()
+
+
+def _reason(stderr: str, prog: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith(prog)]
+    line = lines[-1] if lines else (stderr.strip().splitlines() or ["failed"])[-1]
+    return line.split(": error: ", 1)[-1].strip()[:300]
+
+
+def protocol_args(args: argparse.Namespace, gpu: bool) -> list[str]:
+    base = list(GPU_PROTOCOL if gpu else CPU_PROTOCOL)
+    for flag, value in (("--warmup", args.warmup), ("--iters", args.iters), ("--max-seconds", args.max_seconds),
+                        ("--min-iters", args.min_iters)):
+        if value is not None:
+            i = base.index(flag)
+            base[i + 1] = str(value)
+    if not gpu:
+        base = [a for a in base if a != "--repeats"]
+    return base
+
+
+def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
+    a = sweep.args
+    gpu = sweep.device.type == "cuda"
+    common = ["--model", model, "--input", preset, "--device", str(sweep.device), "--out-dir", str(a.out_dir),
+              *(["--tag", a.tag] if a.tag else [])]
+    if slot == "memory":
+        return common
+    if slot == "throughput":
+        proto = list(THROUGHPUT_PROTOCOL)
+        return common + proto + ["--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
+    proto = protocol_args(a, gpu)
+    if slot == "fastest":
+        return common + proto + ["--mode", "fastest"] + ([] if a.search_compile else ["--no-search-compile"])
+    return common + proto
+
+
+def _request(model: str, preset: str, slot: str, sweep: Sweep):
+    family = registry.get(model).family
+    tool = "mem" if slot == "memory" else "timer"
+    parser = cli.build_parser(tool, family)
+    args = parser.parse_args(timer_argv(model, preset, slot, sweep))
+    req = cli.request_from_args(args, tool, sweep.device, family)
+    if slot == "throughput":
+        from common.zoo import throughput
+
+        req = throughput.request_of(req)
+    return req
+
+
+def failure_path(results: Path, tag: str, model: str, preset: str, slot: str) -> Path:
+    return records.record_path(results, tag, "failure", f"{slot}__{model.replace('/', '__')}_{preset}")
+
+
+def record_failure(sweep: Sweep, model: str, preset: str, slot: str, reason: str, code: int, req=None) -> None:
+    request = req.to_dict() if req is not None else {"model": model, "input": {"name": preset}, "kind": slot}
+    rec = records.make_record("failure", sweep.session.tag, request, sweep.session.env,
+                              {"slot": slot, "reason": reason, "exit_code": code, "step": f"{model} {preset} {slot}"})
+    records.write_record(failure_path(sweep.results, sweep.session.tag, model, preset, slot), rec)
+
+
+def clear_failure(sweep: Sweep, model: str, preset: str, slot: str) -> None:
+    path = failure_path(sweep.results, sweep.session.tag, model, preset, slot)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def run_slot(sweep: Sweep, model: str, preset: str, slot: str) -> Outcome:
+    """One step: its record (skipped when it exists), or a failure record with the reason."""
+    what = f"{model} {preset} {slot}"
+    prog = f"zoo: {what}"
+    state: dict = {}
+
+    def work() -> list[Path]:
+        state["req"] = req = _request(model, preset, slot, sweep)
+        path = sweep.session.record_path(req)
+        catalogue = registry.get(model).family != "zoo"
+        force = sweep.args.force_catalogue if catalogue else sweep.args.force
+        if path.exists() and not force:
+            state["skipped"] = True
+            return []
+        return cli.measure_and_save(req, sweep.session)
+
+    def guarded() -> int:
+        return cli.guarded(prog, work, lambda: what,
+                           lambda: cli.smaller_batch(state["req"]) if "req" in state and slot != "throughput"
+                           else (None, []))
+
+    try:
+        code, err = _tee_stderr(guarded)
+        reason = _reason(err, prog) if code else ""
+    except Exception as exc:  # noqa: BLE001 - a bug or a forward that fails at this size: recorded, next step
+        code, reason = 4, oneline(exc, 300)
+        sys.stderr.write(f"{prog}: error: {reason}\n")
+    finally:
+        gc.collect()
+        if sweep.device.type == "cuda":
+            torch.cuda.empty_cache()
+    if code in (130, 143):
+        return Outcome(slot, what, code, "interrupted")
+    if code:
+        record_failure(sweep, model, preset, slot, reason, code, state.get("req"))
+    else:
+        clear_failure(sweep, model, preset, slot)
+    return Outcome(slot, what, code, reason, skipped=bool(state.get("skipped")))
+
+
+def model_steps(sweep: Sweep, model: str, first_input: str) -> list[Outcome]:
+    out: list[Outcome] = []
+    for preset in sweep.args.inputs:
+        slots = [s for s in sweep.args.what if s != "throughput" or preset == first_input]
+        dead = ""  # the model cannot take this input: the other slots get the same reason
+        for slot in slots:
+            if dead:
+                record_failure(sweep, model, preset, slot, dead, 2)
+                out.append(Outcome(slot, f"{model} {preset} {slot}", 2, dead))
+                continue
+            o = run_slot(sweep, model, preset, slot)
+            out.append(o)
+            if o.code in (130, 143):
+                return out
+            if o.code == 2 and _fatal(o.reason):
+                dead = o.reason
+    return out
+
+
+def _fatal(reason: str) -> bool:
+    """A reason that no other mode or slot can change: the size, the name, the build."""
+    words = ("needs ", "cannot take", "unknown model", "too small", "no output-stride", "detection model",
+             "cannot build")
+    return any(w in reason for w in words)
+
+
+def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: int) -> None:
+    a = sweep.args
+    path = records.record_path(sweep.results, sweep.session.tag, "zoo-run", a.run_name)
+    failed = [{"step": o.what, "reason": o.reason, "exit_code": o.code} for o in sweep.outcomes if o.code]
+    prev = sweep.previous
+    gpu = sweep.device.type == "cuda"
+    proto = (" ".join(protocol_args(a, gpu)) + ("; fastest search: compile left out" if not a.search_compile
+                                                 else "; fastest search includes compile")
+             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch")
+    result = {"models": list(dict.fromkeys(prev.get("models", []) + models)),
+              "inputs": list(dict.fromkeys(prev.get("inputs", []) + list(a.inputs))),
+              "what": list(a.what), "protocol": proto,
+              "steps": total, "steps_done": done,
+              "measured": sum(1 for o in sweep.outcomes if not o.code and not o.skipped),
+              "skipped_existing": sum(1 for o in sweep.outcomes if o.skipped),
+              "failed": failed,
+              "wall_s": prev.get("wall_s", 0.0) + (time.monotonic() - t0),
+              "calls": prev.get("calls", 0) + 1}
+    req = {"model": "zoo", "input": {"name": "+".join(a.inputs)}, "kind": "zoo-run"}
+    rec = records.make_record("zoo-run", sweep.session.tag, req, sweep.session.env, result)
+    records.write_record(path, rec)
+
+
+def model_list(args: argparse.Namespace, gpu: bool) -> list[str]:
+    if args.models:
+        names = [n for item in args.models for n in (registry.names(item) if item in registry.TAGS else [item])]
+    else:
+        names = registry.names("zoo") if gpu else list(CPU_SHORT_LIST)
+    names = list(dict.fromkeys(names))
+    if args.shard:
+        i, n = args.shard
+        names = names[i::n]
+    return names
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (e.g. 0/2)") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def build_parser() -> cli.Parser:
+    p = cli.Parser(prog="python -m common.zoo", description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", metavar="NAME",
+                   help="models or catalogue tags (zoo, backbone, ...); default on a GPU: the burden zoo's "
+                        f"classification + timm models; on the CPU: {' '.join(CPU_SHORT_LIST)}")
+    p.add_argument("--inputs", nargs="+", default=None, metavar="PRESET",
+                   help="input presets (default: imagenet cityscapes on a GPU, imagenet on the CPU)")
+    p.add_argument("--what", nargs="+", choices=SLOTS, default=list(SLOTS), metavar="SLOT",
+                   help=f"slots per model and input: {' '.join(SLOTS)} (throughput at the first input only; "
+                        "default: all)")
+    p.add_argument("--warmup", type=int, metavar="N", help="override the protocol's warm-up")
+    p.add_argument("--iters", type=int, metavar="N", help="override the protocol's iterations")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="override the protocol's bound per timed loop")
+    p.add_argument("--min-iters", type=int, metavar="N", help="override the protocol's fewest iterations")
+    p.add_argument("--search-compile", action="store_true",
+                   help="include torch.compile(max-autotune) in the fastest search (minutes per model)")
+    p.add_argument("--force", action="store_true", help="re-measure zoo-family models whose records exist")
+    p.add_argument("--force-catalogue", action="store_true",
+                   help="also re-measure catalogue backbones' existing records (their full-protocol records "
+                        "would be replaced by the zoo's bounded protocol)")
+    p.add_argument("--budget-s", type=float, metavar="S",
+                   help="start no new model after S seconds (a later call resumes: existing records are skipped)")
+    p.add_argument("--shard", type=parse_shard, metavar="I/N", help="every N-th model from the I-th (one GPU each)")
+    p.add_argument("--run-name", default=RUN_NAME, metavar="NAME", help="name of the zoo-run record (default: zoo)")
+    p.add_argument("--list", action="store_true", help="print the models and exit")
+    cli.device_options(p, "zoo_profiler/")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = envmod.resolve_device(args.device)
+        gpu = device.type == "cuda"
+        args.inputs = args.inputs or (list(DEFAULT_INPUTS) if gpu else ["imagenet"])
+        models = model_list(args, gpu)
+        if args.list:
+            print("\n".join(models))
+            return 0
+        for item in args.inputs:
+            cli.inputs.resolve(item, None)
+        session = run.Session(device, args.out_dir, args.tag)
+    except UserError as exc:
+        sys.stderr.write(f"{p.prog}: error: {exc}\n")
+        return exc.exit_code
+    sweep = Sweep(args, device, session)
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        import json
+
+        path = records.record_path(sweep.results, session.tag, "zoo-run", args.run_name)
+        sweep.previous = json.loads(path.read_text())["result"]
+    t0 = time.monotonic()
+    total = len(models) * len(args.inputs) * len(args.what)
+    done = 0
+    bar = tqdm(models, desc="zoo", unit="model", file=sys.stderr, dynamic_ncols=True)
+    stopped = ""
+    for model in bar:
+        if args.budget_s is not None and time.monotonic() - t0 > args.budget_s:
+            stopped = f"budget of {args.budget_s:g} s spent"
+            break
+        bar.set_postfix_str(model[:40])
+        outs = model_steps(sweep, model, args.inputs[0])
+        sweep.outcomes += outs
+        done += len(outs)
+        sweep_record(sweep, models, t0, done, total)
+        if any(o.code in (130, 143) for o in outs):
+            stopped = "interrupted"
+            break
+    bar.close()
+    failed = [o for o in sweep.outcomes if o.code]
+    sys.stderr.write(f"zoo: {done} steps ({sum(o.skipped for o in sweep.outcomes)} already recorded) in "
+                     f"{time.monotonic() - t0:.0f} s, {len(failed)} failed"
+                     + (f"; stopped: {stopped} (run again to resume)" if stopped else "") + "\n")
+    for o in failed:
+        sys.stderr.write(f"zoo: failed: {o.what}: {o.reason}\n")
+    return 130 if stopped == "interrupted" else 0
