@@ -265,9 +265,9 @@ def build_parser() -> cli.Parser:
                         f"classification + timm models; on the CPU: {' '.join(CPU_SHORT_LIST)}")
     p.add_argument("--inputs", nargs="+", default=None, metavar="PRESET",
                    help="input presets (default: imagenet cityscapes on a GPU, imagenet on the CPU)")
-    p.add_argument("--what", nargs="+", choices=SLOTS, default=list(SLOTS), metavar="SLOT",
+    p.add_argument("--what", nargs="+", choices=SLOTS, metavar="SLOT",
                    help=f"slots per model and input: {' '.join(SLOTS)} (throughput at the first input only; "
-                        "default: all)")
+                        "default: all on a GPU, all but throughput on the CPU)")
     p.add_argument("--warmup", type=int, metavar="N", help="override the protocol's warm-up")
     p.add_argument("--iters", type=int, metavar="N", help="override the protocol's iterations")
     p.add_argument("--max-seconds", type=float, metavar="S", help="override the protocol's bound per timed loop")
@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         device = envmod.resolve_device(args.device)
         gpu = device.type == "cuda"
         args.inputs = args.inputs or (list(DEFAULT_INPUTS) if gpu else ["imagenet"])
+        args.what = args.what or [s for s in SLOTS if gpu or s != "throughput"]
         models = model_list(args, gpu)
         if args.list:
             print("\n".join(models))
