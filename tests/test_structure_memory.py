@@ -278,3 +278,30 @@ def test_cpu_peak_in_a_fresh_process_end_to_end():
     assert "eager bf16 channels-last" in got["method"]  # the child ran the request's mode
     assert got["resident_mib"] > 50  # a real process's RSS (torch alone is beyond 50 MiB), in MiB not KiB
     assert got["peak_rss_mib"] < 100_000
+
+
+def test_static_report_survives_a_dead_weak_proxy():
+    """In a long-running driver gc may list a weakref.proxy whose referent is gone;
+    memlab's own walk raised ReferenceError on it."""
+    import weakref
+
+    class Thing:
+        pass
+
+    thing = Thing()
+    proxy = weakref.proxy(thing)
+    del thing  # the proxy stays, dead
+    holder = [proxy]  # noqa: F841 - keeps the dead proxy where gc lists it
+    model = torch.nn.Linear(4, 2)
+    report = memory.static_report(model, torch.zeros(1, 4))
+    assert report["elements"] == 4 * 2 + 2 + 4
+
+
+def test_static_report_skips_fake_tensors_left_by_compile():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        left_behind = torch.empty(1000)  # noqa: F841 - what a compile leaves alive in the process
+    model = torch.nn.Linear(4, 2)
+    report = memory.static_report(model, torch.zeros(1, 4))
+    assert report["elements"] == 4 * 2 + 2 + 4

@@ -10,6 +10,7 @@ is checked on a probe tensor, so a fixed memlab is never corrected twice.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import math
@@ -61,6 +62,23 @@ class MemReporter(_MemlabReporter):
         for name, t in (named or {}).items():
             self.tensor_name[id(t)] = name
         self._fix = memlab_overcounts()
+
+    def collect_tensor(self) -> None:
+        """memlab's walk of every live object, fit for a long process (a driver
+        running many requests): gc can hand out a ``weakref.proxy`` whose referent
+        is gone (memlab's ``isinstance`` check raised ReferenceError on it) and the
+        fake tensors an earlier torch.compile left (memlab failed on their data pointer)."""
+        if self.pre_collect:
+            gc.collect()
+        for obj in gc.get_objects():
+            try:
+                # Real tensors only: torch.compile leaves fake tensors behind (they have
+                # no storage to count) in a process that compiled before.
+                if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.layout == torch.strided:
+                    obj.untyped_storage()  # opaque tensors (Inductor's mkldnn weights) have none
+                    self.device_mapping[obj.device].append(obj)
+            except (ReferenceError, NotImplementedError, RuntimeError):
+                continue
 
     def get_stats(self) -> None:
         # memlab walks device_mapping in order, skipping empty tensors and adding
