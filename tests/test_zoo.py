@@ -98,6 +98,12 @@ def test_generic_units_real_model_cover_top_level():
     units = registry.units("efficientnet_b0", registry.build("efficientnet_b0", "meta"), 2)
     paths = [u.path for u in units if u.path]
     assert paths[0] == "features.0" and paths[-1] == "classifier.1" and len(paths) == len(set(paths))
+    # torchvision's RegNets cannot be constructed on meta: built on the CPU, moved, then traced
+    assert [u.path for u in registry.units("regnet_y_400mf", registry.build("regnet_y_400mf", "meta"), 1)] == \
+        ["stem", "trunk_output", "avgpool", "fc"]
+    generic.check_size(registry.get("regnet_y_400mf"), 1024, 2048)
+    with pytest.raises(UserError, match="vit_h_14 needs 224x224"):
+        generic.check_size(registry.get("vit_h_14"), 1024, 2048)
 
 
 def _last_stage_hw(model: nn.Module) -> tuple[int, int]:

@@ -197,6 +197,8 @@ def torchvision_builder(arch: str, group: str, opts: Options, backbone: bool = F
         try:
             model = _silently(lambda: tvm.get_model(arch, **kw))
         except NotImplementedError as exc:  # BasicBlock ResNets: "Dilation > 1 not supported in BasicBlock"
+            if opts.output_stride == 32:
+                raise  # e.g. a constructor that cannot run on meta (meta_build retries on the CPU)
             raise _option_error(arch, f"output stride {opts.output_stride} not possible in torchvision ({exc})",
                                 f"timm/{arch} supports it" if _timm_has(arch) else "") from None
         if backbone:
@@ -321,6 +323,8 @@ def lookup(name: str, opts: Options = DEFAULT) -> ZooEntry | None:
         if backbone:
             notes.append(f"the backbone of torchvision's {arch} (its .backbone module, as the model runs it)")
         fixed = arch.startswith("vit_")  # torchvision's ViT asserts its image_size
+        if fixed:
+            size = (224, 224)  # built with weights=None: image_size 224 (vit_h_14's 518 is its SWAG weights')
         display, source = name, "torchvision"
     if not opts.is_default:
         notes.append(opts.describe())

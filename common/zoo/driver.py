@@ -35,6 +35,7 @@ from common import cli, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.registry.generic import oneline
+from common.zoo import throughput as throughput_mod
 
 SLOTS = ("eager", "fastest", "memory", "throughput")
 DEFAULT_INPUTS = ("imagenet", "cityscapes")
@@ -221,7 +222,7 @@ def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: i
     gpu = sweep.device.type == "cuda"
     proto = (" ".join(protocol_args(a, gpu)) + ("; fastest search: compile left out" if not a.search_compile
                                                  else "; fastest search includes compile")
-             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch")
+             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {a.throughput_cap}")
     result = {"models": list(dict.fromkeys(prev.get("models", []) + models)),
               "inputs": list(dict.fromkeys(prev.get("inputs", []) + list(a.inputs))),
               "what": list(a.what), "protocol": proto,
@@ -274,6 +275,9 @@ def build_parser() -> cli.Parser:
     p.add_argument("--min-iters", type=int, metavar="N", help="override the protocol's fewest iterations")
     p.add_argument("--search-compile", action="store_true",
                    help="include torch.compile(max-autotune) in the fastest search (minutes per model)")
+    p.add_argument("--throughput-cap", type=int, default=1024, metavar="N",
+                   help="largest batch the throughput search tries (default: 1024; timer.py --throughput: "
+                        f"{throughput_mod.CAP['cuda']} on a GPU)")
     p.add_argument("--force", action="store_true", help="re-measure zoo-family models whose records exist")
     p.add_argument("--force-catalogue", action="store_true",
                    help="also re-measure catalogue backbones' existing records (their full-protocol records "
@@ -308,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")
         return exc.exit_code
     sweep = Sweep(args, device, session)
+    if device.type == "cuda":
+        throughput_mod.CAP["cuda"] = args.throughput_cap
     with contextlib.suppress(OSError, ValueError, KeyError):
         import json
 
