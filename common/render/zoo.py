@@ -92,11 +92,17 @@ class Table:
 def collect(recs: list[dict]) -> tuple[dict[str, dict], dict[tuple[str, str], Table]]:
     """(the newest zoo-run record per device, tables per (device, input))."""
     sweeps: dict[str, dict] = {}
-    for r in recs:
-        if r["kind"] == SWEEP_KIND:
-            cur = sweeps.get(r["device_tag"])
-            if cur is None or _date(r) > _date(cur):
-                sweeps[r["device_tag"]] = r
+    for r in sorted((r for r in recs if r["kind"] == SWEEP_KIND), key=_date):
+        cur = sweeps.get(r["device_tag"])
+        if cur is None:  # several sweeps of one device (shards, --run-name): their union
+            sweeps[r["device_tag"]] = {**r, "result": {**r["result"], "runs": 1}}
+            continue
+        a, b = cur["result"], r["result"]
+        cur["result"] = {**b, "models": list(dict.fromkeys(a["models"] + b["models"])),
+                         "inputs": list(dict.fromkeys(a["inputs"] + b["inputs"])),
+                         "failed": a.get("failed", []) + b.get("failed", []),
+                         "steps": (a.get("steps") or 0) + (b.get("steps") or 0),
+                         "wall_s": max(a.get("wall_s", 0), b.get("wall_s", 0)), "runs": a["runs"] + 1}
     grouped: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in recs:
         if r["kind"] not in ("timing", "memory", THROUGHPUT_KIND, FAILURE_KIND):
@@ -273,8 +279,9 @@ def markdown(recs: list[dict]) -> str:
         if sweep:
             r = sweep["result"]
             failed = r.get("failed", [])
-            lines += [f"Last sweep: {len(r['models'])} models x {', '.join(r['inputs'])}, "
-                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min, "
+            runs = f" ({r['runs']} sweep records; the longest wall time)" if r.get("runs", 1) > 1 else ""
+            lines += [f"Sweep: {len(r['models'])} models x {', '.join(r['inputs'])}, "
+                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min{runs}, "
                       f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]
         for preset in sorted({p for t, p in tables if t == tag}, key=lambda p: (INPUT_ORDER + (p,)).index(p)):
             table = tables[(tag, preset)]
