@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+
+from common.errors import ChildFailed
 import torch
 from torch import nn
 
@@ -338,8 +340,8 @@ def test_a_failed_peak_worker_is_named_by_what_ended_it(body, timeout_s, says, o
 
 
 @pytest.mark.parametrize("rc, stderr, error", [
-    (1, "Traceback (most recent call last):\nValueError: boom\n", RuntimeError),
-    (-11, "", RuntimeError),
+    (1, "Traceback (most recent call last):\nValueError: boom\n", ChildFailed),
+    (-11, "", ChildFailed),
     (-9, "", MemoryError),  # the kernel's out-of-memory killer
     (1, "RuntimeError: DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes\n", MemoryError),
 ])
@@ -349,7 +351,7 @@ def test_cpu_peak_child_failure_is_out_of_memory_only_when_it_is(monkeypatch, rc
     monkeypatch.setattr(memory.subprocess, "run",
                         lambda args, **kw: subprocess.CompletedProcess(args, rc, "", stderr))
     req = Request("memory", "resnet18", InputSpec("8x8", 8, 8), "cpu")
-    with pytest.raises((RuntimeError, MemoryError)) as exc:
+    with pytest.raises((ChildFailed, MemoryError)) as exc:
         memory.cpu_peak(req)
     assert type(exc.value) is error and ("boom" in str(exc.value)) is ("boom" in stderr)
 

@@ -141,5 +141,5 @@ def test_peak_cli_writes_a_schema_2_record(tmp_path, monkeypatch):
     result = rec["result"]
     assert set(result["matmul_tflops"]) == {"fp32"} and result["matmul_tflops"]["fp32"] > 0
     assert result["copy_gbs"] > 0
-    assert peak.load(rec["device_tag"], tmp_path) == result
+    assert peak.load(rec["device_tag"], tmp_path) == {**result, "measured": rec["env"]["date"]}
     assert peak.load("no-such-device", tmp_path) is None

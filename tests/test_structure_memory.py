@@ -282,7 +282,7 @@ def test_cpu_peak_in_a_fresh_process_end_to_end():
 
 def test_static_report_survives_a_dead_weak_proxy():
     """In a long-running driver gc may list a weakref.proxy whose referent is gone;
-    memlab's own walk raised ReferenceError on it."""
+    memlab's own walk of gc's objects raised ReferenceError on it."""
     import weakref
 
     class Thing:
@@ -295,6 +295,14 @@ def test_static_report_survives_a_dead_weak_proxy():
     model = torch.nn.Linear(4, 2)
     report = memory.static_report(model, torch.zeros(1, 4))
     assert report["elements"] == 4 * 2 + 2 + 4
+
+
+def test_static_report_counts_the_model_and_input_not_the_process():
+    """A driver runs many requests in one process: what an earlier one left alive
+    must not count as this model's static memory (memlab's gc walk counted it)."""
+    leftover = torch.zeros(10_000)  # noqa: F841 - alive in the process, not part of the model
+    report = memory.static_report(torch.nn.Linear(4, 2), torch.zeros(1, 4))
+    assert report["elements"] == 4 * 2 + 2 + 4 and report["tensors"] == 3
 
 
 def test_static_report_skips_fake_tensors_left_by_compile():

@@ -10,13 +10,11 @@ is checked on a probe tensor, so a fixed memlab is never corrected twice.
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import json
 import math
 import subprocess
 import sys
-import warnings
 from typing import Callable
 
 import torch
@@ -63,23 +61,6 @@ class MemReporter(_MemlabReporter):
             self.tensor_name[id(t)] = name
         self._fix = memlab_overcounts()
 
-    def collect_tensor(self) -> None:
-        """memlab's walk of every live object, fit for a long process (a driver
-        running many requests): gc can hand out a ``weakref.proxy`` whose referent
-        is gone (memlab's ``isinstance`` check raised ReferenceError on it) and the
-        fake tensors an earlier torch.compile left (memlab failed on their data pointer)."""
-        if self.pre_collect:
-            gc.collect()
-        for obj in gc.get_objects():
-            try:
-                # Real tensors only: torch.compile leaves fake tensors behind (they have
-                # no storage to count) in a process that compiled before.
-                if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.layout == torch.strided:
-                    obj.untyped_storage()  # opaque tensors (Inductor's mkldnn weights) have none
-                    self.device_mapping[obj.device].append(obj)
-            except (ReferenceError, NotImplementedError, RuntimeError):
-                continue
-
     def get_stats(self) -> None:
         # memlab walks device_mapping in order, skipping empty tensors and adding
         # each parameter's .grad after it; mirror that walk to pair stats with tensors.
@@ -102,13 +83,16 @@ class MemReporter(_MemlabReporter):
 
 
 def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
-    """memlab's listing of every live tensor on x's device (parameters, buffers,
-    the input), its element count and corrected memory."""
+    """memlab's listing of the tensors alive before inference (parameters,
+    buffers, the input), their element count and corrected memory.
+
+    memlab's own ``collect_tensor`` walks every object gc knows: right in a fresh
+    process, wrong in a driver that ran other requests before (their leftovers, and
+    the fake and opaque tensors a compile leaves, would count or crash the walk).
+    The static set is named here instead."""
     rep = MemReporter(model, {"input": x})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # gc's walk touches deprecated torch attributes
-        rep.collect_tensor()
-    rep.device_mapping = {x.device: rep.device_mapping.get(x.device, [])}
+    tensors = [*model.parameters(), *model.buffers(), x]
+    rep.device_mapping = {x.device: [t for t in tensors if t.device == x.device]}
     rep.get_stats()
     stats = rep.device_tensor_stat.get(x.device, [])
     listing = io.StringIO()

@@ -84,7 +84,7 @@ def get(name: str, options: Options | None = None) -> Entry:
                         "segmentation models and backbones (its costs: python -m common.burden)")
     pool = list(dict.fromkeys(list(REGISTRY) + generic.all_names()))
     near = close_matches(name.removeprefix("timm/"), pool)
-    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    hint = f"; did you mean {', '.join(near)}?" if near else f"; the catalogue: {', '.join(REGISTRY)}"
     raise UserError(f"unknown model {name!r}: not in the catalogue, torchvision or timm{hint} "
                     "(python -m common.registry list)")
 
