@@ -142,7 +142,6 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
     if tool == "mem":
         kind = "structure" if args.struct else "memory"
         req = Request(kind=kind, clock="none", warmup=0, iters=1, depth=args.depth if args.struct else 1, **common)
-        registry.use(req)  # the request's build options (output stride, features) for its model
         registry.check_input(req)
         return req
     layers, train = args.layers, args.pass_ == "train"
@@ -163,7 +162,6 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
         raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
-    registry.use(req)  # the request's build options (output stride, features) for its model
     check(req)
     registry.check_input(req)  # a size the model cannot take, or options it has not: one line
     return req

@@ -85,7 +85,7 @@ def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespa
             if req.search == "fastest" or req.is_train:
                 return None
             if "model" not in shared:
-                shared["model"] = registry.build(req.model, req.device)
+                shared["model"] = registry.build_for(req, req.device)
             return shared["model"]
 
         # The first per-unit run's whole-model loop (run before its hooks) is saved as the

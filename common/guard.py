@@ -53,7 +53,7 @@ class _LiveBytes(TorchDispatchMode):
 
 def estimate_bytes(req: Request) -> int:
     """Estimated peak memory of one inference (or training step) of ``req``."""
-    model = registry.build(req.model, "meta")
+    model = registry.build_for(req, "meta")
     x = torch.empty(req.input.shape, device="meta")
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())

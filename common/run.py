@@ -97,9 +97,9 @@ def save(rec: dict, session: Session) -> list[Path]:
 
 def cost(req: Request, with_units: bool) -> structure.Cost:
     """Costs from a pass on the meta device: no memory, no compute."""
-    meta_model = registry.build(req.model, "meta")
+    meta_model = registry.build_for(req, "meta")
     x = torch.empty(req.input.shape, device="meta")
-    units = registry.units(req.model, meta_model, req.depth) if with_units else None
+    units = registry.units_for(req, meta_model) if with_units else None
     return structure.analyze(meta_model, x, units)
 
 
@@ -149,7 +149,7 @@ def _in_process_repeats(req: Request, run_req: Request, session: Session, model:
     runs: list[dict] = []
     n = max(1, req.repeats)
     for k in range(n):
-        inst = model if (k == 0 and model is not None) else registry.build(req.model, device)
+        inst = model if (k == 0 and model is not None) else registry.build_for(req, device)
         x = inputs.make(req.input, device)
         last = k == n - 1
         with torch.inference_mode(), execution.backend_flags(run_req) as flags:
@@ -203,7 +203,7 @@ def _busy(result: dict) -> None:
 def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, whole: dict, result: dict) -> None:
     """Unit spans (event marks), their coverage of the same instance's loop, and
     on a GPU each unit's kernel time from a profiled pass with unit ranges."""
-    unit_list = registry.units(req.model, prepared.model, req.depth)
+    unit_list = registry.units_for(req, prepared.model)
     profiles, spans = layerwise.profile_units(
         prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
         deadline=timing.deadline(req.max_seconds, req.min_iters))
@@ -247,9 +247,9 @@ def measure_train(req: Request, session: Session) -> dict:
     """Training steps phase by phase (and per unit for 'train-layers'), then
     inference on the same instance; peak memory of each beside the timings."""
     device = session.device
-    model = registry.build(req.model, device)
+    model = registry.build_for(req, device)
     x = inputs.make(req.input, device)
-    unit_list = registry.units(req.model, model, req.depth) if req.per_unit else None
+    unit_list = registry.units_for(req, model) if req.per_unit else None
     result: dict = {"with_optimizer": req.with_optimizer, "loss": "cross-entropy on seeded random class targets",
                     "optimizer": f"SGD(lr={training.SGD_LR}, momentum={training.SGD_MOMENTUM})"
                     if req.with_optimizer else None}
@@ -273,7 +273,7 @@ def measure_train(req: Request, session: Session) -> dict:
     if device.type == "cpu" and not req.per_unit:
         result["train_peak"] = memory.cpu_peak(req, train=True)
         result["inference_peak"] = memory.cpu_peak(req)
-    meta_model = registry.build(req.model, "meta")
+    meta_model = registry.build_for(req, "meta")
     meta_step = training.model_step(meta_model, torch.empty(req.input.shape, device="meta"), req, False)
     fwd_flops, bwd_flops = structure.step_flops(meta_step.forward, meta_step.backward)
     result["flops"] = {"forward": fwd_flops, "backward": bwd_flops}
@@ -292,7 +292,7 @@ def measure_train(req: Request, session: Session) -> dict:
 def measure_memory(req: Request, session: Session) -> dict:
     """Static memory (memlab, corrected), peak of one inference, costs per unit."""
     device = session.device
-    model = registry.build(req.model, device)
+    model = registry.build_for(req, device)
     x = inputs.make(req.input, device)
     result: dict = {"static": memory.static_report(model, x)}
     if device.type == "cuda":
@@ -314,7 +314,7 @@ def measure_memory(req: Request, session: Session) -> dict:
 def measure_structure(req: Request, session: Session) -> dict:
     """torchinfo rows down to ``req.depth`` with MACs per row from our counter; all
     on the meta device (shapes and counts need no values: no memory, no compute)."""
-    meta_model = registry.build(req.model, "meta")
+    meta_model = registry.build_for(req, "meta")
     meta_x = torch.empty(req.input.shape, device="meta")
     rows = structure.torchinfo_rows(meta_model, meta_x, req.depth)
     # One meta pass per depth level: the rows of one level never nest, so each pass

@@ -54,10 +54,10 @@ def test_one_process_runs_every_step_and_models_are_shared_per_preset(tmp_path, 
     built = []
     real = registry.build
 
-    def counting(name, device="cpu"):
+    def counting(name, device="cpu", options=None):
         if str(device) != "meta":
             built.append(name)
-        return real(name, device)
+        return real(name, device, options)
 
     monkeypatch.setattr(registry, "build", counting)
     code = drive.main(["stats", "--model", "resnet18", "--device", "cpu", "--size", "32x32", "--warmup", "0",

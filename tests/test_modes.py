@@ -39,7 +39,7 @@ def fast_search(monkeypatch):
         monkeypatch.setattr(execution, "FASTEST_CANDIDATES", tuple(candidates))
         monkeypatch.setattr(execution, "SEARCH_SECONDS", 0.01)
         monkeypatch.setattr(execution, "SEARCH_WARMUP", 1)
-        monkeypatch.setattr(execution.registry, "build", lambda name, device="cpu": Probe(fail).eval())
+        monkeypatch.setattr(execution.registry, "build", lambda name, device="cpu", options=None: Probe(fail).eval())
     return setup
 
 

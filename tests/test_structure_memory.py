@@ -222,7 +222,7 @@ def _mem_req(**kw):
 @pytest.mark.parametrize("train", [False, True])
 def test_cpu_peak_child_runs_in_the_request_precision_and_memory_format(monkeypatch, keep_threads, train):
     spy = Spy()
-    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: spy)
     got = memory.cpu_peak_child(_mem_req(precision="bf16", channels_last=True), torch.get_num_threads(), train)
     assert spy.seen[-1] == {"autocast": torch.bfloat16, "channels_last": True, "weight_channels_last": True}
     assert got[f"peak_{'train_step' if train else 'inference'}_mib"] is not None or not got["hwm_reset"]
@@ -231,7 +231,7 @@ def test_cpu_peak_child_runs_in_the_request_precision_and_memory_format(monkeypa
 
 def test_cpu_peak_child_fp32_stays_fp32(monkeypatch, keep_threads):
     spy = Spy()
-    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: spy)
     memory.cpu_peak_child(_mem_req(), torch.get_num_threads())
     assert spy.seen[-1] == {"autocast": False, "channels_last": False, "weight_channels_last": False}
 
@@ -265,7 +265,7 @@ def test_cpu_peak_child_failure_keeps_its_reason(monkeypatch):
 
 def test_child_entry_point_reads_the_request_and_prints_one_json_line(monkeypatch, keep_threads, capsys):
     spy = Spy()
-    monkeypatch.setattr(registry, "build", lambda name, device="cpu": spy)
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: spy)
     memory.child_main([json.dumps(_mem_req(channels_last=True).to_dict()), "1", "train"])
     out = json.loads(capsys.readouterr().out.strip())
     assert "peak_train_step_mib" in out and spy.seen[-1]["channels_last"] is True

@@ -430,3 +430,14 @@ def test_cudnn_version_formats() -> None:
     assert markdown.cudnn(91300) == "9.13.0"
     assert markdown.cudnn(8902) == "8.9.2"
     assert markdown.cudnn(None) == "none"
+
+
+def test_segmentation_variants_never_take_the_backbone_row():
+    from common.render import select
+
+    rec = {"kind": "timing", "request": {"input": {"batch": 1, "name": "cityscapes"}, "variant": "", "depth": 1,
+                                         "clock": "cuda-event", "output_stride": 8},
+           "env": {"device_type": "cuda"}, "result": {}}
+    assert not select.is_default_mode(rec)
+    rec["request"]["output_stride"] = 32
+    assert select.is_default_mode(rec)

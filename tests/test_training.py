@@ -316,7 +316,7 @@ class Fits(nn.Module):
 @pytest.fixture
 def fits_model(monkeypatch):
     model = Fits(limit=2)
-    monkeypatch.setattr(registry, "build", lambda name, device="cpu": model)
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: model)
     return model
 
 
@@ -347,7 +347,7 @@ def test_one_step_fits_lets_other_errors_through(monkeypatch):
         def forward(self, x):
             raise RuntimeError("a bug")
 
-    monkeypatch.setattr(registry, "build", lambda name, device="cpu": Broken())
+    monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: Broken())
     req = Request("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter")
     with pytest.raises(RuntimeError, match="a bug"):
         oom.one_step_fits(req, 4)

@@ -189,7 +189,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
             continue
         try:
             check_supported(cand)
-            model = registry.build(cand.model, device)
+            model = registry.build_for(cand, device)
             x = inputs.make(cand.input, device)
             with torch.inference_mode(), backend_flags(cand):
                 run = prepare(model, x, cand)

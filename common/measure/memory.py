@@ -148,7 +148,7 @@ def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
     from common.measure import execution, training
 
     torch.set_num_threads(threads)
-    model = registry.build(req.model)
+    model = registry.build_for(req, "cpu")
     x = inputs.make(req.input, "cpu")
     with contextlib.ExitStack() as stack:
         stack.enter_context(execution.backend_flags(req))

@@ -37,7 +37,7 @@ def one_step_fits(req: Request, batch: int) -> bool:
     device = torch.device(req.device)
     model = x = None
     try:
-        model = registry.build(req.model, device)
+        model = registry.build_for(req, device)
         x = inputs.make(req.input, device)
         with execution.backend_flags(req):
             if req.is_train:

@@ -124,21 +124,6 @@ def _catalogue_variant(entry: Entry, opts: Options) -> Entry:
     return variant
 
 
-# Build options of the request being measured, per model (set by the CLI: ``use``). The
-# measuring code asks ``build(name, device)``; until every caller passes the request
-# (``build_for``), a model's options come from here.
-_ACTIVE: dict[str, Options] = {}
-
-
-def use(req: object) -> None:
-    """Make ``req``'s build options those of its model for ``build``/``units`` without options."""
-    opts = options_of(req)
-    if opts.is_default:
-        _ACTIVE.pop(req.model, None)  # type: ignore[attr-defined]
-    else:
-        _ACTIVE[req.model] = opts  # type: ignore[attr-defined]
-
-
 def options_of(req: object) -> Options:
     return Options(getattr(req, "output_stride", 32), getattr(req, "features", False))
 
@@ -151,9 +136,9 @@ def build(name: str, device: torch.device | str = "cpu", options: Options | None
     """The unmodified model, random weights, in eval mode, on ``device``. On
     ``meta`` it is built in place: shapes only, no memory, no initialisation cost
     (or on the CPU and moved, for a constructor that computes with tensor values)."""
-    entry = get(name, options or _ACTIVE.get(name))
+    entry = get(name, options)
     if torch.device(device).type == "meta":
-        if entry.family == "zoo" or not (options or _ACTIVE.get(name) or DEFAULT).is_default:
+        if entry.family == "zoo" or not (options or DEFAULT).is_default:
             from common.registry.generic import meta_build
 
             return meta_build(entry.builder).eval()
@@ -163,7 +148,7 @@ def build(name: str, device: torch.device | str = "cpu", options: Options | None
 
 
 def units(name: str, model: nn.Module, depth: int = 1, options: Options | None = None) -> list[Unit]:
-    entry = get(name, options or _ACTIVE.get(name))
+    entry = get(name, options)
     if depth not in entry.depths:
         raise UserError(f"--depth {depth} is not defined for {name}: its unit depths are "
                         f"{', '.join(map(str, entry.depths))}")

@@ -45,6 +45,8 @@ def is_default_mode(rec: dict) -> bool:
         return False
     if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
         return False
+    if req.get("output_stride", 32) != 32 or req.get("features"):  # a segmentation variant, not the backbone
+        return False
     if rec["kind"] in ("timing", "layers") and not default_clock(rec):
         return False
     return rec["kind"] != "layers" or req["depth"] == 1

@@ -70,6 +70,10 @@ def header(title: str, rec: dict) -> str:
         f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
         f"# mode: {spec['mode']}   precision: {spec['precision']}   channels_last: {spec['channels_last']}",
     ]
+    built = [f"output stride {spec['output_stride']}"] if spec.get("output_stride", 32) != 32 else []
+    built += ["multi-scale features (features_only)"] if spec.get("features") else []
+    if built:
+        lines.append("# built with: " + ", ".join(built))
     if flags:
         lines.append("# backend flags: " + "  ".join(f"{k}={v}" for k, v in flags.items()))
     if "timing" in rec["result"]:

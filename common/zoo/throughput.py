@@ -170,7 +170,6 @@ def measure_and_save(req: Request, session: object) -> list[Path]:
     from common.render import zoo as render_zoo
 
     req = request_of(req)
-    registry.use(req)
     records.ensure_writable(session.record_path(req).parent)  # type: ignore[attr-defined]
     result = measure(req, session.device)  # type: ignore[attr-defined]
     rec = records.make_record(KIND, session.tag, req.to_dict(), session.env, result)  # type: ignore[attr-defined]
