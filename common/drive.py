@@ -34,7 +34,9 @@ PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
 CPU_QUICK = ["--warmup", "1", "--iters", "2"]
 # ... and at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
 # without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
-GPU_QUICK = ["--max-seconds", "2"]  # at most 2 s per timed loop after the 25 warm-up iterations
+# On a GPU: each timed loop at most 0.5 s (at least 5 iterations) after the 25 warm-up
+# iterations and at least 0.5 s of warm-up; three repeats of the whole-model loop.
+GPU_QUICK = ["--max-seconds", "0.5", "--warmup-seconds", "0.5"]
 
 
 @dataclass
@@ -111,6 +113,8 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
         try:
             sess = session(args)
             step_args = argparse.Namespace(**{**vars(args), "layers": layers})
+            if layers and (depth or args.depth) > 1:
+                step_args.repeats = 1  # the whole-model repeats are the depth-1 run's; blocks need one reference
             state["req"] = req = cli.request_from_args(step_args, "timer", sess.device, preset=preset, depth=depth)
             return cli.measure_and_save(req, sess, instance(req), with_timing)
         finally:

@@ -6,10 +6,14 @@
 # $OUT/records.tgz (render them here with python -m common.render).
 # Usage: device_suite.sh STAGE... [-- extra timer.py args]
 #   peak     the device's measured matrix rate per precision and copy bandwidth
+#   gputest  the tests marked gpu (CUDA events, peaks, graphs, compile, profiler)
 #   core     the eleven catalogue models: latency, per unit, memory, structure (quick protocol)
 #   check    our timer against torch.utils.benchmark, same process
-#   gputest  the tests marked gpu
+#   honest   the six backbones at the GPU protocol (--max-seconds 2, 3 repeats, kernel time),
+#            per unit in fp32 and bf16 channels-last, five fresh-process runs of Xception and
+#            MobileNet-V2 at PASCAL size
 #   modes    --mode fastest (no compile) for the six backbones on both presets
+#   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU)
 #   train    seed 004: training steps and layer sets
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,28 +26,42 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
-export PYTHON=python3 PYTHONUNBUFFERED=1
+export PYTHON=python3 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20  # bars every 20 s: a readable log
 touch /tmp/suite_start
-pack() { find results/records -newer /tmp/suite_start -name '*.json' > /tmp/new.txt; tar czf "$out/records.tgz" -T /tmp/new.txt; }
+pack() {  # the records written by this suite (the sweep's under results/sweep_copy), and the logs
+  find results/records results/sweep_copy -newer /tmp/suite_start -name '*.json' > /tmp/new.txt 2>/dev/null
+  tar czf "$out/records.tgz" -T /tmp/new.txt
+}
 trap pack EXIT
 start=$(date +%s)
 stage() {  # stage NAME CMD...: run unless the budget is spent; log duration and status
   local t0=$(date +%s)
   if (( t0 - start > budget )); then echo "$1 skipped: suite budget ${budget}s spent" | tee -a "$out/log.txt"; return; fi
-  timeout $(( budget - (t0 - start) + 5 )) "${@:2}" > "$out/$1.out" 2> "$out/$1.err"; local rc=$?
+  echo "== $1" >> "$out/stages.out"; echo "== $1" >> "$out/stages.err"
+  timeout $(( budget - (t0 - start) + 5 )) "${@:2}" >> "$out/stages.out" 2>> "$out/stages.err"; local rc=$?
   echo "$1 rc=$rc $(( $(date +%s) - t0 ))s" | tee -a "$out/log.txt"
 }
+six=$(python3 -m common.registry list --tag backbone --names)
 for s in "${stages[@]}"; do
   case $s in
     peak) stage peak python3 -m common.measure.peak --device cuda ;;
-    core) stage core python3 -m common.drive profile --device cuda --models $(python3 -m common.registry list --tag catalogue --names) --no-seed004 "${extra[@]}" ;;
-    check) stage check python3 scripts/check_timer.py "${extra[@]}" ;;
     gputest) stage gputest python3 -m pytest -q -m gpu tests ;;
-    modes) for input in cityscapes pascal; do
-             stage "modes_$input" python3 -m common.drive stats --model $(python3 -m common.registry list --tag backbone --names) \
-               --input "$input" --mode fastest --no-search-compile --no-layers "${extra[@]}"
-           done ;;
-    train) stage train python3 -m common.drive seed004 "${extra[@]}" ;;
+    core) stage core python3 -m common.drive profile --device cuda --no-seed004 "${extra[@]}" ;;
+    check) stage check python3 scripts/check_timer.py --device cuda --max-seconds 1 --no-coverage "${extra[@]}" ;;
+    honest)
+      stage honest_fp32 python3 -m common.drive stats --model $six --max-seconds 2 "${extra[@]}"
+      stage honest_bf16 python3 -m common.drive stats --model $six --precision bf16 --channels-last --layers \
+        --depth 1 --max-seconds 2 "${extra[@]}"
+      for m in xception mobilenet_v2; do
+        stage "fresh_$m" python3 -m common.cli timer --model $m --input pascal --repeats 5 --fresh-process \
+          --max-seconds 2 "${extra[@]}"
+      done ;;
+    modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
+             --max-seconds 1 "${extra[@]}" ;;
+    sweep) stage sweep python3 -m common.sweep --models catalogue --inputs cityscapes pascal --modes eager \
+             --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
+           mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
+    train) stage train python3 -m common.drive seed004 --max-seconds 1 "${extra[@]}" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done

@@ -37,6 +37,8 @@ def build_parser() -> Parser:
     w.add_argument("--iters", type=positive(int), metavar="N", help="timer --iters (default: the timer's, 300)")
     w.add_argument("--max-seconds", type=positive(float), metavar="S", help="timer --max-seconds")
     w.add_argument("--min-iters", type=positive(int), metavar="N", help="timer --min-iters")
+    w.add_argument("--warmup-seconds", type=float, metavar="S", help="timer --warmup-seconds (default: the timer's)")
+    w.add_argument("--repeats", type=positive(int), metavar="N", help="timer --repeats (default: 3 on a GPU, 1 on the CPU)")
     w.add_argument("--batch", type=positive(int), metavar="N", help="batch size (default: 1)")
     w.add_argument("--threads", type=positive(int), metavar="N", help="CPU threads of each run")
     w.add_argument("--no-search-compile", dest="search_compile", action="store_const", const=False,

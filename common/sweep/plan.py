@@ -20,7 +20,7 @@ KINDS = ("timing", "layers", "memory")
 DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes": ["eager"], "kinds": ["timing"]}
 # Protocol flags passed to every timer task (memory tasks take --batch and --threads only).
 PROTOCOL = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters",
-            "batch": "--batch", "threads": "--threads"}
+            "warmup_seconds": "--warmup-seconds", "repeats": "--repeats", "batch": "--batch", "threads": "--threads"}
 MEM_PROTOCOL = ("batch", "threads")
 
 
