@@ -52,3 +52,14 @@ def roofline(flops: int, bytes_moved: int, median_ms: float, peaks: dict | None,
 def coverage(unit_ms: list[float], whole_ms: float) -> float | None:
     """Sum of the units' times over the whole model's time, from the same run."""
     return sum(unit_ms) / whole_ms if whole_ms and whole_ms > 0 else None
+
+
+def kernel_coverage(result: dict) -> float | None:
+    """The units' kernel time (per-unit profiled pass, one range per unit) over the
+    whole model's kernel time profiled without hooks: an independent reference (the
+    hooked pass against its own total, ``result['kernel_coverage']``, is 1 by construction)."""
+    whole = (result.get("kernels") or {}).get("kernel_ms_mean")
+    units = result.get("units") or []
+    if not whole or not units or any(u.get("kernel_ms") is None for u in units):
+        return None
+    return coverage([u["kernel_ms"] for u in units], whole)

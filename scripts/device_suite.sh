@@ -9,11 +9,12 @@
 #   gputest  the tests marked gpu (CUDA events, peaks, graphs, compile, profiler)
 #   core     the eleven catalogue models: latency, per unit, memory, structure (quick protocol)
 #   check    our timer against torch.utils.benchmark, same process
-#   honest   the six backbones at the GPU protocol (--max-seconds 2, 3 repeats, kernel time),
-#            per unit in fp32 and bf16 channels-last, five fresh-process runs of Xception and
-#            MobileNet-V2 at PASCAL size
+#   honest   the six backbones at the GPU protocol (--max-seconds 2, 3 repeats, kernel time), per unit
+#   bf16     the same per unit in bf16 channels-last
+#   fresh    five fresh-process runs of Xception and MobileNet-V2 at PASCAL size
 #   modes    --mode fastest (no compile) for the six backbones on both presets
-#   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU)
+#   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU);
+#            SWEEP_MODELS / SWEEP_INPUTS narrow it
 #   train    seed 004: training steps and layer sets
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,17 +49,16 @@ for s in "${stages[@]}"; do
     gputest) stage gputest python3 -m pytest -q -m gpu tests ;;
     core) stage core python3 -m common.drive profile --device cuda --no-seed004 "${extra[@]}" ;;
     check) stage check python3 scripts/check_timer.py --device cuda --max-seconds 1 --no-coverage "${extra[@]}" ;;
-    honest)
-      stage honest_fp32 python3 -m common.drive stats --model $six --max-seconds 2 "${extra[@]}"
-      stage honest_bf16 python3 -m common.drive stats --model $six --precision bf16 --channels-last --layers \
-        --depth 1 --max-seconds 2 "${extra[@]}"
-      for m in xception mobilenet_v2; do
-        stage "fresh_$m" python3 -m common.cli timer --model $m --input pascal --repeats 5 --fresh-process \
-          --max-seconds 2 "${extra[@]}"
-      done ;;
+    honest) stage honest_fp32 python3 -m common.drive stats --model $six --max-seconds 2 "${extra[@]}" ;;
+    bf16) stage honest_bf16 python3 -m common.drive stats --model $six --precision bf16 --channels-last --layers \
+            --depth 1 --max-seconds 2 "${extra[@]}" ;;
+    fresh) for m in xception mobilenet_v2; do
+             stage "fresh_$m" python3 -m common.cli timer --model $m --input pascal --repeats 5 --fresh-process \
+               --max-seconds 2 "${extra[@]}"
+           done ;;
     modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
              --max-seconds 1 "${extra[@]}" ;;
-    sweep) stage sweep python3 -m common.sweep --models catalogue --inputs cityscapes pascal --modes eager \
+    sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes eager \
              --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
            mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
     train) stage train python3 -m common.drive seed004 --max-seconds 1 "${extra[@]}" ;;

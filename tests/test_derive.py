@@ -80,3 +80,12 @@ def test_coverage_by_hand():
     assert derive.coverage([3.0, 3.0], 5.0) == pytest.approx(1.2)  # above 1 is reported, not clipped
     assert derive.coverage([1.0], 0.0) is None
     assert math.isclose(derive.coverage([], 2.0), 0.0)
+
+
+def test_kernel_coverage_is_against_the_unhooked_whole_model():
+    result = {"kernels": {"kernel_ms_mean": 2.0}, "kernel_coverage": 1.0,
+              "units": [{"kernel_ms": 0.5}, {"kernel_ms": 1.45}]}
+    assert derive.kernel_coverage(result) == pytest.approx(0.975)
+    result["units"].append({"kernel_ms": None})  # a unit without a kernel time: no figure, not a wrong one
+    assert derive.kernel_coverage(result) is None
+    assert derive.kernel_coverage({"units": [{"kernel_ms": 1.0}]}) is None  # CPU: no kernel times

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common import records, registry
+from common import derive, records, registry
 from common.errors import UserError
 from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
 from common.spec import DEFAULT_CLOCK, variant_of
@@ -332,7 +332,7 @@ def evidence(chosen: dict) -> dict:
         name = model + (f" depth {depth}" if depth > 1 else "")
         if kind == "layers":
             e["span"].append((name, r.get("coverage")))
-            e["kernel"].append((name, r.get("kernel_coverage")))
+            e["kernel"].append((name, derive.kernel_coverage(r)))
         else:
             e["busy"].append((model, (r.get("kernels") or {}).get("busy")))
             e["spread"].append((model, (r.get("repeats") or {}).get("spread")))
@@ -362,7 +362,7 @@ def select(recs: list[dict], problems: list[str]) -> Results:
             ekey = _evidence_key(rec)
             if ekey is not None:
                 check_numbers({"coverage": rec["result"].get("coverage"),
-                               "kernel_coverage": rec["result"].get("kernel_coverage"),
+                               "kernel_coverage": derive.kernel_coverage(rec["result"]),
                                "busy": (rec["result"].get("kernels") or {}).get("busy"),
                                "spread": (rec["result"].get("repeats") or {}).get("spread")},
                               ("coverage", "kernel_coverage", "busy", "spread"))
