@@ -131,3 +131,16 @@ def test_failure_reasons_name_the_signal_and_the_last_line():
     assert task.describe(None, "", 5.0) == "timed out after 5 s"
     s = runner.summarize([], [], {}, 2.0, None)
     assert s["counts"] == {"done": 0, "skipped": 0, "failed": 0} and "speed-up" in runner.table(s, "x")
+
+
+def test_probe_gives_what_the_device_check_reads(monkeypatch):
+    """The check of shared GPUs reads the probe's own output (it failed on a real GPU
+    worker, where the UUID is set, for want of the worker's name)."""
+    from common.sweep import task
+
+    monkeypatch.setattr(task, "_PROBED", {})
+    info = task.probe("cpu")
+    gpu = {**info, "gpu_uuid": "GPU-1", "gpu_index": 0}
+    cluster.check_devices([gpu])
+    with pytest.raises(UserError, match="claimed by workers"):
+        cluster.check_devices([gpu, {**gpu, "worker_name": "other"}])

@@ -98,7 +98,7 @@ def probe(device_kind: str = "auto") -> dict:
         if out.returncode != 0:
             raise RuntimeError(f"worker {name}: cannot use GPU {gpu}: {last_line(out.stderr) or out.returncode}")
         info = json.loads(out.stdout.strip().splitlines()[-1])
-    info.update(worker=name, gpu=gpu, device="cuda:0" if gpu is not None else "cpu")
+    info.update(worker=name, worker_name=name, gpu=gpu, device="cuda:0" if gpu is not None else "cpu")
     info["label"] = f"{info['host']} GPU {info['gpu_index']}" if gpu is not None else f"{info['host']} cpu/{name}"
     _PROBED[device_kind] = info
     return info
