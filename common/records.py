@@ -75,6 +75,9 @@ def code_version() -> dict:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
+    if os.environ.get("BP_CODE_COMMIT"):
+        # A copied tree (the GPU machine's) may carry a stale .git: the sender names the commit.
+        return {"commit": os.environ["BP_CODE_COMMIT"], "dirty": os.environ.get("BP_CODE_DIRTY") == "1"}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no", "--", "common", "*.py", "*.sh")
     return {"commit": commit, "dirty": None if status is None or commit is None else bool(status)}

@@ -28,6 +28,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH=/tmp/site
 fi
 export PYTHON=python3 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20  # bars every 20 s: a readable log
+[ -n "${BP_CODE_COMMIT:-}" ] || echo "device_suite.sh: BP_CODE_COMMIT not set: records name whatever commit this copy's .git says" >&2
 touch /tmp/suite_start
 pack() {  # the records written by this suite (the sweep's under results/sweep_copy), and the logs
   find results/records results/sweep_copy -newer /tmp/suite_start -name '*.json' > /tmp/new.txt 2>/dev/null

@@ -420,3 +420,13 @@ def test_stats18_driver_from_another_cwd(tmp_path, cpu_tag):
     # Every file the driver wrote is named on stdout.
     written = {Path(p) for p in proc.stdout.split()}
     assert set(expected) <= written
+
+
+def test_code_version_named_by_the_sender(monkeypatch):
+    """A copied tree (the GPU machine's) may carry a stale .git; the sender names the commit."""
+    records.code_version.cache_clear()
+    monkeypatch.setenv("BP_CODE_COMMIT", "abc123")
+    try:
+        assert records.code_version() == {"commit": "abc123", "dirty": False}
+    finally:
+        records.code_version.cache_clear()
