@@ -15,7 +15,7 @@ then renders results/*.md, README's tables and every .txt from the records.
   --device DEV      auto | cpu | cuda | cuda:N (default: auto, the GPU when present)
   --tag NAME        device folder name for every output (default: from the device)
   --full            the seeds' full protocol (25 warm-up + 300 iterations per loop);
-                    default is the quick one: GPU --max-seconds 0.5 --warmup-seconds 0.5 per loop; CPU --warmup 1
+                    default is the quick one: GPU --max-seconds 0.5 --warmup-seconds 0.5 --repeats 2; CPU --warmup 1
                     --iters 2, per unit at depth 1 only at Cityscapes, seed 004 left out
                     (run scripts/seed004.sh for it)
   --models NAME...  only these models
