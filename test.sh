@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 case " $* " in *" -h "*|*" --help "*) echo "usage: ./test.sh [pytest args]  (runs the CPU test suite after setting up .venv)"; exit 0 ;; esac
 . scripts/setup_venv.sh
-exec "$PYTHON" -m pytest -q "$@"
+# Two workers: the machines this runs on have 2 cores (the tests assert no timings).
+exec "$PYTHON" -m pytest -q -n 2 "$@"

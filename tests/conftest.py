@@ -24,7 +24,7 @@ from common import env as envmod  # noqa: E402
 from common import registry  # noqa: E402
 
 # Small and fast: every end-to-end run uses these.
-FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1"]
+FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1", "--warmup-seconds", "0"]
 
 FAMILY_DIR = {f: f"{f}_profiler" for f in ("resnet", "mobilenetv2", "xception", "vgg")}
 

@@ -109,8 +109,13 @@ def test_driver_without_environment_says_how_to_set_up():
     assert len(proc.stderr.splitlines()) == 1
 
 
-def test_profile_job_is_recorded_with_its_wall_time(tmp_path):
-    code = drive.main(["profile", "--device", "cpu", "--tag", "t", "--models", "resnet18", "--size", "32x32",
+def test_profile_job_is_recorded_with_its_wall_time(tmp_path, monkeypatch):
+    from common.measure import memory
+
+    # The fresh-process peak is tested on its own (test_structure_memory); here the job matters.
+    monkeypatch.setattr(memory, "cpu_peak", lambda req, train=False: {
+        "method": "not measured in this test", "peak_inference_mib": 1.0})
+    code = drive.main(["profile", "--device", "cpu", "--tag", "t", "--models", "resnet18", "--size", "32x32", "--warmup-seconds", "0",
                        "--out-dir", str(tmp_path)])
     assert code == 0
     job = load_json(tmp_path / "results" / "records" / "t" / "job" / "profile_quick.json")

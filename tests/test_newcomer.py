@@ -49,7 +49,21 @@ def test_entry_point_before_set_up_says_how(monkeypatch, tmp_path, capsys):
                    "run ./test.sh or ./profile.sh first\n")
 
 
-@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_ctrl_c_mid_run_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from common import cli
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.run.timing, "run_loop", interrupted)
+    code = cli.main("timer", "resnet", ["--model", "resnet18", "--device", "cpu", "--size", "32x32", "--tag", "t",
+                                        "--out-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 130 and err.count("\n") == 1 and "interrupted; no output was written" in err
+    assert not [p for p in snapshot(tmp_path) if p.endswith((".json", ".txt"))]
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated")])
 def test_signal_mid_run_is_one_line_and_writes_nothing(tmp_path, sig, code, word):
     out = tmp_path / "out"
     env = {**child_env(), "TQDM_DISABLE": "1"}

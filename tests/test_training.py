@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from common.measure.timing import Limits
 import torch
 from torch import nn
 
@@ -45,7 +47,7 @@ def _tiny_step(with_optimizer: bool):
 def test_train_step_without_optimizer_fills_gradients_and_leaves_parameters():
     model, step = _tiny_step(with_optimizer=False)
     before = {k: v.clone() for k, v in model.named_parameters()}
-    got = training.train_loop(step, HostMarks(), warmup=1, iters=3)
+    got = training.train_loop(step, HostMarks(), Limits(1, 3))
     assert model.training
     assert set(got) == {"forward", "backward", "total"}
     for name, p in model.named_parameters():
@@ -56,7 +58,7 @@ def test_train_step_without_optimizer_fills_gradients_and_leaves_parameters():
 def test_train_step_with_optimizer_updates_parameters_and_times_it():
     model, step = _tiny_step(with_optimizer=True)
     before = model.fc.weight.detach().clone()
-    got = training.train_loop(step, HostMarks(), warmup=0, iters=2)
+    got = training.train_loop(step, HostMarks(), Limits(0, 2))
     assert set(got) == {"forward", "backward", "total", "optimizer"}
     assert not torch.equal(model.fc.weight, before)
 
@@ -67,7 +69,7 @@ def test_total_is_forward_plus_backward_of_the_same_step(monkeypatch):
     marks = HostMarks()
     monkeypatch.setattr(marks, "mark", lambda: float(next(ticks)))
     _, step = _tiny_step(with_optimizer=True)
-    got = training.train_loop(step, marks, warmup=0, iters=3)
+    got = training.train_loop(step, marks, Limits(0, 3))
     for f, b, t in zip(got["forward"].samples_ms, got["backward"].samples_ms, got["total"].samples_ms):
         assert t == pytest.approx(f + b)
     assert all(s == pytest.approx(1e3) for s in got["optimizer"].samples_ms)  # one tick between its marks
@@ -76,7 +78,7 @@ def test_total_is_forward_plus_backward_of_the_same_step(monkeypatch):
 def test_train_loop_max_seconds_counts_from_the_first_timed_step():
     _, step = _tiny_step(with_optimizer=False)
     clock = iter([0.0] + [100.0] * 50)  # the deadline is set, then every later reading is past it
-    got = training.train_loop(step, HostMarks(), warmup=3, iters=20, max_seconds=1.0, min_iters=4,
+    got = training.train_loop(step, HostMarks(), Limits(3, 20, max_seconds=1.0, min_iters=4),
                               now=lambda: next(clock))
     assert got["total"].to_dict()["iters"] == 4 and got["total"].stopped_early
 
@@ -126,7 +128,7 @@ def test_backward_order_is_reverse_execution_order(monkeypatch):
         real_collect(fwd, bwd)
 
     hooks.collect = spy
-    training.train_loop(step, marks, warmup=0, iters=1, hooks=hooks)
+    training.train_loop(step, marks, Limits(0, 1), hooks=hooks)
     hooks.remove()
     marks_of = seen[0]
     starts = [marks_of[(i, "grad_out")] for i, u in enumerate(TINY_UNITS) if u.path]

@@ -13,6 +13,7 @@ from torch import nn
 from common import cli, records, registry
 from common.errors import UserError
 from common.registry import Options, generic
+from common.registry import unit_trace as unit_rules
 from common.render import zoo as render_zoo
 from common.zoo import driver, throughput
 
@@ -77,9 +78,9 @@ class Shared(nn.Module):
 
 def test_generic_units_every_executed_module_once():
     model = Shared().eval()
-    tr = generic.trace(model, torch.randn(1, 3, 8, 8))
+    tr = unit_rules.trace(model, torch.randn(1, 3, 8, 8))
     for depth in (1, 2):
-        units = generic.units_from_trace(model, tr, depth)
+        units = unit_rules.units_from_trace(model, tr, depth)
         paths = [u.path for u in units if u.path]
         assert "unused" not in paths and "act" not in paths  # never executed / shared
         assert len(paths) == len(set(paths))
@@ -91,7 +92,7 @@ def test_generic_units_every_executed_module_once():
             assert len(inside) == 1 or m == "act", (m, inside)
         notes = " ".join(u.note for u in units if u.path is None)
         assert "act x3 shared" in notes and "add" in notes and "mean" in notes
-    assert [u.path for u in generic.units_from_trace(model, tr, 2) if u.path] == ["conv1", "block.0", "block.1", "head"]
+    assert [u.path for u in unit_rules.units_from_trace(model, tr, 2) if u.path] == ["conv1", "block.0", "block.1", "head"]
 
 
 def test_generic_units_real_model_cover_top_level():

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from common import derive, inputs
 from common.measure import execution, structure, training
-from common.measure.timing import MIN_ITERS, make_marks
+from common.measure.timing import Limits, MIN_ITERS, make_marks
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def measure_case(case: LayerCase, device: torch.device, precision: str, clock: s
     x = torch.randn(case.input_shape, generator=torch.Generator().manual_seed(inputs.SEED)).to(device)
     step = training.layer_step(layer, x, autocast=lambda: execution.autocast_for(precision, device))
     widths = op_widths(step.forward, case.input_shape)
-    got = training.train_loop(step, make_marks(clock, device), warmup, iters, batch=case.input_shape[0],
-                              max_seconds=max_seconds, min_iters=min_iters, desc=case.name)
+    got = training.train_loop(step, make_marks(clock, device), Limits(warmup, iters, max_seconds, min_iters),
+                              batch=case.input_shape[0], desc=case.name)
     with torch.device("meta"):
         meta_layer = case.build()
     meta_step = training.layer_step(meta_layer, torch.empty(case.input_shape, device="meta"))

@@ -193,6 +193,17 @@ def deadline(max_seconds: float | None, min_iters: int,
     return lambda n: n >= min_iters and now() >= end
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How many iterations a loop warms up and times, and the time budget that may
+    stop the timed part early (after ``min_iters`` samples)."""
+
+    warmup: int
+    iters: int
+    max_seconds: float | None = None
+    min_iters: int = MIN_ITERS
+
+
 def run_loop(
     fn: Callable[[], object],
     clock: Clock,

@@ -20,7 +20,7 @@ from common import inputs
 from common.measure import execution, layerwise
 from common.registry import Unit
 from common.spec import Request
-from common.measure.timing import MIN_ITERS, Marks, Measurement, deadline, make_marks
+from common.measure.timing import Limits, Marks, Measurement, deadline, make_marks
 
 # The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
 # recipe of the ResNet paper (its cost is one read-modify-write per parameter).
@@ -95,30 +95,21 @@ def layer_step(layer: nn.Module, x: torch.Tensor,
     return TrainStep(forward, lambda out: out.backward(grad), params)
 
 
-def train_loop(
-    step: TrainStep,
-    marks: Marks,
-    warmup: int,
-    iters: int,
-    *,
-    batch: int = 1,
-    max_seconds: float | None = None,
-    min_iters: int = MIN_ITERS,
-    now: Callable[[], float] = time.monotonic,
-    hooks: "layerwise._UnitHooks | None" = None,
-    desc: str = "train step",
-) -> dict[str, Measurement]:
+def train_loop(step: TrainStep, marks: Marks, limits: Limits, *, batch: int = 1,
+               now: Callable[[], float] = time.monotonic, hooks: "layerwise._UnitHooks | None" = None,
+               desc: str = "train step") -> dict[str, Measurement]:
     """Warm up, then time up to ``iters`` training steps phase by phase (as
     ``timing.run_loop``: ``max_seconds`` counts from the first timed step).
     With ``hooks`` (``layerwise.unit_hooks``) every unit's forward and backward
     spans are collected too. Returns a Measurement per phase of ``PHASES`` run."""
+    warmup, iters = limits.warmup, limits.iters
     for _ in tqdm(range(warmup), desc=f"{desc} warm-up", leave=False, disable=warmup == 0):
         if hooks:
             hooks.reset()
         step.run()
     samples: dict[str, list[float]] = {p: [] for p in PHASES if p != "optimizer" or step.optimizer}
     stopped_early = False
-    done = deadline(max_seconds, min_iters, now)
+    done = deadline(limits.max_seconds, limits.min_iters, now)
     for n in tqdm(range(iters), desc=desc, leave=False):
         step.zero_grad()  # outside the timed region
         if hooks:
@@ -156,9 +147,8 @@ def profile_train(model: nn.Module, x: torch.Tensor, req: Request,
     marks = make_marks(req.clock, device) if units is None else layerwise.unit_marks(device)
     hooks = layerwise.unit_hooks(model, units, marks) if units else None
     try:
-        got = train_loop(step, marks, req.warmup, req.iters, batch=req.input.batch,
-                         max_seconds=req.max_seconds, min_iters=req.min_iters, hooks=hooks,
-                         desc=f"{req.model} {req.input.tag} train")
+        got = train_loop(step, marks, Limits(req.warmup, req.iters, req.max_seconds, req.min_iters),
+                         batch=req.input.batch, hooks=hooks, desc=f"{req.model} {req.input.tag} train")
     finally:
         if hooks:
             hooks.remove()
