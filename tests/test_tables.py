@@ -441,3 +441,19 @@ def test_segmentation_variants_never_take_the_backbone_row():
     assert not select.is_default_mode(rec)
     rec["request"]["output_stride"] = 32
     assert select.is_default_mode(rec)
+
+
+def test_committed_txt_files_are_readable():
+    """Every .txt fits 160 columns; memory reports lead with their summary (memlab's
+    listing last); CPU files name no CUDA/cuDNN versions or cuDNN flags."""
+    root = Path(__file__).resolve().parent.parent
+    files = [p for p in root.glob("*_profiler/**/*.txt")]
+    assert files
+    for p in files:
+        text = p.read_text()
+        assert max(len(line) for line in text.splitlines()) <= 160, p
+        if "/memory_reports/" in str(p):
+            assert text.index("## Summary") < text.index("## Tensors alive before inference"), p
+        if "[cpu]" in text.split("\n# date:")[0]:
+            head = text.split("\n# date:")[0]
+            assert "cuDNN" not in head and "cudnn." not in head, p

@@ -14,6 +14,7 @@ give byte-identical files. Where each kind goes (``path_for``):
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -42,12 +43,23 @@ def path_for(rec: dict, root: Path) -> Path:
     raise ValueError(f"records of kind {kind!r} have no .txt file")
 
 
+WIDTH = 160  # every line of a .txt fits a terminal this wide; tables are laid out within it
+
+
 def text_for(rec: dict) -> str:
     """The ``.txt`` of ``rec``; a superseded record says so on its first line."""
     text = FORMATTERS[rec["kind"]](rec)
     if rec.get("superseded"):
         text = f"# SUPERSEDED: {rec['superseded']} (kept for reference; not current)\n" + text
-    return text
+    return "".join(_fit(line) + "\n" for line in text.split("\n")[:-1]) + text.split("\n")[-1]
+
+
+def _fit(line: str) -> str:
+    """A prose line longer than WIDTH, wrapped at spaces (tables are already narrower)."""
+    if len(line) <= WIDTH:
+        return line
+    indent = "#   " if line.startswith("#") else " " * 17
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
 def write(rec: dict, root: Path) -> Path:
@@ -67,14 +79,15 @@ def header(title: str, rec: dict) -> str:
         f"(B,C,H,W) = ({', '.join(map(str, spec['input']['shape']))})",
         f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
         f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
-        f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
+        (f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}"
+         if env.get("device_type") == "cuda" else f"# torch {env['torch']}   python {env['python']}"),
         f"# mode: {spec['mode']}   precision: {spec['precision']}   channels_last: {spec['channels_last']}",
     ]
     built = [f"output stride {spec['output_stride']}"] if spec.get("output_stride", 32) != 32 else []
     built += ["multi-scale features (features_only)"] if spec.get("features") else []
     if built:
         lines.append("# built with: " + ", ".join(built))
-    if flags:
+    if flags and env.get("device_type") == "cuda":  # cuDNN and TF32 flags play no part on the CPU
         lines.append("# backend flags: " + "  ".join(f"{k}={v}" for k, v in flags.items()))
     if "timing" in rec["result"]:
         t = rec["result"]["timing"]
@@ -147,23 +160,26 @@ def layers_txt(rec: dict) -> str:
         "# Hooks on the unmodified model mark each unit's start and end (one device\n"
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
     )
-    cols = f"{'unit':<16}{'module (type)':<56}{'input':>18}{'output':>18}{'params':>11}{'GMACs':>9}{'act MiB':>9}"
-    cols += f"{'median ms':>11}{'mean ms':>10}{'std ms':>9}{'p90 ms':>9}{'share':>7}"
-    cols += f"{'kernel ms':>11}" if "kernel_coverage" in r else ""
-    cols += f"{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}{'bound':>9}{'of roof':>9}"
+    kernel = "kernel_coverage" in r
+    cols = f"{'unit':<16}{'module (type)':<40}{'output':>18}{'params':>11}{'GMACs':>8}"
+    cols += f"{'median ms':>10}{'mean ms':>9}{'std ms':>8}{'p90 ms':>8}{'share':>7}" + (f"{'kernel ms':>10}" if kernel else "")
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
     for u in units:
         s, c = u["stats"], costs.get(u["label"], {})
         module = f"{u['path'] or u['note']} ({u['type']})"
-        text += (
-            f"{u['label']:<16}{module[:55]:<56}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
-            f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>9.3f}{c.get('feature_mib', 0):>9.2f}"
-            f"{s['median_ms']:>11.3f}{s['mean_ms']:>10.3f}{s['std_ms']:>9.3f}{s['p90_ms']:>9.3f}"
-            f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if "kernel_coverage" in r else "")
-            + _roofline_cells(u.get("roofline"))
-            + ("  NOISY" if s["noisy"] else "") + "\n"
-        )
+        text += (f"{u['label'][:15]:<16}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+                 f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>8.3f}"
+                 f"{s['median_ms']:>10.3f}{s['mean_ms']:>9.3f}{s['std_ms']:>8.3f}{s['p90_ms']:>8.3f}"
+                 f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if kernel else "")
+                 + ("  NOISY" if s["noisy"] else "") + "\n")
+    cols = f"{'unit':<16}{'input':>18}{'output':>18}{'act MiB':>9}{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}"
+    cols += f"{'bound':>9}{'of roof':>9}"
+    text += "\nCost and roofline per unit (median time):\n" + cols + "\n" + "-" * len(cols) + "\n"
+    for u in units:
+        c = costs.get(u["label"], {})
+        text += (f"{u['label'][:15]:<16}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+                 f"{c.get('feature_mib', 0):>9.2f}" + _roofline_cells(u.get("roofline")) + "\n")
     w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
     text += "\n"
     text += f"Sum of units (mean):                    {total_mean:10.3f} ms\n"
@@ -195,9 +211,6 @@ def memory_txt(rec: dict) -> str:
     r = rec["result"]
     st, pk, cost = r["static"], r["peak"], r["cost"]
     text = header("Memory report", rec) + "\n"
-    text += "## Tensors alive before inference (pytorch-memlab MemReporter"
-    text += ", byte counts corrected: memlab 0.3.x multiplies bytes by the element size)\n" if st["memlab_corrected"] else ")\n"
-    text += st["listing"] + "\n"
     text += "## Summary (MiB = 2^20 bytes)\n"
     text += f"Total Tensors (elements):        {st['elements']:>16,}  ({st['elements'] / 1e6:.3f} M)\n"
     text += f"Static memory (memlab):          {st['static_mib']:>16.2f} MiB  (weights + buffers + input)\n"
@@ -216,7 +229,10 @@ def memory_txt(rec: dict) -> str:
     text += f"Feature memory (convnet-burden): {cost['feature_mib']:>16.2f} MiB  (float32, every op output once, no reuse, in-place/views free)\n"
     text += "Ops without a FLOP formula (not counted): " + ", ".join(f"{k} x{v}" for k, v in cost["uncounted_ops"].items()) + "\n"
     text += "\n## Per unit\n" + unit_cost_table(cost["units"])
-    return text
+    # memlab's own listing last: every tensor, hundreds of lines for a deep model.
+    text += "\n## Tensors alive before inference (pytorch-memlab MemReporter"
+    text += ", byte counts corrected: memlab 0.3.x multiplies bytes by the element size)\n" if st["memlab_corrected"] else ")\n"
+    return text + st["listing"]
 
 
 def unit_cost_table(units: list[dict]) -> str:
@@ -271,8 +287,8 @@ def train_txt(rec: dict) -> str:
     text += (f"# clock: {t['forward']['clock']}   warm-up: {t['forward']['warmup']}   training steps: "
              f"{t['forward']['iters']} of {t['forward']['requested_iters']}   inference iterations: {inf['iters']}"
              + ("   (stopped early by --max-seconds)" if t["forward"]["stopped_early"] else "") + "\n")
-    text += (f"# train mode; loss: {r['loss']} (inside forward); gradients cleared before each step, untimed; "
-             f"optimizer: {r['optimizer'] or 'none (not run: parameters untouched)'}\n")
+    text += (f"# train mode; loss: {r['loss']} (inside forward); gradients cleared before each step, untimed\n"
+             f"# optimizer: {r['optimizer'] or 'none (not run: parameters untouched)'}\n")
     text += "# inference: eval() + inference_mode on the same instance, after the training steps\n\n"
     fl = r["flops"]
     rows = [(p, t[p]["stats"], t[p].get("achieved_tflops")) for p in ("forward", "backward", "total", "optimizer")
@@ -313,7 +329,8 @@ def layerbench_txt(rec: dict) -> str:
         f"# Single-layer benchmarks, set {spec['layer_set']} (seed 004): forward, backward, total",
         f"# device: {env['device_name']} [{spec['device']}]" + (f"   driver: {env['driver']}" if env.get("driver") else ""),
         f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
-        f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}",
+        (f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}"
+         if env.get("device_type") == "cuda" else f"# torch {env['torch']}   python {env['python']}"),
         f"# precision: {spec['precision']}   backend flags: "
         + "  ".join(f"{k}={v}" for k, v in r["backend_flags"].items()),
         f"# clock: {spec['clock']}   warm-up: {spec['warmup']}   iterations: up to {spec['iters']}"
@@ -323,12 +340,12 @@ def layerbench_txt(rec: dict) -> str:
         "# batch norm have no formula: 0). Bytes: every tensor read or written once (a lower bound).",
         f"# date: {env['date']}",
     ]) + "\n\n"
-    cols = (f"{'layer':<15}{'module':<58}{'input':>18}{'fwd ms':>10}{'bwd ms':>10}{'total ms':>10}"
+    cols = (f"{'layer':<15}{'module':<44}{'input':>18}{'fwd ms':>10}{'bwd ms':>10}{'total ms':>10}"
             f"{'fwd TFLOP/s':>12}{'bwd TFLOP/s':>12}{'fwd GB/s':>10}{'bwd GB/s':>10}{'iters':>7}")
     text += cols + "\n" + "-" * len(cols) + "\n"
     for row in r["rows"]:
         f, b, t = row["forward"], row["backward"], row["total"]
-        text += (f"{row['layer']:<15}{row['module'][:57]:<58}{_shape(row['input_shape']):>18}"
+        text += (f"{row['layer']:<15}{row['module'][:43]:<44}{_shape(row['input_shape']):>18}"
                  f"{f['stats']['median_ms']:>10.4f}{b['stats']['median_ms']:>10.4f}{t['stats']['median_ms']:>10.4f}"
                  f"{f['achieved_tflops']:>12.3f}{b['achieved_tflops']:>12.3f}{f['achieved_gbs']:>10.1f}"
                  f"{b['achieved_gbs']:>10.1f}{f['iters']:>7}"
