@@ -331,8 +331,8 @@ def layerbench_txt(rec: dict) -> str:
         f"# host CPU: {env['host_cpu']}   threads: {env['threads']}",
         (f"# torch {env['torch']}   CUDA {env['cuda']}   cuDNN {env['cudnn']}   python {env['python']}"
          if env.get("device_type") == "cuda" else f"# torch {env['torch']}   python {env['python']}"),
-        f"# precision: {spec['precision']}   backend flags: "
-        + "  ".join(f"{k}={v}" for k, v in r["backend_flags"].items()),
+        f"# precision: {spec['precision']}" + ("   backend flags: " + "  ".join(
+            f"{k}={v}" for k, v in r["backend_flags"].items()) if env.get("device_type") == "cuda" else ""),
         f"# clock: {spec['clock']}   warm-up: {spec['warmup']}   iterations: up to {spec['iters']}"
         + (f", at most {spec['max_seconds']:g} s per layer (at least {spec['min_iters']})" if spec["max_seconds"] else ""),
         "# each layer in train mode; backward from a fixed all-ones output gradient, input gradient included;",
