@@ -473,3 +473,14 @@ def test_check_timer_bad_model_is_one_line(tmp_path, capsys):
     assert ct.main(["--models", "resnet19", "--device", "cpu", "--results", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_progress_follows_the_time_budget():
+    """--max-seconds 5 with 300 iterations of 2.5 s each: the bar counts to the
+    iterations that fit (at least --min-iters), not to 300."""
+    from common.measure.timing import expected_iters
+
+    assert expected_iters(1, 2.5, 5.0, 300, 3) == 3  # 2 fit in the budget, but at least 3 run
+    assert expected_iters(10, 1.0, 5.0, 300, 3) == 50
+    assert expected_iters(10, 0.01, 5.0, 300, 3) == 300  # fast: the iteration count bounds it
+    assert expected_iters(40, 5.2, 5.0, 300, 3) == 40  # already past the budget: what ran

@@ -5,6 +5,7 @@ milliseconds with their raw samples; ``common.render.txt`` turns them into text.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -193,6 +194,14 @@ def deadline(max_seconds: float | None, min_iters: int,
     return lambda n: n >= min_iters and now() >= end
 
 
+def expected_iters(n: int, elapsed_s: float, max_seconds: float, iters: int, min_iters: int) -> int:
+    """How many iterations a loop bounded by ``max_seconds`` will run, judged after
+    ``n`` of them took ``elapsed_s``: what a progress bar should count to."""
+    if elapsed_s <= 0:
+        return iters
+    return max(n, min(iters, max(min_iters, math.ceil(n * max_seconds / elapsed_s))))
+
+
 @dataclass(frozen=True)
 class Limits:
     """How many iterations a loop warms up and times, and the time budget that may
@@ -240,13 +249,18 @@ def run_loop(
     samples: list[float] = []
     done = deadline(max_seconds, min_iters, now)
     stopped_early = False
-    for i in tqdm(range(iters), desc=desc, leave=False):
-        token = clock.start()
-        fn()
-        samples.append(clock.stop(token))
-        if i + 1 < iters and done(len(samples)):
-            stopped_early = True
-            break
+    start = now() if max_seconds is not None else 0.0
+    with tqdm(total=iters, desc=desc, leave=False) as bar:
+        for i in range(iters):
+            token = clock.start()
+            fn()
+            samples.append(clock.stop(token))
+            if max_seconds is not None:  # the bar's total and estimate follow the time budget
+                bar.total = expected_iters(len(samples), now() - start, max_seconds, iters, min_iters)
+            bar.update(1)
+            if i + 1 < iters and done(len(samples)):
+                stopped_early = True
+                break
     if probe is not None:
         extra["clocks"]["end"] = probe()
     return Measurement(samples, batch, clock.name, warmup, iters, stopped_early, extra)
