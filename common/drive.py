@@ -270,7 +270,8 @@ def save_job(args: argparse.Namespace, extra: list[str], sessions: Sessions, ste
     sess = sessions(argparse.Namespace(device=args.device, out_dir=out_dir, tag=args.tag, threads=None))
     protocol = "full" if args.full else "quick"
     request = {"kind": "job", "command": "profile", "device": str(sess.device), "protocol": protocol,
-               "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004, "extra": extra}
+               "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004, "extra": extra,
+               "seed004": not args.no_seed004 and (args.full or sess.device.type == "cuda")}
     result = {"wall_s": wall_s, "steps": steps, "failed": [{"step": w, "exit": c} for w, c in failures]}
     rec = records.make_record("job", sess.tag, request, sess.env, result)
     path = records.record_path(sess.results, sess.tag, "job", f"profile_{protocol}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common import registry
+from common import records, registry
 from common.errors import UserError
 from common.render import figures as figs
 from common.render import pages, tables
@@ -81,7 +81,8 @@ def trust_line(res: Results, results_prefix: str) -> str:
             f"[latency.md]({results_prefix}/latency.md#{anchor})):\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
-def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[figs.Figure]) -> str:
+def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[figs.Figure],
+          results_dir: Path | None = None) -> str:
     """The generated block; ``results_prefix`` is the results folder relative to README."""
     out = [pages.GENERATED.format(what=pages.DEFAULT),
            "Mean, median and std of the latency at batch 1, FPS = 1000 / mean (the seeds' FPS, likewise). Static "
@@ -94,10 +95,34 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
     out += [f"#### {preset_title(p)}\n\n{headline_table(res, seeds, p)}" for p in PRESETS]
     out.append("Protocol of the rows:\n\n" + protocols(res, seeds))
     out.append(trust_line(res, results_prefix))
+    if results_dir is not None:
+        out.append(job_lines(results_dir))
     links = ", ".join(f"[{title.lower()}]({results_prefix}/{name}.md)" for name, title in pages.PAGES.items())
     out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md). "
                f"Figures:\n\n{figs.links(res, plan, results_prefix + '/figures')}")
     return "\n".join(out)
+
+
+def job_lines(results_dir: Path) -> str:
+    """How long ``./profile.sh``'s measuring took, per device and protocol, from the
+    job records (set-up and rendering not included)."""
+    recs, _ = records.load_records(results_dir)
+    jobs = sorted((r for r in recs if r["kind"] == "job"), key=lambda r: r["device_tag"])
+    if not jobs:
+        return ""
+    lines = [f"- {r['env'].get('device_name', r['device_tag'])}, {r['request']['protocol']} protocol: "
+             f"{r['result']['wall_s'] / 60:.1f} min for {r['result']['steps']} steps "
+             f"({len(r['request']['models'])} models{', seed 004 included' if _with_seed004(r['request']) else ''}"
+             f"; measured {r['env']['date'][:10]})" for r in jobs]
+    return "Time `./profile.sh` spent measuring (from its job records; the first set-up of .venv comes on top):\n\n" \
+        + "\n".join(lines) + "\n"
+
+
+def _with_seed004(request: dict) -> bool:
+    """Whether a profile job ran seed 004 (the quick CPU protocol leaves it out)."""
+    if "seed004" in request:
+        return request["seed004"]
+    return not request.get("no_seed004") and (request["protocol"] == "full" or request["device"].startswith("cuda"))
 
 
 def replace_section(readme: str, section: str, name: str = "README.md") -> str:
@@ -123,5 +148,5 @@ def relative(target: Path, start: Path) -> str:
 
 def output(res: Results, seeds: tables.Seeds, readme: Path, results_dir: Path,
            plan: list[figs.Figure]) -> dict[Path, str]:
-    section = block(res, seeds, relative(results_dir, readme.parent), plan)
+    section = block(res, seeds, relative(results_dir, readme.parent), plan, results_dir)
     return {readme: replace_section(read(readme), section, str(readme))}
