@@ -127,7 +127,10 @@ def test_timer_outputs(timer_runs, cpu_tag, model, layers):
 
 # --------------------------------------------------------------------------- memory report and structure
 
-def test_mem_report_resnet18(tmp_path, cpu_tag, capsys):
+def test_mem_report_resnet18(tmp_path, cpu_tag, capsys, monkeypatch):
+    # The fresh-process peak is tested on its own (test_structure_memory).
+    monkeypatch.setattr(cli.run.memory, "cpu_peak", lambda req, train=False: {
+        "method": "fresh process (stub)", "peak_inference_mib": 1.0, "peak_rss_mib": 2.0})
     proc = run_tool("resnet18", "mem", ["--device", "cpu", "--size", "64x64", "--out-dir", tmp_path], capsys)
     assert proc.returncode == 0, proc.stderr
     txt = tmp_path / "resnet_profiler" / "memory_reports" / cpu_tag / "resnet18_64x64.txt"

@@ -20,7 +20,12 @@ def _timer(family: str, argv: list) -> int:
     return cli.main("timer", family, [str(a) for a in argv])
 
 
-def test_timer_pass_train_writes_phases_memory_and_inference(tmp_path, capsys):
+def test_timer_pass_train_writes_phases_memory_and_inference(tmp_path, capsys, monkeypatch):
+    from common.measure import memory
+
+    # The fresh-process peaks themselves: test_structure_memory (both kinds, real children).
+    monkeypatch.setattr(memory, "cpu_peak", lambda req, train=False: {
+        "method": "stub", "peak_train_step_mib" if train else "peak_inference_mib": 20.0 if train else 10.0})
     assert _timer("resnet", ["--model", "resnet18", "--pass", "train", "--with-optimizer", *FAST,
                              "--out-dir", tmp_path]) == 0
     rec = load_json(tmp_path / "results/records/t/train-timing/resnet18_32x32_b2_train-sgd.json")

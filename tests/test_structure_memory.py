@@ -261,6 +261,9 @@ def test_cpu_peak_in_a_fresh_process_end_to_end():
     assert "eager bf16 channels-last" in got["method"]  # the child ran the request's mode
     assert got["resident_mib"] > 50  # a real process's RSS (torch alone is beyond 50 MiB), in MiB not KiB
     assert got["peak_rss_mib"] < 100_000
+    # A training step holds what the backward needs: its peak is above the inference's.
+    train = memory.cpu_peak(_mem_req(threads=1), train=True)
+    assert train["peak_train_step_mib"] > memory.cpu_peak(_mem_req(threads=1))["peak_inference_mib"] > 0
 
 
 def test_static_report_survives_a_dead_weak_proxy():
