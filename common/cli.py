@@ -170,9 +170,8 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
 def check(req: Request) -> None:
     """Reject requests that cannot be measured as asked, with the reason."""
     execution.check_supported(req)
-    if req.per_unit and req.depth not in registry.get(req.model).depths:
-        depths = ", ".join(map(str, registry.get(req.model).depths))
-        raise UserError(f"--depth {req.depth} is not defined for {req.model} (its unit depths: {depths})")
+    if req.per_unit:
+        registry.check_depth(req.model, req.depth, registry.options_of(req))
     if req.per_unit and (req.cuda_graph or req.compile):
         raise UserError("--layers times eager execution with hooks; drop --cuda-graph/--compile")
     if req.is_train and (req.cuda_graph or req.compile or req.search == "fastest"):

@@ -74,16 +74,10 @@ def check_cpu(req: Request, available: int | None = None) -> None:
     budget = HEADROOM * available
     if need <= budget:
         return
-    one = estimate_bytes(_batch(req, 1))
+    one = estimate_bytes(req.with_batch(1))
     per_image = max((need - one) / max(req.input.batch - 1, 1), 1)
     fits = int((budget - one) // per_image) + 1 if one <= budget else 0
     hint = f"batch {fits} fits" if fits >= 1 else "not even batch 1 fits"
     raise UserError(f"not enough memory for {req.model} at {req.input.describe()}: the run needs about "
                     f"{need / GIB:.1f} GiB (estimate) and {available / GIB:.1f} GiB is available; {hint} "
                     f"(largest batch under {HEADROOM:.0%} of the available memory)")
-
-
-def _batch(req: Request, batch: int) -> Request:
-    from dataclasses import replace
-
-    return replace(req, input=replace(req.input, batch=batch))

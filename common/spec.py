@@ -93,6 +93,10 @@ class Request:
                 "compile": None}
         return replace(self, **{**base, **{k: v for k, v in mode.items() if k in MODE_FIELDS}})
 
+    def with_batch(self, batch: int) -> "Request":
+        """This request at another batch size (OOM and throughput searches, the memory guard)."""
+        return replace(self, input=replace(self.input, batch=batch))
+
     @property
     def is_train(self) -> bool:
         return self.kind.startswith("train-")

@@ -7,7 +7,6 @@ as in the timed run), or one training step for a training request.
 from __future__ import annotations
 
 import gc
-from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -33,7 +32,7 @@ def largest_fitting_batch(batch: int, fits: Callable[[int], bool]) -> tuple[int 
 def one_step_fits(req: Request, batch: int) -> bool:
     """One inference (or training step) of ``req`` at ``batch``: does it fit in memory?
     Any error other than running out of memory propagates."""
-    req = replace(req, input=replace(req.input, batch=batch))
+    req = req.with_batch(batch)
     device = torch.device(req.device)
     model = x = None
     try:

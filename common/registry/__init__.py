@@ -147,11 +147,17 @@ def build(name: str, device: torch.device | str = "cpu", options: Options | None
     return entry.builder().eval().to(device)
 
 
-def units(name: str, model: nn.Module, depth: int = 1, options: Options | None = None) -> list[Unit]:
+def check_depth(name: str, depth: int, options: Options | None = None) -> Entry:
+    """The entry of ``name``; one error when per-unit ``depth`` is not one its rules define."""
     entry = get(name, options)
     if depth not in entry.depths:
-        raise UserError(f"--depth {depth} is not defined for {name}: its unit depths are "
-                        f"{', '.join(map(str, entry.depths))}")
+        raise UserError(f"--depth {depth} is not defined for {name} (its unit depths: "
+                        f"{', '.join(map(str, entry.depths))})")
+    return entry
+
+
+def units(name: str, model: nn.Module, depth: int = 1, options: Options | None = None) -> list[Unit]:
+    entry = check_depth(name, depth, options)
     return entry.units(model, depth)
 
 

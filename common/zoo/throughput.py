@@ -70,7 +70,7 @@ def search_largest(start: int, fits: Callable[[int], bool], cap: int) -> tuple[i
 def _cpu_fits(req: Request) -> Callable[[int], bool]:
     def fits(b: int) -> bool:
         try:
-            guard.check_cpu(replace(req, input=replace(req.input, batch=b)))
+            guard.check_cpu(req.with_batch(b))
         except UserError:
             return False
         return True
@@ -91,7 +91,7 @@ def _free(device: torch.device) -> None:
 def time_at(req: Request, batch: int, device: torch.device, bench: bool = False) -> dict:
     """Images/s of ``req``'s mode at ``batch``: the request's protocol (warm-up, iterations,
     --max-seconds), raw samples kept; with ``bench``, torch.utils.benchmark beside it."""
-    req = replace(req, input=replace(req.input, batch=batch))
+    req = req.with_batch(batch)
     model = registry.build_for(req, device)
     x = inputs.make(req.input, device)
     out: dict = {"batch": batch}
