@@ -143,3 +143,49 @@ def test_peak_cli_writes_a_schema_2_record(tmp_path, monkeypatch):
     assert result["copy_gbs"] > 0
     assert peak.load(rec["device_tag"], tmp_path) == {**result, "measured": rec["env"]["date"]}
     assert peak.load("no-such-device", tmp_path) is None
+
+
+def test_search_look_per_candidate_follows_the_requests_time_bound():
+    """A run bounded by --max-seconds bounds its search's look at each candidate too."""
+    assert execution.search_seconds(_req()) == execution.SEARCH_SECONDS
+    assert execution.search_seconds(_req(max_seconds=0.25)) == 0.25
+    assert execution.search_seconds(_req(max_seconds=30.0)) == execution.SEARCH_SECONDS
+
+
+def test_build_on_a_gpu_falls_back_to_the_host_when_the_constructor_cannot_run_there(monkeypatch):
+    """Built under the GPU's device context first; a constructor that fails there is
+    built on the host and moved, as before."""
+    from common import registry
+
+    calls = []
+
+    class Entry:
+        family = "resnet"
+
+        def builder(self):
+            calls.append(torch.empty(0).device.type)
+            if len(calls) == 1:
+                raise RuntimeError("constructor computes on host values")
+            return nn.Linear(2, 2)
+
+    entry = Entry()
+    monkeypatch.setattr(registry, "get", lambda name, options=None: entry)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    moved = []
+    monkeypatch.setattr(nn.Module, "to", lambda self, *a, **k: moved.append(a) or self)
+    monkeypatch.setattr(torch, "device", _FakeDevice)
+    model = registry.build("anything", "cuda")
+    assert isinstance(model, nn.Linear) and len(calls) == 2 and moved[-1] == ("cuda",)
+
+
+class _FakeDevice:
+    """torch.device('cuda') on a machine without CUDA: the type, and a no-op context."""
+
+    def __init__(self, spec):
+        self.type = str(spec).split(":")[0]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

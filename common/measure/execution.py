@@ -169,6 +169,12 @@ FASTEST_CANDIDATES: tuple[dict, ...] = (
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
 
 
+def search_seconds(req: Request) -> float:
+    """Timing per candidate: SEARCH_SECONDS, or less where the request bounds its own
+    loops (``--max-seconds``): a user who bounds a run bounds its search too."""
+    return min(SEARCH_SECONDS, req.max_seconds) if req.max_seconds else SEARCH_SECONDS
+
+
 def search_fastest(req: Request, device: torch.device, eager_only: bool,
                    with_compile: bool = True) -> tuple[Request, dict]:
     """Time every supported candidate briefly on fresh model instances; return the
@@ -177,6 +183,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
     build or device cannot run, or "out of memory"). Any other error propagates.
     ``info["picked_mode"]`` holds the mode measured (see ``records.measured``)."""
     tried = []
+    look_s = search_seconds(req)
     for overrides in FASTEST_CANDIDATES:
         cand = req.with_mode(overrides)
         row: dict = {"mode": cand.mode, "variant": cand.variant, "precision": cand.precision}
@@ -194,7 +201,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
             with torch.inference_mode(), backend_flags(cand):
                 run = prepare(model, x, cand)
                 clock = timing.make_clock(cand.clock, device)
-                m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=SEARCH_SECONDS,
+                m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=look_s,
                                     min_iters=3, desc=f"search {cand.mode}")
             row.update(median_ms=m.stats.median_ms, setup=run.setup, timing=m.to_dict())
         except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates
@@ -216,4 +223,4 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
     picked = req.with_mode(best)
     return picked, {"candidates": tried, "picked": picked.mode,
                     "picked_mode": {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode},
-                    "search": f"{SEARCH_WARMUP} warm-up, then {SEARCH_SECONDS:g} s of timing per candidate"}
+                    "search": f"{SEARCH_WARMUP} warm-up, then {look_s:g} s of timing per candidate"}

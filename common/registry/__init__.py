@@ -144,6 +144,12 @@ def build(name: str, device: torch.device | str = "cpu", options: Options | None
             return meta_build(entry.builder).eval()
         with torch.device("meta"):
             return entry.builder().eval()
+    if torch.device(device).type == "cuda":
+        try:  # initialise on the GPU: a large model's random init on the host takes seconds
+            with torch.device(device):
+                return entry.builder().eval().to(device)
+        except Exception:  # noqa: BLE001 - a constructor that computes on host values: build on the CPU
+            torch.cuda.empty_cache()
     return entry.builder().eval().to(device)
 
 
