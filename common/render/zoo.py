@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import records, registry
+from common.render import segmentation
 from common.render.markdown import md_table
 
 SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
@@ -348,6 +349,7 @@ def outputs(results_dir: Path, root: Path | None = None) -> dict[Path, str]:
     root = Path(root) if root is not None else Path(results_dir).parent
     recs, _ = records.load_records(results_dir)
     out: dict[Path, str] = {Path(results_dir) / "zoo.md": markdown(recs)}
+    out.update(segmentation.outputs(results_dir, root, recs))
     for rec in recs:
         if rec["kind"] == THROUGHPUT_KIND:
             try:
