@@ -9,11 +9,23 @@ earlier records. The result is a schema-2 record of kind ``timer-check`` at
 ``<results>/records/<tag>/timer-check/timer_check.json``.
 Not a test: it reports, it does not assert.
 
+``--fresh-process N`` checks instead what a user of ``timer.py`` gets: N rounds,
+each one fresh-process run of our timer (``python -m common.run``, as
+``timer.py --fresh-process`` runs a repeat) and one fresh-process run of
+``torch.utils.benchmark`` on its own new instance, in alternating order so that a
+drift of the machine (a noisy neighbour, clock changes) falls on both alike. It
+compares the median of each side's N medians (record stem ``timer_check_fresh``).
+
     python scripts/check_timer.py [--models resnet18 ...] [--inputs cityscapes pascal] [--max-seconds S]
+    python scripts/check_timer.py --device cpu --models resnet18 resnet50 --inputs pascal --fresh-process 8 \
+        --warmup 5 --iters 30
 """
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,6 +64,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help=f"blocked_autorange's minimum run time (default: {MIN_RUN_TIME_S:g})")
     ap.add_argument("--coverage", action=argparse.BooleanOptionalAction, default=True,
                     help="also time every unit with hooks and report the coverage (default: on)")
+    ap.add_argument("--fresh-process", type=positive(int), metavar="N",
+                    help="N alternating rounds of a fresh-process timer run and a fresh-process "
+                         "torch.utils.benchmark run (default: off: both in this process, on one instance)")
+    ap.add_argument("--threads", type=positive(int), metavar="N",
+                    help="CPU threads of every run (default: torch's default)")
+    ap.add_argument("--benchmark-child", metavar="REQUEST_JSON", help=argparse.SUPPRESS)
     ap.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
                     help="results folder the record goes under (default: the repository's results/)")
@@ -86,8 +104,64 @@ def check_one(req: Request, device: torch.device, min_run_time: float, with_cove
                           "min_run_time_s": min_run_time}}
 
 
+def benchmark_child(request_json: str, min_run_time: float) -> int:
+    """In a fresh process: the request's model and input, its warm-up, then
+    blocked_autorange; prints the per-call times (ms) as JSON."""
+    req = Request.from_dict(json.loads(request_json))
+    if req.threads:
+        torch.set_num_threads(req.threads)
+    device = torch.device(req.device)
+    model = registry.build(req.model, device)
+    x = inputs.make(req.input, device)
+    with torch.inference_mode(), execution.backend_flags(req):
+        prepared = execution.prepare(model, x, req)
+        for _ in range(req.warmup):
+            prepared.fn()
+        ref = benchmark.Timer("fn()", globals={"fn": prepared.fn},
+                              num_threads=torch.get_num_threads()).blocked_autorange(min_run_time=min_run_time)
+    print(json.dumps({"times_ms": [t * 1e3 for t in ref.times], "median_ms": ref.median * 1e3,
+                      "number_per_run": ref.number_per_run}))
+    return 0
+
+
+def _fresh_benchmark(req: Request, min_run_time: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--benchmark-child", json.dumps(req.to_dict()),
+           "--min-run-time", str(min_run_time)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode != 0:
+        raise UserError(f"the benchmark child failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:300]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def check_fresh(req: Request, rounds: int, min_run_time: float, tag: str) -> dict:
+    """``rounds`` alternating pairs of fresh processes: ours, then benchmark; then benchmark, then ours; ..."""
+    from common.measure import repeats
+
+    ours, ref, order = [], [], []
+    for k in range(rounds):
+        sides = ("ours", "benchmark") if k % 2 == 0 else ("benchmark", "ours")
+        for side in sides:
+            if side == "ours":
+                rec = repeats.fresh_process_run(req.to_dict(), tag)
+                ours.append(rec["result"]["timing"]["stats"]["median_ms"])
+            else:
+                ref.append(_fresh_benchmark(req, min_run_time)["median_ms"])
+            order.append(side)
+    ours_ms, ref_ms = statistics.median(ours), statistics.median(ref)
+    ratio = ours_ms / ref_ms
+    return {"model": req.model, "preset": req.input.name, "input": req.input.tag, "rounds": rounds,
+            "ours_median_ms": ours_ms, "benchmark_median_ms": ref_ms, "ratio": ratio,
+            "agrees": abs(ratio - 1) <= AGREEMENT, "ours_medians_ms": ours, "benchmark_medians_ms": ref,
+            "order": order, "paired_ratios": [a / b for a, b in zip(ours, ref)],
+            "ours_spread": (max(ours) - min(ours)) / ours_ms, "benchmark_spread": (max(ref) - min(ref)) / ref_ms}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.benchmark_child:
+        return benchmark_child(args.benchmark_child, args.min_run_time)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         device = envmod.resolve_device(args.device)
         input_specs = [inputs.resolve(None, args.size)] if args.size else [inputs.resolve(p, None)
@@ -99,13 +173,24 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     env = envmod.collect(device)
     tag = args.tag or envmod.device_tag(env)
-    out = records.record_path(args.results, tag, KIND, STEM)
+    out = records.record_path(args.results, tag, KIND, STEM + ("_fresh" if args.fresh_process else ""))
     records.ensure_writable(out.parent)  # before any measuring
     rows = []
     for name in args.models:
         for inp in input_specs:
             req = Request("timing", name, inp, str(device), clock=default_clock(str(device)), warmup=args.warmup,
-                          iters=args.iters, max_seconds=args.max_seconds, min_iters=args.min_iters)
+                          iters=args.iters, max_seconds=args.max_seconds, min_iters=args.min_iters,
+                          threads=args.threads, repeats=1)
+            if args.fresh_process:
+                try:
+                    row = check_fresh(req, args.fresh_process, args.min_run_time, tag)
+                except UserError as exc:
+                    sys.stderr.write(f"{PROG}: error: {exc}\n")
+                    return exc.exit_code
+                rows.append(row)
+                print(f"{name:<14}{inp.tag:<12}fresh processes x{args.fresh_process}: ours {row['ours_median_ms']:9.3f} ms"
+                      f"  benchmark {row['benchmark_median_ms']:9.3f} ms  ratio {row['ratio']:6.3f}", flush=True)
+                continue
             row = check_one(req, device, args.min_run_time, args.coverage)
             rows.append(row)
             cov = row["layers_coverage"]
@@ -117,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     request = {"kind": KIND, "device": str(device), "models": args.models, "inputs": [i.tag for i in input_specs],
                "clock": default_clock(str(device)), "warmup": args.warmup, "iters": args.iters,
                "max_seconds": args.max_seconds, "min_iters": args.min_iters, "min_run_time_s": args.min_run_time,
-               "coverage": args.coverage, "tag": tag}
+               "coverage": args.coverage and not args.fresh_process, "tag": tag, "threads": args.threads,
+               "fresh_process_rounds": args.fresh_process,
+               "method": ("alternating fresh processes: common.run (timer.py's repeat) vs a torch.utils.benchmark "
+                          "child, median of each side's medians" if args.fresh_process else
+                          "one process, one instance: our loop then blocked_autorange")}
     rec = records.make_record(KIND, tag, request, env, {"agreement": AGREEMENT, "rows": rows})
     records.write_record(out, rec)
     print(out)

@@ -484,3 +484,30 @@ def test_progress_follows_the_time_budget():
     assert expected_iters(10, 1.0, 5.0, 300, 3) == 50
     assert expected_iters(10, 0.01, 5.0, 300, 3) == 300  # fast: the iteration count bounds it
     assert expected_iters(40, 5.2, 5.0, 300, 3) == 40  # already past the budget: what ran
+
+
+def test_check_timer_fresh_process_alternates_the_sides_and_compares_medians_of_medians(tmp_path, monkeypatch):
+    """--fresh-process N: ours and benchmark in alternating order, each in its own process
+    (stubbed here), compared by the median of each side's medians."""
+    import json
+
+    from common import records
+    from common.measure import repeats
+
+    ct = _check_timer()
+    calls = []
+    ours_ms, bench_ms = iter([10.0, 12.0, 11.0]), iter([10.5, 11.5, 30.0])
+    monkeypatch.setattr(repeats, "fresh_process_run", lambda request, tag, timeout_s=None: calls.append(
+        ("ours", request["threads"])) or {"result": {"timing": {"stats": {"median_ms": next(ours_ms)}}}})
+    monkeypatch.setattr(ct, "_fresh_benchmark", lambda req, s: calls.append(("benchmark", req.threads))
+                        or {"median_ms": next(bench_ms)})
+    argv = ["--models", "resnet18", "--size", "32x32", "--device", "cpu", "--fresh-process", "3", "--threads", "2",
+            "--tag", "t", "--results", str(tmp_path)]
+    assert ct.main(argv) == 0
+    assert [c[0] for c in calls] == ["ours", "benchmark", "benchmark", "ours", "ours", "benchmark"]
+    assert {c[1] for c in calls} == {2}
+    (row,) = json.loads((tmp_path / "records/t/timer-check/timer_check_fresh.json").read_text())["result"]["rows"]
+    assert row["ours_median_ms"] == 11.0 and row["benchmark_median_ms"] == 11.2
+    assert row["ratio"] == 11.0 / 11.2 and row["agrees"] is True
+    assert row["paired_ratios"] == [10.0 / 10.5, 12.0 / 11.2, 11.0 / 30.0]
+    assert records.SCHEMA == 2
