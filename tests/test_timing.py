@@ -496,7 +496,7 @@ def test_check_timer_fresh_process_alternates_the_sides_and_compares_medians_of_
 
     ct = _check_timer()
     calls = []
-    ours_ms, bench_ms = iter([10.0, 12.0, 11.0]), iter([10.5, 11.5, 30.0])
+    ours_ms, bench_ms = iter([10.0, 12.0, 11.0]), iter([10.5, 11.2, 30.0])
     monkeypatch.setattr(repeats, "fresh_process_run", lambda request, tag, timeout_s=None: calls.append(
         ("ours", request["threads"])) or {"result": {"timing": {"stats": {"median_ms": next(ours_ms)}}}})
     monkeypatch.setattr(ct, "_fresh_benchmark", lambda req, s: calls.append(("benchmark", req.threads))
