@@ -16,6 +16,12 @@
 #   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU);
 #            SWEEP_MODELS / SWEEP_INPUTS narrow it
 #   train    seed 004: training steps and layer sets
+#   os       segmentation-ready variants: ResNet-50/101 and xception65 at output stride 32, 16 and 8, Cityscapes,
+#            whole model (GPU protocol) + per unit at depth 1
+#   throughput  the eleven catalogue models at 224: images/s at the largest batch and at batch 1, eager fp32 and
+#            fastest, cross-checked against torch.utils.benchmark in the same run
+#   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
+#            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stages=() extra=()
@@ -62,6 +68,16 @@ for s in "${stages[@]}"; do
     sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes eager \
              --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
            mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
+    os) stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes --depth 1 --max-seconds 2 "${extra[@]}"
+        for st in 16 8; do
+          stage "os$st" python3 -m common.drive stats --model resnet50 resnet101 xception65 --input cityscapes \
+            --output-stride $st --depth 1 --max-seconds 2 "${extra[@]}"
+        done ;;
+    throughput) stage throughput python3 -m common.zoo --models catalogue --inputs imagenet --what throughput \
+                  "${extra[@]}" ;;
+    zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
+         stage zoo python3 -m common.zoo --inputs imagenet cityscapes --what eager fastest memory \
+           --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
     train) stage train python3 -m common.drive seed004 --max-seconds 1 "${extra[@]}" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
