@@ -23,7 +23,7 @@ from common import env as envmod
 from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
-from common.measure import execution, layerbench, oom, repeats, timing, training
+from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
 
@@ -93,6 +93,11 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                             "and the spread between repeats (default: 3 on a GPU, 1 on the CPU)")
         p.add_argument("--fresh-process", action="store_true",
                        help="with --repeats: each repeat in its own fresh process (whole-model timing only)")
+        p.add_argument("--kernels", action=argparse.BooleanOptionalAction, default=True,
+                       help="on a GPU: profile kernel time (torch.profiler) for the busy fraction and per-unit "
+                            "kernel time, after every timed loop of the process (a driver profiles all its "
+                            "requests at its end, on fresh instances); --no-kernels: no profile taken (default: "
+                            "on; nothing to profile on the CPU)")
         p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
         p.add_argument("--cudnn-benchmark", action="store_true",
                        help="let cuDNN autotune its algorithms (default: off, PyTorch's default)")
@@ -157,7 +162,8 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   cuda_graph=args.cuda_graph, compile=args.compile, depth=depth or args.depth, search=args.mode,
                   search_compile=args.search_compile, with_optimizer=args.with_optimizer,
                   repeats=1 if train else args.repeats or repeats.default_repeats(str(device)),
-                  fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0, **common)
+                  fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0,
+                  kernels=args.kernels and kernels.supported(device), **common)
     if not 0 <= args.warmup_seconds < float("inf"):
         raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
     if req.fresh_process and (req.per_unit or train):

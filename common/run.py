@@ -4,10 +4,13 @@ Every kind of request has one function here that builds the model (``eval()``,
 random weights) and a seeded input, measures, and returns the record's result;
 derived figures come from ``common.derive``. Nothing here reads argparse.
 A ``Session`` holds what several requests of one process share (device, env,
-the device's peaks, built models), so a driver runs many requests in one process.
+the device's peaks, built models), so a driver runs many requests in one process;
+a driver's session defers every kernel profile until after all of its timed loops
+(``defer_kernels``, ``add_kernels``; see ``common.run_kernels`` for why).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import derive, inputs, records, registry
+from common import derive, inputs, records, registry, run_kernels
 from common import env as envmod
 from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
                             timing, training)
@@ -33,6 +36,9 @@ class Session:
     root: Path = records.ROOT  # family folders and results/ live under it
     tag: str | None = None  # device folder; None: derived from the device
     env: dict = field(default_factory=dict)
+    # A driver's session: records are saved with their kernel profile pending, and
+    # ``add_kernels`` takes it after every timed loop of the process has run.
+    defer_kernels: bool = False
 
     def __post_init__(self) -> None:
         self.env = self.env or envmod.collect(self.device)
@@ -77,7 +83,7 @@ def timing_record(layers_rec: dict) -> dict:
     timing_req = Request.from_dict({**layers_rec["request"], "kind": "timing", "depth": 1})
     r = layers_rec["result"]
     keep = ("fastest", "backend_flags", "timing", "setup", "gflops", "achieved_tflops", "device_peak",
-            "fraction_of_peak", "repeats", "kernels")
+            "fraction_of_peak", "repeats", "kernels", "kernel_profile")
     result = {k: r[k] for k in keep if k in r}
     result["cost"] = {**r["cost"], "units": []}
     result["measured_with"] = (f"the whole-model loop of the per-unit run {req.stem} (same instance and protocol, "
@@ -93,6 +99,25 @@ def save(rec: dict, session: Session) -> list[Path]:
     records.write_record(path, rec)
     rec = {**rec, "_path": str(path)}
     return [txt.write(rec, session.root), path]
+
+
+def add_kernels(target: Request | Path, session: Session, with_timing: bool = False) -> list[Path]:
+    """The deferred kernel profile of a saved record whose profile is pending
+    (``target``: its request or its record's path): the model re-built in the mode
+    measured (a fastest search's pick), warmed up, profiled (whole model, and per
+    unit for a per-unit record), the kernel fields merged and the record and its
+    .txt re-saved; ``with_timing``: the timing record it carries too. Returns the
+    files written; none when the record is not waiting for a profile."""
+    path = session.record_path(target) if isinstance(target, Request) else Path(target)
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec.pop("_path", None)
+    if (rec["result"].get("kernel_profile") or {}).get("status") != "pending":
+        return []
+    req = Request.from_dict(rec["request"])
+    got = run_kernels.profile_fresh(req, Request.from_dict(records.measured(rec)), session.device)
+    run_kernels.merge(rec["result"], got, kernels.WHEN_DEFERRED)
+    written = save(rec, session)
+    return written + (save(timing_record(rec), session) if with_timing else [])
 
 
 def cost(req: Request, with_units: bool) -> structure.Cost:
@@ -144,9 +169,11 @@ def _loop(req: Request, run_req: Request, prepared: execution.Prepared, device: 
 def _in_process_repeats(req: Request, run_req: Request, session: Session, model: nn.Module | None,
                         result: dict) -> None:
     """Every repeat on its own freshly built instance (the first may be the driver's);
-    the per-unit profile and the kernel trace on the last one, after its loop."""
+    the per-unit profile and the kernel trace on the last one, after its loop (a
+    driver's session takes the kernel trace later: ``add_kernels``)."""
     device = session.device
     runs: list[dict] = []
+    got = None
     n = max(1, req.repeats)
     for k in range(n):
         inst = model if (k == 0 and model is not None) else registry.build_for(req, device)
@@ -158,14 +185,13 @@ def _in_process_repeats(req: Request, run_req: Request, session: Session, model:
             runs.append(_loop(req, run_req, prepared, device, desc).to_dict())
             if last:
                 result.update(backend_flags=flags, setup=prepared.setup)
-                if req.per_unit:
-                    _per_unit(req, prepared, device, runs[-1], result)
-                if device.type == "cuda":
-                    result["kernels"] = kernels.profile(prepared.fn, device, None)
+                unit_list = _per_unit(req, prepared, device, runs[-1], result) if req.per_unit else None
+                if run_kernels.wanted(req, device) and not session.defer_kernels:
+                    got = run_kernels.profile_prepared(prepared, device, unit_list)
         if not last:
             del inst, x, prepared
     _finish_repeats(runs, result)
-    _busy(result)
+    run_kernels.settle(req, device, session.defer_kernels, result, got)
 
 
 def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> None:
@@ -179,8 +205,10 @@ def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> 
     result["repeats"]["fresh_process"] = True
     rep = children[result["repeats"]["representative"]]
     result.update(backend_flags=rep.get("backend_flags", {}), setup=rep.get("setup", {}))
-    if "kernels" in rep:
-        result["kernels"] = rep["kernels"]
+    # Each child is a single run, its profile after its own loops: never deferred.
+    for key in ("kernels", "kernel_profile"):
+        if key in rep:
+            result[key] = rep[key]
     _busy(result)
 
 
@@ -191,18 +219,13 @@ def _finish_repeats(runs: list[dict], result: dict) -> None:
     result["repeats"] = {**rep, "fresh_process": False}
 
 
-def _busy(result: dict) -> None:
-    """Busy fraction = kernel time per iteration / the median of the repeats' medians."""
-    k = result.get("kernels")
-    if k and k.get("kernel_ms") is not None:
-        k["busy"] = k["kernel_ms"] / result["repeats"]["median_of_medians_ms"]
-        k["busy_against"] = "the median of the repeats' wall-time medians"
-        k["launch_bound"] = k["busy"] < kernels.LAUNCH_BOUND_BUSY
+_busy = run_kernels.busy  # the busy fraction's one home, named here where the repeats are finished
 
 
-def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, whole: dict, result: dict) -> None:
-    """Unit spans (event marks), their coverage of the same instance's loop, and
-    on a GPU each unit's kernel time from a profiled pass with unit ranges."""
+def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, whole: dict,
+              result: dict) -> list:
+    """Unit spans (event marks) and their coverage of the same instance's loop;
+    returns the units (their kernel time is profiled by the caller)."""
     unit_list = registry.units_for(req, prepared.model)
     profiles, spans = layerwise.profile_units(
         prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
@@ -214,12 +237,7 @@ def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, 
                                 "what": "the last repeat's whole-model loop, same instance, before the hooks"}
     result["coverage_reliable"] = whole["iters"] >= layerwise.COVERAGE_MIN_SAMPLES
     result["coverage_min_samples"] = layerwise.COVERAGE_MIN_SAMPLES
-    if device.type == "cuda":
-        kt = kernels.profile(prepared.fn, device, None, prepared.model, unit_list)
-        result["unit_kernels"] = {k: v for k, v in kt.items() if k != "units_ms"}
-        for u in result["units"]:
-            u["kernel_ms"] = (kt.get("units_ms") or {}).get(u["label"])
-        result["kernel_coverage"] = kt.get("coverage")
+    return unit_list
 
 
 def _add_peak_share(result: dict, peaks: dict | None, precision: str) -> None:

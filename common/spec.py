@@ -75,6 +75,7 @@ class Request:
     warmup_s: float = 0.0  # warm-up lasts at least this long too (the CLI: timing.WARMUP_MIN_S)
     output_stride: int = 32  # 8 | 16: dilated last stages (segmentation-ready); 32: the model as published
     features: bool = False  # the model returns its multi-scale stage features (timm features_only)
+    kernels: bool = True  # GPU kernel profile (kernel time, busy fraction) after the timed loops; no-op on the CPU
 
     @property
     def mode(self) -> str:

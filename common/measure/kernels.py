@@ -177,6 +177,18 @@ def summary(attr: dict, wall_median_ms: float | None) -> dict:
 
 METHOD = (f"torch.profiler (CUDA activity), {PROFILED_ITERS} iterations after the timed loop; per iteration the "
           "union of the device intervals (kernels, memcpy, memset) launched in it")
+# Where a record's kernel numbers came from (``kernels.when``). A CUDA profiler pass
+# leaves CUPTI attached: launch-bound timed loops later in the same process ran
+# 10-32% slower on an H200. So a profile never precedes a timed loop of its process:
+# a single run profiles right after its own loops, a driver after all of its loops.
+WHEN_OWN_LOOPS = "right after this request's timed loops, on its last repeat's instance (one request per process)"
+WHEN_DEFERRED = "after every timed loop of the process, on a fresh instance"
+
+
+def supported(device: torch.device) -> bool:
+    """Whether kernel time can be profiled on ``device`` (CUDA activity: GPUs only);
+    the one test of it, so that CPU tests can stand a fake profiler in."""
+    return device.type == "cuda"
 
 
 class UnitRanges:
