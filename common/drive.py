@@ -10,6 +10,11 @@ The model lists and unit depths come from the catalogue (``common.registry``); a
 model is built once per preset and re-used by the requests of that preset (each
 warms it up again). A failing step is reported in one line and the driver goes on;
 the exit status is that of the first failure.
+
+On a GPU every timing request's kernel profile (kernel time, busy fraction,
+per-unit kernel time) is a step of its own at the very end of the driver: a CUDA
+profiler pass slows later timed loops of the same process (``common.run_kernels``),
+so no profile runs before the last timed loop. ``--no-kernels`` leaves them out.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from tqdm import tqdm
 from common import cli, records, registry, run
 from common import env as envmod
 from common.errors import UserError
+from common.measure import kernels
 from common.spec import Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
@@ -45,6 +51,13 @@ class Step:
     what: str
     work: Callable[[], list[Path]]
     request: Callable[[], Request | None] = lambda: None
+    deferred: Step | None = None  # run after every other step of the driver: its kernel profile
+
+
+def with_deferred(steps: list[Step]) -> list[Step]:
+    """The steps, then their deferred steps (kernel profiles) after all of them, so
+    that no timed loop of the process follows a profiler pass."""
+    return steps + [s.deferred for s in steps if s.deferred is not None]
 
 
 def run_steps(prog: str, steps: list[Step], failures: list[tuple[str, int]] | None = None) -> int:
@@ -117,12 +130,30 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
             if layers and (depth or args.depth) > 1:
                 step_args.repeats = 1  # the whole-model repeats are the depth-1 run's; blocks need one reference
             state["req"] = req = cli.request_from_args(step_args, "timer", sess.device, preset=preset, depth=depth)
-            return cli.measure_and_save(req, sess, instance(req), with_timing)
+            written = cli.measure_and_save(req, sess, instance(req), with_timing)
+            state["saved"] = True  # this process wrote the record: its deferred profile may complete it
+            return written
         finally:
             if release is not None:
                 release.clear()  # the preset's last request: free its model
 
-    return Step(label, work, lambda: state.get("req"))
+    def profile_kernels() -> list[Path]:
+        if not state.get("saved"):
+            return []  # the timing step failed (reported there): an older record is left as it was
+        return run.add_kernels(state["req"], session(args), with_timing)
+
+    deferred = Step(f"{label}: kernel profile", profile_kernels) if _profiles_kernels(args) else None
+    return Step(label, work, lambda: state.get("req"), deferred)
+
+
+def _profiles_kernels(args: argparse.Namespace) -> bool:
+    """Whether a timer step's request gets a (deferred) kernel profile."""
+    if not args.kernels or args.pass_ == "train" or getattr(args, "throughput", False):
+        return False
+    try:
+        return kernels.supported(envmod.resolve_device(args.device))
+    except UserError:
+        return False  # no such device: the timing step itself says so
 
 
 def mem_steps(family: str, argv: list[str], session: Callable[[argparse.Namespace], run.Session]) -> list[Step]:
@@ -184,7 +215,8 @@ class Sessions:
         device = envmod.resolve_device(args.device)
         key = (str(device), str(args.out_dir), args.tag)
         if key not in self._cache:
-            self._cache[key] = run.Session(device, args.out_dir, args.tag)
+            # Many requests in one process: kernel profiles wait for the driver's end (with_deferred).
+            self._cache[key] = run.Session(device, args.out_dir, args.tag, defer_kernels=True)
         return self._cache[key]
 
 
@@ -253,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"{p.prog} {args.cmd}: error: {exc}\n")
         return exc.exit_code
+    steps = with_deferred(steps)
     failures: list[tuple[str, int]] = []
     code = run_steps(f"{args.cmd}", steps, failures)
     wall = time.monotonic() - t0

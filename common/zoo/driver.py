@@ -46,6 +46,7 @@ THROUGHPUT_PROTOCOL = ["--warmup", "3", "--iters", "50", "--max-seconds", "1", "
 CPU_SHORT_LIST = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
                   "convnext_tiny")
 RUN_NAME = "zoo"
+NO_KERNELS = ["--no-kernels"]  # the zoo's timing records carry no GPU kernel profile (they say so)
 
 
 @dataclass
@@ -112,7 +113,9 @@ def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
     if slot == "throughput":
         proto = list(THROUGHPUT_PROTOCOL)
         return common + proto + ["--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
-    proto = protocol_args(a, gpu)
+    # No kernel profile: each would cost a model rebuild after the sweep's timed loops
+    # (a profile must not precede a timed loop of the process: common.run_kernels).
+    proto = protocol_args(a, gpu) + NO_KERNELS
     if slot == "fastest":
         return common + proto + ["--mode", "fastest"] + ([] if a.search_compile else ["--no-search-compile"])
     return common + proto
@@ -222,7 +225,8 @@ def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: i
     gpu = sweep.device.type == "cuda"
     proto = (" ".join(protocol_args(a, gpu)) + ("; fastest search: compile left out" if not a.search_compile
                                                  else "; fastest search includes compile")
-             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {a.throughput_cap}")
+             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {a.throughput_cap}"
+             + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
     result = {"models": list(dict.fromkeys(prev.get("models", []) + models)),
               "inputs": list(dict.fromkeys(prev.get("inputs", []) + list(a.inputs))),
               "what": list(a.what), "protocol": proto,
