@@ -205,3 +205,25 @@ def test_fresh_process_repeats_collect_each_childs_record(dev, tmp_path):
     r = _measure(tmp_path, repeats=2, fresh_process=True, iters=10)
     assert r["repeats"]["n"] == 2 and all(len(x["samples_ms"]) == 10 for x in r["repeats"]["runs"])
     assert r["kernels"]["kernel_ms"] > 0
+
+
+def test_a_drivers_records_get_their_deferred_kernel_profiles(dev, tmp_path):
+    """Kernel profiles after every timed loop of the driver (a profile slows later
+    loops of its process), merged into each saved record with its busy fraction."""
+    import json
+
+    from common import drive
+    from common.measure import kernels
+
+    code = drive.main(["stats", "--model", "resnet18", "--device", "cuda:0", "--size", "64x64", "--warmup", "3",
+                       "--iters", "20", "--max-seconds", "0.2", "--warmup-seconds", "0", "--repeats", "1",
+                       "--tag", "t", "--out-dir", str(tmp_path)])
+    assert code == 0
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "records" / "t").rglob("*.json")]
+    assert sorted(r["kind"] for r in recs) == ["layers", "layers", "timing"]
+    for rec in recs:
+        r = rec["result"]
+        assert r["kernel_profile"]["status"] == "taken" and r["kernels"]["when"] == kernels.WHEN_DEFERRED
+        assert r["kernels"]["kernel_ms"] > 0 and 0 < r["kernels"]["busy"] <= 1.05
+        if rec["kind"] == "layers":
+            assert 0.98 <= r["kernel_coverage"] <= 1.02 and all(u["kernel_ms"] is not None for u in r["units"])
