@@ -5,9 +5,18 @@ superseded}``, one JSON file at ``results/records/<device_tag>/<kind>/<stem>.jso
 Every table, ``.txt`` and figure is rendered from records (``common.render``).
 ``superseded`` is null, or the reason a later change to the measuring code made
 this record's numbers stale; renderers show such records as superseded.
+
+Records accumulate: a new run never destroys an older one. When ``write_record``'s
+target already holds a record of another run (another ``env.date``), that file is
+first moved, by a hard link (or a no-clobber rename) under a free name, to
+``<kind>/history/<stem>/<its UTC date>.json``; the main path always holds the
+newest run. ``load_records(..., history=True)`` also returns the history records,
+each marked ``_history: True`` (the renderer's selection considers them; readers
+that want one current record per request leave them out, the default).
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
@@ -124,16 +133,120 @@ def path_of(rec: dict, results: Path = RESULTS, stem: str | None = None) -> Path
     return record_path(results, rec["device_tag"], rec["kind"], stem)
 
 
+HISTORY = "history"  # <kind>/history/<stem>/<UTC date>.json: earlier runs of <kind>/<stem>.json
+
+
+def history_dir(path: Path) -> Path:
+    """Where the earlier runs of the record at ``path`` are kept."""
+    path = Path(path)
+    return path.parent / HISTORY / path.stem
+
+
+def is_history(path: Path) -> bool:
+    """Whether ``path`` is an earlier run kept under a ``history`` folder."""
+    parts = Path(path).parts
+    return len(parts) >= 3 and parts[-3] == HISTORY
+
+
+def _run_date(rec: object) -> str | None:
+    env = rec.get("env") if isinstance(rec, dict) else None
+    date = env.get("date") if isinstance(env, dict) else None
+    return date if isinstance(date, str) else None
+
+
+def _history_name(old: object, path: Path) -> str:
+    """A sortable name for the earlier run: its UTC date (else the file's modification time)."""
+    try:
+        when = dt.datetime.fromisoformat(_run_date(old) or "")
+        when = when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+    except ValueError:
+        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    return when.strftime("%Y%m%dT%H%M%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
+
+
+def _keep_earlier(path: Path, record: dict) -> Path | None:
+    """Give the run now at ``path`` a second name under its history folder when
+    ``record`` is another run; returns that name (None: nothing there, or the same run).
+    A hard link, never a copy: the old file is never absent, never clobbered."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        old = json.loads(text)
+    except ValueError:
+        old = None  # not readable as a record: kept all the same (load_records names it a problem)
+    if old is not None and _run_date(old) is not None and _run_date(old) == _run_date(record):
+        return None  # the same run re-written (e.g. marked superseded): replaced in place
+    if old == json.loads(dumps(record)):
+        return None
+    folder = history_dir(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = _history_name(old, path)
+    for n in range(1, 1000):
+        target = folder / (f"{base}.json" if n == 1 else f"{base}_{n}.json")
+        try:
+            os.link(path, target)  # fails when the name is taken: never overwrites an earlier run
+            return target
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this file system: a rename under a free name
+            if target.exists():
+                continue
+            os.rename(path, target)
+            return target
+    raise UserError(f"cannot keep the earlier run of {str(path)!r}: too many runs with the same date")
+
+
 def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` at ``path`` atomically; an earlier run there is kept under
+    ``history_dir(path)`` first (see the module doc). If the write fails, the
+    earlier run stays at ``path``."""
+    path = Path(path)
     ensure_writable(path.parent)
-    write_atomic(path, dumps(record))
+    data = dumps(record)  # a record that cannot be written moves nothing
+    kept = _keep_earlier(path, record)
+    try:
+        write_atomic(path, data)
+    except BaseException:
+        if kept is not None:
+            if path.exists():
+                os.unlink(kept)  # hard link: the earlier run is still at path
+            else:
+                os.rename(kept, path)  # renamed: put it back
+        raise
 
 
-def load_records(results: Path = RESULTS) -> tuple[list[dict], list[str]]:
+def load_history(path: Path) -> list[dict]:
+    """The readable schema-2 earlier runs of the record at ``path`` (``_path`` and ``_history`` set)."""
+    out = []
+    for p in sorted(history_dir(path).glob("*.json")):
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("schema") == SCHEMA and all(k in rec for k in FIELDS):
+            out.append({**rec, "_path": str(p), "_history": True})
+    return out
+
+
+def short(path: Path | str) -> str:
+    """A record's path from its device folder on: ``<tag>/<kind>/[history/<stem>/]<name>.json``."""
+    parts = Path(path).parts
+    return "/".join(parts[-5:] if is_history(path) else parts[-3:])
+
+
+def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[dict], list[str]]:
     """Every record under ``results/records``; malformed or other-schema files
-    are returned as problems (named), never mixed in."""
+    are returned as problems (named), never mixed in. ``history``: also the
+    earlier runs kept under ``<kind>/history/`` (marked ``_history: True``)."""
     records, problems = [], []
-    for p in sorted((Path(results) / "records").rglob("*.json")):
+    root = Path(results) / "records"
+    for p in sorted(root.rglob("*.json")):
+        rel = p.relative_to(root).parts  # <tag>/<kind>/<stem>.json or <tag>/<kind>/history/<stem>/<date>.json
+        hist = len(rel) == 5 and rel[2] == HISTORY
+        if hist and not history:
+            continue
         try:
             rec = json.loads(p.read_text())
         except (OSError, ValueError) as exc:
@@ -148,5 +261,7 @@ def load_records(results: Path = RESULTS) -> tuple[list[dict], list[str]]:
             problems.append(f"{p}: missing {', '.join(missing)}")
             continue
         rec["_path"] = str(p)
+        if hist:
+            rec["_history"] = True
         records.append(rec)
     return records, problems
