@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import cli, records, registry, run
+from common import bootstrap, cli, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.measure import kernels
@@ -305,7 +305,8 @@ def save_job(args: argparse.Namespace, extra: list[str], sessions: Sessions, ste
     request = {"kind": "job", "command": "profile", "device": str(sess.device), "protocol": protocol,
                "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004, "extra": extra,
                "seed004": not args.no_seed004 and (args.full or sess.device.type == "cuda")}
-    result = {"wall_s": wall_s, "steps": steps, "failed": [{"step": w, "exit": c} for w, c in failures]}
+    result = {"wall_s": wall_s, "steps": steps, "failed": [{"step": w, "exit": c} for w, c in failures],
+              "setup": bootstrap.setup_stamp()}  # .venv's first set-up: seconds and bytes (None: no stamp)
     rec = records.make_record("job", sess.tag, request, sess.env, result)
     path = records.record_path(sess.results, sess.tag, "job", f"profile_{protocol}")
     records.write_record(path, rec)

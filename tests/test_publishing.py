@@ -1,5 +1,5 @@
-"""Records accumulate (issue 15): an earlier run is kept under history/. In process,
-tiny fake records."""
+"""Records accumulate (issue 15): an earlier run is kept under history/; the set-up's
+cost is stamped in .venv. In process, tiny fake records."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common import records
+from common import bootstrap, records
 from conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "records" / "cpu-amd-epyc" / "timing" / "resnet18_pascal.json"
@@ -54,3 +54,12 @@ def test_a_new_run_never_destroys_the_older_record(tmp_path, monkeypatch):
     assert json.loads(path.read_text())["superseded"] == "a reason"
     assert len(list(records.history_dir(path).glob("*.json"))) == 1
 
+
+
+def test_setup_stamp_measures_the_folder(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").write_bytes(b"x" * 1000)
+    written = bootstrap.write_setup_stamp(12.5, tmp_path)
+    assert written["venv_bytes"] == 1000 and bootstrap.setup_stamp(tmp_path) == written
+    (tmp_path / bootstrap.SETUP_STAMP).write_text("{not json")
+    assert bootstrap.setup_stamp(tmp_path) is None
