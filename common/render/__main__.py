@@ -2,9 +2,12 @@
 
     python -m common.render [--check] [--results DIR] [--root DIR]
 
-Reads ``<results>/records/<device-tag>/<kind>/*.json`` and renders:
+Reads ``<results>/records/<device-tag>/<kind>/*.json`` (and the earlier runs kept
+under ``<kind>/history/``, which the tables' selection may publish: see
+``common.render.select``) and renders:
 
-- every record's ``.txt`` beside its family (``common.render.txt.path_for``);
+- every record's ``.txt`` beside its family (``common.render.txt.path_for``): the
+  newest run's, none for an earlier run;
 - ``<results>/latency.md``, ``memory.md``, ``modes.md``, ``training.md``;
 - ``<results>/figures/*.png``;
 - README.md's generated block (``<root>/README.md``, between the markers);
@@ -35,8 +38,8 @@ PROG = "common.render"
 def txt_outputs(recs: list[dict], root: Path, problems: list[str]) -> dict[Path, str]:
     out: dict[Path, str] = {}
     for rec in recs:
-        if rec["kind"] not in txt.TXT_KINDS:
-            continue
+        if rec["kind"] not in txt.TXT_KINDS or rec.get("_history"):
+            continue  # an earlier run (history/) has no .txt: the .txt shows the newest run
         try:
             out[txt.path_for(rec, root)] = txt.text_for(rec)
         except (*select.ERRORS, ZeroDivisionError) as exc:
@@ -70,7 +73,7 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     """(every text file -> its content, the figure plan, problems)."""
     if not (results_dir / "records").is_dir():
         raise UserError(f"no records folder under {str(results_dir)!r}; run the profilers first")
-    recs, problems = records.load_records(results_dir)
+    recs, problems = records.load_records(results_dir, history=True)  # the tables may publish an earlier run
     res = select.select(recs, problems)
     problems = res.problems
     seeds = tables.Seeds.load(seeds_path)

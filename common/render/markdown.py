@@ -11,6 +11,7 @@ PRESETS = {"cityscapes": "Cityscapes", "pascal": "PASCAL-VOC-2012"}  # the seeds
 CHECK = ":heavy_check_mark:"
 MISSING = "-"
 SUPERSEDED = "(superseded)"  # appended to the model cell of a row from a superseded record
+REDUCED = "(reduced protocol)"  # ... of a row from a record below the stated protocol, where no Flag column says so
 # Every model the registry knows, the seeds' six backbones first and in their order.
 MODEL_ORDER = list(registry.BACKBONES) + [n for n in registry.REGISTRY if n not in registry.BACKBONES]
 
@@ -37,9 +38,11 @@ def md_table(headers: list[str], rows: list[list[str]], numeric_from: int) -> st
     return "\n".join([line(headers), "|" + "|".join(f" {r} " for r in rule) + "|", *map(line, rows)]) + "\n"
 
 
-def display(model: str, superseded: bool = False) -> str:
-    """The model cell: bold display name, marked when its record is superseded."""
-    return f"**{registry.get(model).display}**" + (f" {SUPERSEDED}" if superseded else "")
+def display(model: str, superseded: bool = False, reduced: bool = False) -> str:
+    """The model cell: bold display name, marked when its record is superseded
+    (or below the stated protocol, in tables without a Flag column)."""
+    return f"**{registry.get(model).display}**" + (f" {SUPERSEDED}" if superseded else "") \
+        + (f" {REDUCED}" if reduced else "")
 
 
 def preset_title(preset: str) -> str:
@@ -87,6 +90,15 @@ def cudnn(version: int | None) -> str:
     if version >= 10000:
         return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
     return f"{version // 1000}.{version // 100 % 10}.{version % 100}"
+
+
+def reduced_note(paths: list[str], stated: str) -> str:
+    """A note under a table naming the reduced-protocol records its marked rows come from."""
+    if not paths:
+        return ""
+    return (f"\nRows marked reduced protocol come from records below the stated protocol ({stated}); no run "
+            "of their key meets it, so the newest is shown: " + ", ".join(f"`{p}`" for p in sorted(set(paths)))
+            + ".\n")
 
 
 def superseded_note(reasons: dict[str, str]) -> str:

@@ -38,7 +38,7 @@ def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
                          num(v.get("mean_ms"), ".3f"), num(v.get("median_ms"), ".3f"), num(v.get("std_ms"), ".3f"),
                          num(v.get("spread"), ".1%"), num(v.get("fps"), ".2f"), num(static.values["static_mib"] if static else None, ".2f"),
                          num(m.values["peak_inference_mib"] if m else None, ".2f"), num(params, ".3f"),
-                         t.facts.get("noisy", "") if t else ""])
+                         t.flags if t else ""])
         seed_mem = seeds.memory.get((model, preset)) or {}
         for sid, s in seeds.devices.items():
             lat = seeds.latency.get((sid, model, preset))
@@ -91,7 +91,8 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
            "(`results/reference/seeds.json`; they published no median and no peak); their static memory is "
            "memlab's 'allocated'. Spread = (max - min) / median of the medians of the repeated runs (`--repeats`; "
            "- for one run). Flags: NOISY, interquartile range above 10% of the median; unstable, spread above "
-           f"{UNSTABLE_SPREAD:.0%}; launch-bound, GPU busy below {LAUNCH_BOUND_BUSY:.0%} of the wall time.\n"]
+           f"{UNSTABLE_SPREAD:.0%}; launch-bound, GPU busy below {LAUNCH_BOUND_BUSY:.0%} of the wall time; reduced "
+           "protocol, below the stated protocol.\n", tables.protocol_line()]
     out += [f"#### {preset_title(p)}\n\n{headline_table(res, seeds, p)}" for p in PRESETS]
     out.append("Protocol of the rows:\n\n" + protocols(res, seeds))
     out.append(trust_line(res, results_prefix))
@@ -105,17 +106,42 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
 
 def job_lines(results_dir: Path) -> str:
     """How long ``./profile.sh``'s measuring took, per device and protocol, from the
-    job records (set-up and rendering not included)."""
+    job records (set-up and rendering not included); then the first set-up's cost."""
     recs, _ = records.load_records(results_dir)
     jobs = sorted((r for r in recs if r["kind"] == "job"), key=lambda r: r["device_tag"])
     if not jobs:
-        return ""
+        return setup_line(recs)
     lines = [f"- {r['env'].get('device_name', r['device_tag'])}, {r['request']['protocol']} protocol: "
              f"{r['result']['wall_s'] / 60:.1f} min for {r['result']['steps']} steps "
              f"({len(r['request']['models'])} models{', seed 004 included' if _with_seed004(r['request']) else ''}"
              f"; measured {r['env']['date'][:10]})" for r in jobs]
     return "Time `./profile.sh` spent measuring (from its job records; the first set-up of .venv comes on top):\n\n" \
-        + "\n".join(lines) + "\n"
+        + "\n".join(lines) + "\n\n" + setup_line(recs)
+
+
+def setup_line(recs: list[dict]) -> str:
+    """The first set-up's disk size and install time, from the newest job record that
+    carries ``scripts/setup_venv.sh``'s stamp (``common.bootstrap``); says so when none does."""
+    def stamp(r: dict) -> dict | None:
+        s = r["result"].get("setup") if r["kind"] == "job" and isinstance(r.get("result"), dict) else None
+        return s if isinstance(s, dict) and isinstance(s.get("venv_bytes"), (int, float)) else None
+
+    def newest_with(ok) -> dict | None:  # noqa: ANN001
+        found = [r for r in recs if stamp(r) and ok(stamp(r))]
+        return max(found, key=lambda r: (r["env"].get("date", ""), r["_path"])) if found else None
+
+    timed = newest_with(lambda s: isinstance(s.get("first_install_s"), (int, float)))
+    sized = newest_with(lambda s: True)
+    if sized is None:
+        return ("First set-up: its disk size and install time are not measured yet (`scripts/setup_venv.sh` stamps "
+                "them in `.venv/.setup.json` when it creates .venv; the next `./profile.sh` job record carries them "
+                "and this sentence states them).\n")
+    size = stamp(sized)["venv_bytes"] / 2**30
+    where = lambda r: f"{r['env'].get('host_cpu') or r['device_tag']}, {stamp(r)['date'][:10]}"  # noqa: E731
+    text = f"First set-up (`scripts/setup_venv.sh`, from the job records): .venv takes {size:.1f} GiB on disk ({where(sized)})"
+    if timed is None:
+        return text + "; the time of a first install is not measured yet (that .venv predates the stamp).\n"
+    return text + f"; creating it took {stamp(timed)['first_install_s'] / 60:.1f} min ({where(timed)}).\n"
 
 
 def _with_seed004(request: dict) -> bool:

@@ -10,8 +10,8 @@ from pathlib import Path
 from common import records, registry
 from common.errors import UserError
 from common.render.markdown import (CHECK, MISSING, PRESETS, display, distinct, md_table, model_key, num, pct,
-                                    superseded_note)
-from common.render.select import Device, Results, Row
+                                    reduced_note, superseded_note)
+from common.render.select import Device, Results, Row, stated_text
 
 SEEDS = records.RESULTS / "reference" / "seeds.json"
 
@@ -76,7 +76,16 @@ def _block_note(rows: list[Row]) -> str:
 
 
 def row_notes(rows: list[Row]) -> str:
-    return superseded_note({"/".join(Path(r.path).parts[-3:]): r.superseded for r in rows if r.superseded})
+    return (superseded_note({records.short(r.path): r.superseded for r in rows if r.superseded})
+            + reduced_note([records.short(r.path) for r in rows if r.reduced], stated_text()))
+
+
+def protocol_line() -> str:
+    """The minimum protocol every timing table states (``select.STATED``), and the rule it publishes by."""
+    return (f"Stated protocol (what `./profile.sh` runs by default on each device type): {stated_text()}. "
+            "Per key the tables publish the newest current record made with at "
+            "least this protocol; only when there is none, the newest one, marked reduced protocol. Earlier runs "
+            "are kept (`results/records/<device>/<kind>/history/`).\n")
 
 
 def dates(rows: list[Row]) -> str:
@@ -107,8 +116,7 @@ def latency_table(res: Results, dev: Device) -> str:
     """The seeds' per-device latency table (seed 001), plus median, P90, GMACs, TFLOP/s;
     a run whose interquartile range exceeds 10% of its median is flagged NOISY."""
     rows = res.of("timing", dev.tag)
-    body = [_identity(r) + [num(r.values[c.key], c.fmt) for c in LATENCY_COLS] + [r.day, r.facts.get("noisy", "")]
-            for r in rows]
+    body = [_identity(r) + [num(r.values[c.key], c.fmt) for c in LATENCY_COLS] + [r.day, r.flags] for r in rows]
     headers = IDENTITY_HEADERS + [c.title for c in LATENCY_COLS] + ["Measured", "Flag"]
     return md_table(headers, body, numeric_from=len(IDENTITY_HEADERS)) + _block_note(rows) + row_notes(rows)
 
@@ -157,7 +165,7 @@ def summary_table(res: Results, preset: str) -> str:
         static = static_source(res, model, preset)
         used += [r for r in t + m + [static] if r]
         cells = [num(r.values[key] if r else None, fmt) for r in t for _, key, fmt in stats]
-        body.append([display(model, any(r and r.superseded for r in t + m))] + cells
+        body.append([display(model, any(r and r.superseded for r in t + m), any(r and r.reduced for r in t))] + cells
                     + [num(static.values["static_mib"] if static else None, ".2f")]
                     + [num(r.values["peak_inference_mib"] if r else None, ".2f") for r in m]
                     + [num(params_m(res, model, preset), ".3f")])
@@ -175,10 +183,11 @@ def comparison_table(res: Results, seeds: Seeds, preset: str) -> str:
     body = []
     for model in registry.BACKBONES:
         seed_ms = {sid: (seeds.latency.get((sid, model, preset)) or {}).get("mean_ms") for sid in seeds.devices}
+        rows = [r for d in ours if (r := res.get("timing", d.tag, model, preset))]
         our_ms = {d.tag: r.values["mean_ms"] if (r := res.get("timing", d.tag, model, preset)) else None
                   for d in ours}
         ratios = [seed_ms[sid] / our_ms[d.tag] if seed_ms[sid] and our_ms[d.tag] else None for d, sid in pairs]
-        body.append([display(model)] + [num(v, ".3f") for v in seed_ms.values()]
+        body.append([display(model, reduced=any(r.reduced for r in rows))] + [num(v, ".3f") for v in seed_ms.values()]
                     + [num(v, ".3f") for v in our_ms.values()] + [num(v, ".2f") for v in ratios])
     return md_table(headers, body, numeric_from=1)
 
@@ -220,14 +229,16 @@ def modes_table(res: Results, tag: str) -> str:
                   key=lambda k: (model_key(k[1]), list(PRESETS).index(k[2]), res.modes[k].median_ms))
     headers = ["Model", "Input", "Mode", "Mean (ms)", "Median (ms)", "FPS (from mean)", "Achieved TFLOP/s",
                "Of measured peak", "Measured"]
-    rows = []
+    rows, reduced = [], []
     for k in keys:
         e = res.modes[k]
         mode = e.mode + (" (picked by --mode fastest)" if e.fastest else "") \
             + (f" (search sample: {e.search_iters} iterations)" if e.search_iters else "")
-        rows.append([display(k[1], bool(e.superseded)), k[2], mode, num(e.mean_ms, ".3f"), num(e.median_ms, ".3f"),
-                     num(e.fps, ".2f"), num(e.tflops, ".2f"), pct(e.of_peak), e.date.strftime("%Y-%m-%d")])
-    return md_table(headers, rows, numeric_from=3)
+        rows.append([display(k[1], bool(e.superseded), e.reduced), k[2], mode, num(e.mean_ms, ".3f"),
+                     num(e.median_ms, ".3f"), num(e.fps, ".2f"), num(e.tflops, ".2f"), pct(e.of_peak),
+                     e.date.strftime("%Y-%m-%d")])
+        reduced += [records.short(e.path)] if e.reduced and e.path else []
+    return md_table(headers, rows, numeric_from=3) + reduced_note(reduced, stated_text())
 
 
 def value_range(vals: list[tuple[str, float]], fmt: str) -> str:

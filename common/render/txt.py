@@ -10,7 +10,11 @@ give byte-identical files. Where each kind goes (``path_for``):
 - structure: ``<root>/<family>_profiler/model_structures/<stem>.txt``
 - layer-bench: ``<root>/layer_profiler/layer_stats/<tag>/<stem>.txt``
 
-``stem`` is the record file's own stem; ``tag`` its ``device_tag``.
+``stem`` is the record file's own stem; ``tag`` its ``device_tag``. A ``.txt``
+shows the newest run (the record at the main path; earlier runs kept under
+``history/`` have none) and says on its first lines when that run is below the
+tables' stated protocol (``select.meets``), naming the run the tables publish
+instead, or that they publish this one marked.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from common import records, registry
+from common.render import select
 from common.render.evidence import gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_kernel_lines
 
 TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
@@ -47,11 +52,32 @@ WIDTH = 160  # every line of a .txt fits a terminal this wide; tables are laid o
 
 
 def text_for(rec: dict) -> str:
-    """The ``.txt`` of ``rec``; a superseded record says so on its first line."""
+    """The ``.txt`` of ``rec``; a superseded record says so on its first line, a
+    reduced-protocol one on the next (``reduced_line``)."""
     text = FORMATTERS[rec["kind"]](rec)
+    text = reduced_line(rec) + text
     if rec.get("superseded"):
         text = f"# SUPERSEDED: {rec['superseded']} (kept for reference; not current)\n" + text
     return "".join(_fit(line) + "\n" for line in text.split("\n")[:-1]) + text.split("\n")[-1]
+
+
+def reduced_line(rec: dict) -> str:
+    """'# REDUCED PROTOCOL: ...' when ``rec``'s timed loop is below the stated protocol
+    of its device type, naming what the tables publish instead (from the earlier runs
+    kept beside it, ``records.load_history``); '' otherwise."""
+    if "timing" not in rec["result"] or select.meets(rec):
+        return ""
+    t = rec["result"]["timing"]
+    n = select.samples(t)
+    line = (f"# REDUCED PROTOCOL: warm-up {t['warmup']}, {n} timed sample{'s' * (n != 1)}: below the tables' "
+            f"stated protocol ({select.stated(rec['env']['device_type']).text})")
+    if not select.tabled(rec):
+        return line + "\n"
+    best = select.published([rec, *records.load_history(Path(rec["_path"]))]) if rec.get("_path") else rec
+    if best is rec:
+        return line + "; no run of this request meets it: the tables publish this one, marked reduced protocol\n"
+    return (line + f"; the tables publish instead the run of {best['env']['date']} (`{records.short(best['_path'])}`)"
+            + (", which meets it" if select.meets(best) else "") + "\n")
 
 
 def _fit(line: str) -> str:
