@@ -1,0 +1,98 @@
+"""Bring the records of a run made elsewhere (the GPU machine's ``records.tgz``, a
+colleague's results folder) into this repository's results, the way a local run
+writes them: each through ``records.write_record``, so an earlier run at the same
+path is kept under ``history/`` and nothing is lost. Then render
+(``python -m common.render``).
+
+    python scripts/import_records.py RUN.tgz|DIR [...] [--results DIR] [--dry-run]
+
+Archives and folders are read in the order given (give them oldest first). Only
+``results/records/<tag>/<kind>/<stem>.json`` members are taken; earlier runs kept by
+the other machine (``history/``) and anything else are skipped and counted. A
+member that is not a schema-2 record is named on stderr and skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import records  # noqa: E402
+from common.errors import UserError  # noqa: E402
+
+PROG = "scripts/import_records.py"
+
+
+def members(source: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
+    """(path relative to the repository root, bytes) of every JSON file in a tarball or folder."""
+    if source.is_dir():
+        for p in sorted(source.rglob("*.json")):
+            yield PurePosixPath(p.relative_to(source).as_posix()), p.read_bytes()
+        return
+    try:
+        with tarfile.open(source) as tar:
+            for m in tar.getmembers():
+                if m.isfile() and m.name.endswith(".json"):
+                    yield PurePosixPath(m.name.lstrip("./")), tar.extractfile(m).read()  # type: ignore[union-attr]
+    except (OSError, tarfile.TarError) as exc:
+        raise UserError(f"cannot read {str(source)!r}: {exc}") from None
+
+
+def target(rel: PurePosixPath, results: Path) -> Path | None:
+    """Where a member goes: results/records/<tag>/<kind>/<stem>.json only."""
+    parts = rel.parts
+    if len(parts) != 5 or parts[:2] != ("results", "records") or records.HISTORY in parts:
+        return None
+    return results / "records" / parts[2] / parts[3] / parts[4]
+
+
+def import_one(source: Path, results: Path, dry_run: bool, counts: dict) -> None:
+    for rel, data in members(source):
+        path = target(rel, results)
+        if path is None:
+            counts["skipped"] += 1
+            continue
+        try:
+            rec = json.loads(data)
+            if not (isinstance(rec, dict) and rec.get("schema") == records.SCHEMA
+                    and all(k in rec for k in records.FIELDS)):
+                raise ValueError("not a schema-2 record")
+        except ValueError as exc:
+            sys.stderr.write(f"{PROG}: {source.name}:{rel}: skipped ({exc})\n")
+            counts["bad"] += 1
+            continue
+        existed = path.exists()
+        same = existed and json.loads(path.read_text(encoding="utf-8")) == rec
+        counts["unchanged" if same else "replaced" if existed else "new"] += 1
+        if not dry_run and not same:
+            records.write_record(path, rec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("sources", nargs="+", type=Path, metavar="RUN.tgz|DIR", help="archives or folders, oldest first")
+    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
+                    help="results folder to import into (default: the repository's results/)")
+    ap.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
+    args = ap.parse_args(argv)
+    counts = {"new": 0, "replaced": 0, "unchanged": 0, "skipped": 0, "bad": 0}
+    try:
+        for source in args.sources:
+            if not source.exists():
+                raise UserError(f"no such file or folder: {str(source)!r}")
+            import_one(source, args.results, args.dry_run, counts)
+    except UserError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return exc.exit_code
+    print(f"{counts['new']} new, {counts['replaced']} replaced (the earlier run kept under history/), "
+          f"{counts['unchanged']} unchanged, {counts['skipped']} not records of results/records (skipped), "
+          f"{counts['bad']} unreadable" + (" (dry run: nothing written)" if args.dry_run else ""))
+    return 1 if counts["bad"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""scripts/import_records.py: another machine's records come in through write_record,
+so the run they replace is kept under history/ and nothing else is taken."""
+import importlib.util
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from common import records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("import_records", ROOT / "scripts" / "import_records.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _rec(date: str, ms: float) -> dict:
+    return {"schema": records.SCHEMA, "kind": "timing", "device_tag": "gpu", "request": {"model": "m"},
+            "env": {"date": date}, "code_version": {"commit": None}, "result": {"ms": ms}, "superseded": None}
+
+
+def _tar(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_import_keeps_the_replaced_run_and_skips_what_is_not_a_current_record(tmp_path):
+    results = tmp_path / "results"
+    main = records.record_path(results, "gpu", "timing", "m_pascal")
+    main.parent.mkdir(parents=True)
+    main.write_text(records.dumps(_rec("2026-11-30T00:00:00+00:00", 1.0)))
+    new = json.dumps(_rec("2026-12-01T00:00:00+00:00", 2.0)).encode()
+    tgz = _tar(tmp_path / "run.tgz", {
+        "results/records/gpu/timing/m_pascal.json": new,
+        "results/records/gpu/timing/m_city.json": new,
+        "results/records/gpu/timing/history/m_pascal/20261129T000000Z.json": new,  # the other machine's history
+        "results/sweep_copy/records/gpu/timing/x.json": new,
+        "results/records/gpu/timing/broken.json": b"{not json"})
+    assert _script().main([str(tgz), "--results", str(results)]) == 1  # one unreadable member named
+    assert json.loads(main.read_text())["result"]["ms"] == 2.0
+    (kept,) = records.history_dir(main).glob("*.json")
+    assert json.loads(kept.read_text())["result"]["ms"] == 1.0
+    assert (main.parent / "m_city.json").exists() and not (main.parent / "broken.json").exists()
+    assert not (results / "sweep_copy").exists()
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    tgz = _tar(tmp_path / "run.tgz", {"results/records/gpu/timing/m.json":
+                                      json.dumps(_rec("2026-12-01T00:00:00+00:00", 2.0)).encode()})
+    assert _script().main([str(tgz), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
+    assert not (tmp_path / "r").exists()
