@@ -435,12 +435,21 @@ def test_cudnn_version_formats() -> None:
 def test_segmentation_variants_never_take_the_backbone_row():
     from common.render import select
 
-    rec = {"kind": "timing", "request": {"input": {"batch": 1, "name": "cityscapes"}, "variant": "", "depth": 1,
-                                         "clock": "cuda-event", "output_stride": 8},
+    rec = {"kind": "timing", "request": {"model": "resnet50", "input": {"batch": 1, "name": "cityscapes"},
+                                         "variant": "", "depth": 1, "clock": "cuda-event", "output_stride": 8},
            "env": {"device_type": "cuda"}, "result": {}}
     assert not select.is_default_mode(rec)
-    rec["request"]["output_stride"] = 32
-    assert select.is_default_mode(rec)
+    assert select.is_default_mode({**rec, "request": {**rec["request"], "output_stride": 32}})
+
+
+def test_a_zoo_model_is_on_the_zoo_page_not_in_the_catalogue_tables():
+    from common.render import select
+
+    rec = {"kind": "timing", "request": {"model": "efficientnet_b0", "input": {"batch": 1, "name": "cityscapes"},
+                                         "variant": "", "depth": 1, "clock": "cuda-event"},
+           "env": {"device_type": "cuda"}, "result": {}}
+    assert not select.is_default_mode(rec)
+    assert select.is_default_mode({**rec, "request": {**rec["request"], "model": "resnet50"}})
 
 
 def test_committed_txt_files_are_readable():

@@ -50,8 +50,9 @@ def preset_title(preset: str) -> str:
     return f"{PRESETS[preset]} (1,3,{h},{w})"
 
 
-def model_key(model: str) -> int:
-    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+def model_key(model: str) -> tuple[int, str]:
+    """The catalogue's order, then any other model by name (never the order records were read in)."""
+    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
 
 
 def utc(text: str) -> dt.datetime:

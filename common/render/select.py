@@ -1,6 +1,7 @@
 """Records -> rows: the selection rules every table shares.
 
-- default mode (the seeds' protocol): eager fp32 as measured, batch 1, the
+- default mode (the seeds' protocol), for the catalogue's models (a zoo model's page
+  is results/zoo.md): eager fp32 as measured, batch 1, the
   ``cityscapes``/``pascal`` presets, the device's default clock (CUDA events on a
   GPU, perf_counter on the CPU: a GPU perf_counter run is a timer cross-check),
   per-unit depth 1, and not a fastest search;
@@ -67,6 +68,8 @@ def is_default_mode(rec: dict) -> bool:
     """The mode the tables report as default (see the module doc)."""
     req = rec["request"]
     if variant(rec) != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
+        return False
+    if req["model"] not in registry.REGISTRY:  # a zoo model: results/zoo.md is its page
         return False
     if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
         return False

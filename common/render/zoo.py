@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import records, registry
-from common.render import segmentation
 from common.render.markdown import md_table
 
 SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
@@ -177,7 +176,8 @@ def _throughput_cell(rec: dict | None, name: str) -> str:
                 return m["error"]
             at = m.get("at_largest") or {}
             ips = at.get("images_per_s")
-            return f"{ips:,.0f} @ {at.get('batch')}" if ips is not None else "-"
+            capped = " (cap)" if m.get("largest_batch") and m["largest_batch"] >= m["search"]["cap"] else ""
+            return f"{ips:,.0f} @ {at.get('batch')}{capped}" if ips is not None else "-"
     return "-"
 
 
@@ -267,7 +267,8 @@ def markdown(recs: list[dict]) -> str:
              "Random weights; **ImageNet top-1** is the published figure of the same architecture's default weights "
              "(torchvision's weights metadata, timm's results-imagenet.csv: `results/reference/`). "
              "Latency (ms, median of the timed loop, batch 1) and throughput (images/s at the largest batch that "
-             "fits, from the mean) are separate measurements, never mixed in a column. *fastest*: the mode a short "
+             "fits, from the mean; `(cap)`: the search's largest batch, which fit: larger ones were not tried) are "
+             "separate measurements, never mixed in a column. *fastest*: the mode a short "
              "search picked among precisions, channels-last and CUDA graphs (compile left out when the sweep says "
              "so). Params and GMACs (multiply-accumulates) from a meta-device pass; feature memory in "
              "convnet-burden's convention; peak inference: memory beyond the weights and input during one "
@@ -281,12 +282,18 @@ def markdown(recs: list[dict]) -> str:
             r = sweep["result"]
             failed = r.get("failed", [])
             runs = f" ({r['runs']} sweep records; the longest wall time)" if r.get("runs", 1) > 1 else ""
-            lines += [f"Sweep: {len(r['models'])} models x {', '.join(r['inputs'])}, "
-                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min{runs}, "
+            calls = f" over {r['calls']} calls" if r.get("calls", 1) > 1 else ""
+            lines += [f"Sweep: {len(r['models'])} models listed x {', '.join(r['inputs'])}, "
+                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min{calls}{runs}, "
                       f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]
         for preset in sorted({p for t, p in tables if t == tag}, key=lambda p: (INPUT_ORDER + (p,)).index(p)):
             table = tables[(tag, preset)]
             lines += [f"### {tag}, {preset}", "", f"Protocol: {_protocol(table)}.", ""]
+            if sweep:
+                timed = sum(1 for c in table.cells.values() if "eager" in c or "fastest" in c)
+                lines += [f"{timed} of the {len(sweep['result']['models'])} listed models have a latency at this "
+                          "input so far (the sweep resumes where it stopped; rows without one: throughput only, "
+                          "or not reached).", ""]
             lines += md_table(HEADER, rows_of(table), 2).splitlines() + [""]
             lines += [f"![Pareto: top-1 against latency, {tag} {preset}](figures/{figure_name(tag, preset)})", ""]
             for slot, label in (("eager", "eager fp32"), ("fastest", "fastest mode")):
@@ -323,8 +330,11 @@ def throughput_txt(rec: dict) -> str:
             "# images/s = 1000 / mean ms x batch. Throughput, not latency: do not compare with the latency files.\n\n")
     for m in r["modes"]:
         text += f"{m['name']}: {m['mode']['mode']}\n"
-        text += f"  largest batch that fits: {m['largest_batch']} (tried {', '.join(map(str, m['search']['tried']))}; " \
-                f"cap {m['search']['cap']}; {m['search']['method']})\n"
+        capped = m["largest_batch"] is not None and m["largest_batch"] >= m["search"]["cap"]
+        what = " (the search's cap: it fits, larger batches were not tried)" if capped else ""
+        text += f"  largest batch that fits: {m['largest_batch']}{what}\n"
+        text += f"    search: tried {', '.join(map(str, m['search']['tried']))}; cap {m['search']['cap']}; " \
+                f"{m['search']['method']}\n"
         if m.get("error"):
             text += f"  {m['error']}\n"
             continue
@@ -349,7 +359,6 @@ def outputs(results_dir: Path, root: Path | None = None) -> dict[Path, str]:
     root = Path(root) if root is not None else Path(results_dir).parent
     recs, _ = records.load_records(results_dir)
     out: dict[Path, str] = {Path(results_dir) / "zoo.md": markdown(recs)}
-    out.update(segmentation.outputs(results_dir, root, recs))
     for rec in recs:
         if rec["kind"] == THROUGHPUT_KIND:
             try:
