@@ -99,7 +99,10 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
     if results_dir is not None:
         out.append(job_lines(results_dir))
     links = ", ".join(f"[{title.lower()}]({results_prefix}/{name}.md)" for name, title in pages.PAGES.items())
-    out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md). "
+    out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md), "
+               f"[model zoo: latency, throughput, accuracy]({results_prefix}/zoo.md), "
+               f"[segmentation-ready variants (output stride)]({results_prefix}/segmentation.md), "
+               f"[timer cross-checks]({results_prefix}/timer_check.md). "
                f"Figures:\n\n{figs.links(res, plan, results_prefix + '/figures')}")
     return "\n".join(out)
 
