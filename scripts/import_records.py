@@ -43,11 +43,15 @@ def members(source: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
 
 
 def target(rel: PurePosixPath, results: Path) -> Path | None:
-    """Where a member goes: results/records/<tag>/<kind>/<stem>.json only."""
+    """Where a member goes: ``[results/]records/<tag>/<kind>/<stem>.json`` only (an
+    archive of the repository, or a results folder given as a folder)."""
     parts = rel.parts
-    if len(parts) != 5 or parts[:2] != ("results", "records") or records.HISTORY in parts:
+    if records.HISTORY in parts or "records" not in parts:
         return None
-    return results / "records" / parts[2] / parts[3] / parts[4]
+    i = parts.index("records")
+    if parts[:i] not in ((), ("results",)) or len(parts) - i != 4:
+        return None
+    return results / "records" / parts[i + 1] / parts[i + 2] / parts[i + 3]
 
 
 def import_one(source: Path, results: Path, dry_run: bool, counts: dict) -> None:

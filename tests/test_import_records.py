@@ -57,3 +57,16 @@ def test_dry_run_writes_nothing(tmp_path):
                                       json.dumps(_rec("2026-12-01T00:00:00+00:00", 2.0)).encode()})
     assert _script().main([str(tgz), "--results", str(tmp_path / "r"), "--dry-run"]) == 0
     assert not (tmp_path / "r").exists()
+
+
+def test_a_results_folder_imports_like_an_archive_of_the_repository(tmp_path):
+    other = tmp_path / "other" / "results"
+    src = records.record_path(other, "cpu", "job", "profile_quick")
+    src.parent.mkdir(parents=True)
+    src.write_text(records.dumps(_rec("2026-12-01T00:00:00+00:00", 3.0)))
+    (records.history_dir(src)).mkdir(parents=True)
+    (records.history_dir(src) / "20261130T000000Z.json").write_text(records.dumps(_rec("2026-11-30", 1.0)))
+    results = tmp_path / "results"
+    assert _script().main([str(other), "--results", str(results)]) == 0
+    assert json.loads(records.record_path(results, "cpu", "job", "profile_quick").read_text())["result"]["ms"] == 3.0
+    assert not (results / "records" / "cpu" / "job" / "history").exists()
