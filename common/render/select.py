@@ -5,25 +5,9 @@
   ``cityscapes``/``pascal`` presets, the device's default clock (CUDA events on a
   GPU, perf_counter on the CPU: a GPU perf_counter run is a timer cross-check),
   per-unit depth 1, and not a fastest search;
-- the publishing rule: records accumulate (earlier runs are kept under
-  ``<kind>/history/``, see ``common.records``) and every table states a minimum
-  protocol, per device type (``STATED``): what ``./profile.sh`` runs by default there
-  (``common.drive.CPU_QUICK`` / ``GPU_QUICK``, imported, never retyped):
-
-  - on the CPU (and any device type other than CUDA): at least CPU_QUICK's
-    ``--warmup`` warm-up iterations and at least its ``--iters`` timed samples;
-  - on a CUDA GPU: at least the seeds' 25 warm-up iterations (GPU_QUICK leaves
-    ``--warmup`` at its default) and a timed loop at least as long as the quick
-    one: the full 300 timed samples, or a loop that a ``--max-seconds`` budget of
-    at least GPU_QUICK's 0.5 s stopped (``stopped_early``).
-
-  Compared are the timed loop's warm-up (``result.timing.warmup``) and its
-  samples (``len(result.timing.samples_ms)``, ``samples``): what was run, not
-  what was asked. Warm-up seconds and repeats are not compared (records before those options
-  exist have neither; repeats only add a spread). The rule reads the whole-model
-  inference loop (``result.timing``: timing, per-unit and mode records); records
-  without one (memory, training steps, layer sets) always meet it. A record
-  below it is a *reduced protocol* run;
+- the publishing rule (``common.render.publish``): every table states a minimum
+  protocol per device type and publishes per key the newest current record made
+  with at least it, else the newest one, marked ``reduced protocol``;
 - one row per key: a non-superseded record beats a superseded one (whatever its
   protocol), then a record meeting the stated protocol beats a reduced one, then
   the newest measurement (env date, compared in UTC), then the path (so the
@@ -40,15 +24,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from common import derive, records, registry
 from common.errors import UserError
 from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
-from common.spec import DEFAULT_CLOCK, Request, variant_of
+from common.render.publish import (  # noqa: F401 - the rule's names, re-exported for the renderers
+    REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text)
+from common.spec import DEFAULT_CLOCK, variant_of
 
 KINDS = ("timing", "memory", "layers")  # default-mode table kinds
 ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
@@ -97,101 +82,12 @@ def problem(rec: dict, exc: Exception) -> str:
     return f"{rec.get('_path', '?')}: malformed ({what})"
 
 
-REDUCED = "reduced protocol"  # the mark of a row whose record is below the stated protocol
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """The minimum protocol a table states for one device type (see the module doc)."""
-
-    name: str  # the device type's words: 'CPU', 'GPU'
-    warmup: int  # at least this many warm-up iterations
-    samples: int  # at least this many timed samples ...
-    budget_s: float | None = None  # ... or a timed loop that a --max-seconds budget at least this long stopped
-
-    def met_by(self, timing: dict, request: dict) -> bool:
-        if timing["warmup"] < self.warmup:
-            return False
-        if samples(timing) >= self.samples:
-            return True
-        budget = request.get("max_seconds")
-        return self.budget_s is not None and bool(timing.get("stopped_early")) and budget is not None \
-            and budget >= self.budget_s
-
-    @property
-    def text(self) -> str:
-        loop = f"at least {self.samples} timed samples"
-        if self.budget_s is not None:
-            loop += f" or a timed loop stopped by a --max-seconds budget of at least {self.budget_s:g} s"
-        return f"{self.name}: at least {self.warmup} warm-up iteration{'s' * (self.warmup != 1)} and {loop}"
-
-
-def samples(timing: dict) -> int:
-    """How many timed samples a loop took: its raw samples (a record slimmed of them: its ``iters``)."""
-    return len(timing["samples_ms"]) if "samples_ms" in timing else int(timing["iters"])
-
-
-def _flag(argv: list[str], flag: str, default: object) -> str:
-    return argv[argv.index(flag) + 1] if flag in argv else str(default)
-
-
-@functools.lru_cache(maxsize=1)
-def stated_protocols() -> dict[str, Protocol]:
-    """Per device type, what ./profile.sh runs there by default (imported lazily:
-    common.drive imports the measuring code, which imports this package's txt)."""
-    from common.drive import CPU_QUICK, GPU_QUICK
-
-    seeds = {f.name: f.default for f in fields(Request)}  # the seeds' protocol: 25 warm-up, 300 timed
-    return {"cpu": Protocol("CPU", int(_flag(CPU_QUICK, "--warmup", seeds["warmup"])),
-                            int(_flag(CPU_QUICK, "--iters", seeds["iters"]))),
-            "cuda": Protocol("GPU", int(_flag(GPU_QUICK, "--warmup", seeds["warmup"])),
-                             int(_flag(GPU_QUICK, "--iters", seeds["iters"])),
-                             float(_flag(GPU_QUICK, "--max-seconds", "inf")))}
-
-
-def __getattr__(name: str) -> object:
-    """``STATED``: the named constant {device type: Protocol}, built on first use (see ``stated_protocols``)."""
-    if name == "STATED":
-        return stated_protocols()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def stated(device_type: str) -> Protocol:
-    """The protocol the tables state for ``device_type`` (CUDA: the GPU's; anything else: the CPU's)."""
-    return stated_protocols()["cuda" if device_type == "cuda" else "cpu"]
-
-
-def stated_text() -> str:
-    """The stated protocols in one sentence, for table headers and footnotes."""
-    return "; ".join(p.text for p in stated_protocols().values())
-
-
-def meets(rec: dict) -> bool:
-    """Whether ``rec`` was made with at least the stated protocol of its device type
-    (a record without a timed loop always is)."""
-    timing = rec["result"].get("timing")
-    if not isinstance(timing, dict):
-        return True
-    return stated(rec["env"]["device_type"]).met_by(timing, rec["request"])
-
-
-def rank(rec: dict) -> tuple:
-    """Sort key of competing records: current before superseded, then at least the
-    stated protocol before reduced, then newest, then path."""
-    return (not rec.get("superseded"), meets(rec), utc(rec["env"]["date"]), rec["_path"])
-
-
 def tabled(rec: dict) -> bool:
     """Whether a table shows records of this request (a default-mode row or an execution mode)."""
     try:
         return to_row(rec) is not None or _mode_of(rec) is not None
     except ERRORS:
         return False
-
-
-def published(candidates: list[dict]) -> dict:
-    """The record a table publishes among the runs of one key (the highest ``rank``)."""
-    return max(candidates, key=rank)
 
 
 def short_path(rec: dict) -> str:

@@ -81,7 +81,7 @@ def row_notes(rows: list[Row]) -> str:
 
 
 def protocol_line() -> str:
-    """The minimum protocol every timing table states (``select.STATED``), and the rule it publishes by."""
+    """The minimum protocol every timing table states (``publish.STATED``), and the rule it publishes by."""
     return (f"Stated protocol (what `./profile.sh` runs by default on each device type): {stated_text()}. "
             "Per key the tables publish the newest current record made with at "
             "least this protocol; only when there is none, the newest one, marked reduced protocol. Earlier runs "
