@@ -167,7 +167,7 @@ def request_of(req: Request) -> Request:
 
 def measure_and_save(req: Request, session: object) -> list[Path]:
     """Measure, write the record and its .txt (``common.render.zoo`` renders it again)."""
-    from common.render import zoo as render_zoo
+    from common.render import throughput as render_tp
 
     req = request_of(req)
     records.ensure_writable(session.record_path(req).parent)  # type: ignore[attr-defined]
@@ -175,7 +175,7 @@ def measure_and_save(req: Request, session: object) -> list[Path]:
     rec = records.make_record(KIND, session.tag, req.to_dict(), session.env, result)  # type: ignore[attr-defined]
     path = session.record_path(req)  # type: ignore[attr-defined]
     records.write_record(path, rec)
-    txt = render_zoo.throughput_txt_path({**rec, "_path": str(path)}, session.root)  # type: ignore[attr-defined]
+    txt = render_tp.throughput_txt_path({**rec, "_path": str(path)}, session.root)  # type: ignore[attr-defined]
     txt.parent.mkdir(parents=True, exist_ok=True)
-    records.write_atomic(txt, render_zoo.throughput_txt({**rec, "_path": str(path)}))
+    records.write_atomic(txt, render_tp.throughput_txt({**rec, "_path": str(path)}))
     return [txt, path]
