@@ -14,8 +14,10 @@
 #   fresh    five fresh-process runs of Xception and MobileNet-V2 at PASCAL size
 #   modes    --mode fastest (no compile) for the six backbones on both presets
 #   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU);
-#            SWEEP_MODELS / SWEEP_INPUTS narrow it
+#            SWEEP_MODELS / SWEEP_INPUTS / SWEEP_MODES (default eager; 'eager fastest') choose it
 #   train    seed 004: training steps and layer sets
+#   zoolayers  per unit for any model by name: convnext_tiny, efficientnet_b0, regnety_032, vit_base_patch16_224
+#            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
 #   os       segmentation-ready variants: ResNet-50/101 and xception65 at output stride 32, 16 and 8, Cityscapes,
 #            whole model (GPU protocol) + per unit at depth 1
 #   throughput  the eleven catalogue models at 224: images/s at the largest batch and at batch 1, eager fp32 and
@@ -65,7 +67,7 @@ for s in "${stages[@]}"; do
            done ;;
     modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
              --max-seconds 1 "${extra[@]}" ;;
-    sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes eager \
+    sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes ${SWEEP_MODES:-eager} \
              --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
            mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
     os) stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes --depth 1 --max-seconds 2 "${extra[@]}"
@@ -78,6 +80,9 @@ for s in "${stages[@]}"; do
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
          stage zoo python3 -m common.zoo --inputs imagenet cityscapes --what eager fastest memory \
            --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
+    zoolayers) stage zoolayers python3 -m common.drive stats --model convnext_tiny efficientnet_b0 regnety_032 \
+                 vit_base_patch16_224 swin_t deeplabv3_resnet50.backbone --input cityscapes --depth 1 --max-seconds 1 \
+                 "${extra[@]}" ;;
     train) stage train python3 -m common.drive seed004 --max-seconds 1 "${extra[@]}" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
