@@ -264,4 +264,28 @@ def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[d
         if hist:
             rec["_history"] = True
         records.append(rec)
+    if history:
+        _inherit_superseded(records)
     return records, problems
+
+
+def _inherit_superseded(recs: list[dict]) -> None:
+    """An earlier run of a record marked superseded is stale too (it was measured
+    with code at least as old): it inherits the mark, in memory, unless it has its own."""
+    main = {r["_path"]: r for r in recs if not r.get("_history")}
+    for r in recs:
+        if not r.get("_history") or r.get("superseded"):
+            continue
+        p = Path(r["_path"])
+        newer = main.get(str(p.parents[2] / f"{p.parent.name}.json"))
+        if newer and newer.get("superseded") and _when(r) <= _when(newer):
+            r["superseded"] = f"{newer['superseded']} (an earlier run of {short(newer['_path'])}, which is marked so)"
+
+
+def _when(rec: dict) -> dt.datetime:
+    """A record's run date in UTC (the earliest possible when it has none)."""
+    try:
+        when = dt.datetime.fromisoformat(_run_date(rec) or "")
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)

@@ -126,3 +126,25 @@ def test_setup_stamp_measures_the_folder(tmp_path):
     assert written["venv_bytes"] == 1000 and bootstrap.setup_stamp(tmp_path) == written
     (tmp_path / bootstrap.SETUP_STAMP).write_text("{not json")
     assert bootstrap.setup_stamp(tmp_path) is None
+
+
+def test_an_earlier_run_of_a_superseded_record_is_stale_too(tmp_path):
+    """Marking the newest run superseded (a code change made it stale) also covers the
+    runs kept under history/, which were measured with code at least as old."""
+    from common import records as recmod
+
+    def rec(date, superseded=None):
+        return {"schema": recmod.SCHEMA, "kind": "timing", "device_tag": "t", "request": {"model": "m"},
+                "env": {"date": date}, "code_version": {}, "result": {}, "superseded": superseded}
+
+    path = recmod.record_path(tmp_path, "t", "timing", "m_pascal")
+    path.parent.mkdir(parents=True)
+    recmod.write_record(path, rec("2026-11-30T00:00:00+00:00"))
+    recmod.write_record(path, rec("2026-12-01T00:00:00+00:00"))
+    recmod.write_record(path, rec("2026-12-01T00:00:00+00:00", superseded="profiler bias"))  # same run, marked
+    loaded, problems = recmod.load_records(tmp_path, history=True)
+    assert not problems and len(loaded) == 2
+    (old,) = [r for r in loaded if r.get("_history")]
+    assert old["superseded"].startswith("profiler bias (an earlier run of t/timing/m_pascal.json")
+    (current,), _ = recmod.load_records(tmp_path)
+    assert current["superseded"] == "profiler bias"
