@@ -68,9 +68,13 @@ def setup_stamp(folder: Path | None = None) -> dict | None:
             return None
         folder = VENV
     try:
-        stamp = json.loads((Path(folder) / SETUP_STAMP).read_text(encoding="utf-8"))
+        return checked_stamp(json.loads((Path(folder) / SETUP_STAMP).read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
+
+
+def checked_stamp(stamp: object) -> dict | None:
+    """``stamp``'s fields when it is a well-formed set-up stamp (in .venv or in a job record), else None."""
     ok = isinstance(stamp, dict) and isinstance(stamp.get("venv_bytes"), int) and isinstance(stamp.get("date"), str) \
         and (stamp.get("first_install_s") is None or isinstance(stamp["first_install_s"], (int, float)))
     return {k: stamp.get(k) for k in ("first_install_s", "venv_bytes", "date")} if ok else None

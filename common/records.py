@@ -148,6 +148,18 @@ def is_history(path: Path) -> bool:
     return len(parts) >= 3 and parts[-3] == HISTORY
 
 
+def utc(text: str) -> dt.datetime:
+    """A record's date in UTC (records carry an offset; a bare timestamp is taken as
+    UTC, as ``env.collect`` writes it). ValueError when it is not a date."""
+    when = dt.datetime.fromisoformat(text)
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+
+
+def is_record(obj: object) -> bool:
+    """Whether ``obj`` has this schema's layout: a dict of schema SCHEMA with every field."""
+    return isinstance(obj, dict) and obj.get("schema") == SCHEMA and all(k in obj for k in FIELDS)
+
+
 def _run_date(rec: object) -> str | None:
     env = rec.get("env") if isinstance(rec, dict) else None
     date = env.get("date") if isinstance(env, dict) else None
@@ -156,17 +168,13 @@ def _run_date(rec: object) -> str | None:
 
 def _history_name(old: object, path: Path) -> str:
     """A sortable name for the earlier run: its UTC date (else the file's modification time)."""
-    try:
-        when = dt.datetime.fromisoformat(_run_date(old) or "")
-        when = when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
-    except ValueError:
-        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    when = _when(old) or dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     return when.strftime("%Y%m%dT%H%M%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
 
 
-def _keep_earlier(path: Path, record: dict) -> Path | None:
+def _keep_earlier(path: Path, record: dict, data: str) -> Path | None:
     """Give the run now at ``path`` a second name under its history folder when
-    ``record`` is another run; returns that name (None: nothing there, or the same run).
+    ``record`` (serialised as ``data``) is another run; returns that name (None: nothing there, or the same run).
     A hard link, never a copy: the old file is never absent, never clobbered."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -178,7 +186,7 @@ def _keep_earlier(path: Path, record: dict) -> Path | None:
         old = None  # not readable as a record: kept all the same (load_records names it a problem)
     if old is not None and _run_date(old) is not None and _run_date(old) == _run_date(record):
         return None  # the same run re-written (e.g. marked superseded): replaced in place
-    if old == json.loads(dumps(record)):
+    if old == json.loads(data):
         return None
     folder = history_dir(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,7 +213,7 @@ def write_record(path: Path, record: dict) -> None:
     path = Path(path)
     ensure_writable(path.parent)
     data = dumps(record)  # a record that cannot be written moves nothing
-    kept = _keep_earlier(path, record)
+    kept = _keep_earlier(path, record, data)
     try:
         write_atomic(path, data)
     except BaseException:
@@ -219,14 +227,18 @@ def write_record(path: Path, record: dict) -> None:
 
 def load_history(path: Path) -> list[dict]:
     """The readable schema-2 earlier runs of the record at ``path`` (``_path`` and ``_history`` set)."""
+    try:
+        newer = {**json.loads(Path(path).read_text(encoding="utf-8")), "_path": str(path)}
+    except (OSError, ValueError):
+        newer = None
     out = []
     for p in sorted(history_dir(path).glob("*.json")):
         try:
             rec = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(rec, dict) and rec.get("schema") == SCHEMA and all(k in rec for k in FIELDS):
-            out.append({**rec, "_path": str(p), "_history": True})
+        if is_record(rec):
+            out.append(_inherit({**rec, "_path": str(p), "_history": True}, newer))
     return out
 
 
@@ -270,22 +282,27 @@ def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[d
 
 
 def _inherit_superseded(recs: list[dict]) -> None:
-    """An earlier run of a record marked superseded is stale too (it was measured
-    with code at least as old): it inherits the mark, in memory, unless it has its own."""
     main = {r["_path"]: r for r in recs if not r.get("_history")}
     for r in recs:
-        if not r.get("_history") or r.get("superseded"):
-            continue
-        p = Path(r["_path"])
-        newer = main.get(str(p.parents[2] / f"{p.parent.name}.json"))
-        if newer and newer.get("superseded") and _when(r) <= _when(newer):
-            r["superseded"] = f"{newer['superseded']} (an earlier run of {short(newer['_path'])}, which is marked so)"
+        if r.get("_history"):
+            p = Path(r["_path"])
+            _inherit(r, main.get(str(p.parents[2] / f"{p.parent.name}.json")))
 
 
-def _when(rec: dict) -> dt.datetime:
-    """A record's run date in UTC (the earliest possible when it has none)."""
+def _inherit(earlier: dict, newer: dict | None) -> dict:
+    """An earlier run of a record marked superseded is stale too (it was measured with
+    code at least as old): it takes the mark, in memory, unless it has its own."""
+    if newer and newer.get("superseded") and not earlier.get("superseded"):
+        low = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        if (_when(earlier) or low) <= (_when(newer) or low):
+            earlier["superseded"] = (f"{newer['superseded']} (an earlier run of {short(newer['_path'])}, "
+                                     "which is marked so)")
+    return earlier
+
+
+def _when(rec: object) -> dt.datetime | None:
+    """A record's run date in UTC; None when it has none."""
     try:
-        when = dt.datetime.fromisoformat(_run_date(rec) or "")
+        return utc(_run_date(rec) or "")
     except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+        return None

@@ -209,7 +209,7 @@ def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> 
     for key in ("kernels", "kernel_profile"):
         if key in rep:
             result[key] = rep[key]
-    _busy(result)
+    run_kernels.busy(result)
 
 
 def _finish_repeats(runs: list[dict], result: dict) -> None:
@@ -217,9 +217,6 @@ def _finish_repeats(runs: list[dict], result: dict) -> None:
     rep = repeats.summarize(runs)
     result["timing"] = runs[rep["representative"]]
     result["repeats"] = {**rep, "fresh_process": False}
-
-
-_busy = run_kernels.busy  # the busy fraction's one home, named here where the repeats are finished
 
 
 def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, whole: dict,

@@ -62,9 +62,8 @@ def import_one(source: Path, results: Path, dry_run: bool, counts: dict) -> None
             continue
         try:
             rec = json.loads(data)
-            if not (isinstance(rec, dict) and rec.get("schema") == records.SCHEMA
-                    and all(k in rec for k in records.FIELDS)):
-                raise ValueError("not a schema-2 record")
+            if not records.is_record(rec):
+                raise ValueError(f"not a schema-{records.SCHEMA} record")
         except ValueError as exc:
             sys.stderr.write(f"{PROG}: {source.name}:{rel}: skipped ({exc})\n")
             counts["bad"] += 1

@@ -148,3 +148,5 @@ def test_an_earlier_run_of_a_superseded_record_is_stale_too(tmp_path):
     assert old["superseded"].startswith("profiler bias (an earlier run of t/timing/m_pascal.json")
     (current,), _ = recmod.load_records(tmp_path)
     assert current["superseded"] == "profiler bias"
+    (kept,) = recmod.load_history(path)  # what a .txt header reads: the same mark
+    assert kept["superseded"] == old["superseded"]

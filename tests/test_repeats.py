@@ -36,7 +36,7 @@ def test_close_repeats_are_stable_and_one_repeat_has_no_spread():
 def test_busy_is_against_the_median_of_medians():
     result = {"kernels": {"kernel_ms": 4.0}}
     runmod._finish_repeats([_run(10.0), _run(5.0), _run(6.0)], result)
-    runmod._busy(result)
+    runmod.run_kernels.busy(result)
     assert result["timing"]["stats"]["median_ms"] == 6.0  # the representative repeat's samples
     assert result["kernels"]["busy"] == pytest.approx(4 / 6) and result["kernels"]["launch_bound"] is True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from common import registry
+from common import records, registry
 from common.inputs import PRESETS as INPUT_SIZES
 
 PRESETS = {"cityscapes": "Cityscapes", "pascal": "PASCAL-VOC-2012"}  # the seeds' two tasks, their titles
@@ -55,10 +55,7 @@ def model_key(model: str) -> tuple[int, str]:
     return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
 
 
-def utc(text: str) -> dt.datetime:
-    when = dt.datetime.fromisoformat(text)
-    # Records carry an offset; a bare timestamp is taken as UTC, like env.collect writes.
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+utc = records.utc  # a record's date in UTC: one home, in common.records
 
 
 def day(when: dt.datetime) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common import records, registry
+from common import bootstrap, records, registry
 from common.errors import UserError
 from common.render import figures as figs
 from common.render import pages, tables
@@ -126,8 +126,7 @@ def setup_line(recs: list[dict]) -> str:
     """The first set-up's disk size and install time, from the newest job record that
     carries ``scripts/setup_venv.sh``'s stamp (``common.bootstrap``); says so when none does."""
     def stamp(r: dict) -> dict | None:
-        s = r["result"].get("setup") if r["kind"] == "job" and isinstance(r.get("result"), dict) else None
-        return s if isinstance(s, dict) and isinstance(s.get("venv_bytes"), (int, float)) else None
+        return bootstrap.checked_stamp(r["result"].get("setup")) if r["kind"] == "job" else None
 
     def newest_with(ok) -> dict | None:  # noqa: ANN001
         found = [r for r in recs if stamp(r) and ok(stamp(r))]

@@ -10,37 +10,26 @@ exists, and the per-unit file.
 
 A model appears when it has a timing (or per-unit) record at an output stride other
 than 32; its OS32 row is its plain record at the same input. Per (model, input,
-output stride) the newest non-superseded record is taken; a superseded one only
-when nothing else exists, and then marked.
+output stride) the publishing rule picks the record (``common.render.publish.rank``);
+a superseded one only when nothing else exists, and then marked.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from common import records
+from common.render import publish, select
 from common.render.markdown import md_table
-from common.spec import DEFAULT_CLOCK
 
 PAGE = "segmentation.md"
 STRIDES = (32, 16, 8)
 
 
 def _eager_default(rec: dict) -> bool:
-    """Eager fp32 as given, batch 1, default clock, no features: the variant's latency row."""
+    """Eager fp32 as given, batch 1, the device's default clock, no features: the
+    variant's latency row (the catalogue tables' default mode, output stride aside)."""
     req = rec["request"]
-    m = records.measured(rec)
-    return (req.get("search", "as-given") == "as-given" and m.get("precision") == "fp32"
-            and not m.get("channels_last") and not m.get("cuda_graph") and not m.get("compile")
-            and req["input"]["batch"] == 1 and not req.get("features")
-            and req.get("clock") == DEFAULT_CLOCK.get(rec["env"].get("device_type"), req.get("clock")))
-
-
-def _newer(a: dict | None, b: dict) -> bool:
-    """Whether ``b`` should replace ``a``: current before superseded, then the newer date."""
-    if a is None:
-        return True
-    return (not b.get("superseded"), b["env"]["date"], b["_path"]) > (not a.get("superseded"), a["env"]["date"],
-                                                                     a["_path"])
+    return (select.variant(rec) == "" and req.get("search", "as-given") == "as-given"
+            and req["input"]["batch"] == 1 and not req.get("features") and select.default_clock(rec))
 
 
 def collect(recs: list[dict]) -> dict[tuple[str, str], dict[str, dict[int, dict]]]:
@@ -61,7 +50,7 @@ def collect(recs: list[dict]) -> dict[tuple[str, str], dict[str, dict[int, dict]
                 continue
         except (KeyError, TypeError, ValueError):
             continue
-        if _newer(cells.get(key), rec):
+        if key not in cells or publish.rank(rec) > publish.rank(cells[key]):
             cells[key] = rec
     dilated = {(tag, inp, model) for (tag, inp, model, os_, _k) in cells if os_ != 32}
     out: dict[tuple[str, str], dict[str, dict[int, dict]]] = {}

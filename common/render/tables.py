@@ -183,11 +183,10 @@ def comparison_table(res: Results, seeds: Seeds, preset: str) -> str:
     body = []
     for model in registry.BACKBONES:
         seed_ms = {sid: (seeds.latency.get((sid, model, preset)) or {}).get("mean_ms") for sid in seeds.devices}
-        rows = [r for d in ours if (r := res.get("timing", d.tag, model, preset))]
-        our_ms = {d.tag: r.values["mean_ms"] if (r := res.get("timing", d.tag, model, preset)) else None
-                  for d in ours}
+        rows = {d.tag: res.get("timing", d.tag, model, preset) for d in ours}
+        our_ms = {tag: r.values["mean_ms"] if r else None for tag, r in rows.items()}
         ratios = [seed_ms[sid] / our_ms[d.tag] if seed_ms[sid] and our_ms[d.tag] else None for d, sid in pairs]
-        body.append([display(model, reduced=any(r.reduced for r in rows))] + [num(v, ".3f") for v in seed_ms.values()]
+        body.append([display(model, reduced=any(r and r.reduced for r in rows.values()))] + [num(v, ".3f") for v in seed_ms.values()]
                     + [num(v, ".3f") for v in our_ms.values()] + [num(v, ".2f") for v in ratios])
     return md_table(headers, body, numeric_from=1)
 

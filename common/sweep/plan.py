@@ -171,5 +171,4 @@ def valid_record(path: Path) -> bool:
         rec = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(rec, dict) and rec.get("schema") == records.SCHEMA
-            and all(k in rec for k in records.FIELDS) and not rec.get("superseded"))
+    return records.is_record(rec) and not rec.get("superseded")
