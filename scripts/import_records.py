@@ -39,7 +39,8 @@ def members(source: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
                 if m.isfile() and m.name.endswith(".json"):
                     yield PurePosixPath(m.name.lstrip("./")), tar.extractfile(m).read()  # type: ignore[union-attr]
     except (OSError, tarfile.TarError) as exc:
-        raise UserError(f"cannot read {str(source)!r}: {exc}") from None
+        first = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+        raise UserError(f"cannot read {str(source)!r} as a tar archive or a folder ({first})") from None
 
 
 def target(rel: PurePosixPath, results: Path) -> Path | None:

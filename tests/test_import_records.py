@@ -70,3 +70,11 @@ def test_a_results_folder_imports_like_an_archive_of_the_repository(tmp_path):
     assert _script().main([str(other), "--results", str(results)]) == 0
     assert json.loads(records.record_path(results, "cpu", "job", "profile_quick").read_text())["result"]["ms"] == 3.0
     assert not (results / "records" / "cpu" / "job" / "history").exists()
+
+
+def test_an_unreadable_archive_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "run.tgz"
+    bad.write_text("not an archive")
+    assert _script().main([str(bad), "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot read" in err and not (tmp_path / "r").exists()
