@@ -62,6 +62,20 @@ def resolve(preset: str | None, size: str | None, batch: int = 1) -> InputSpec:
     return InputSpec(name, h, w, batch)
 
 
+def is_size(item: str) -> bool:
+    return "x" in item and item[:1].isdigit()
+
+
+def argv(item: str) -> list[str]:
+    """A preset name or HxW as an entry point's flags (``--input`` or ``--size``)."""
+    return ["--size", item] if is_size(item) else ["--input", item]
+
+
+def of(item: str) -> InputSpec:
+    """A preset name or HxW, resolved."""
+    return resolve(None, item) if is_size(item) else resolve(item, None)
+
+
 def check_fits(spec: InputSpec, min_side: int, model: str) -> None:
     if min(spec.height, spec.width) < min_side:
         raise UserError(

@@ -19,11 +19,14 @@
 #   zoolayers  per unit for any model by name: convnext_tiny, efficientnet_b0, regnety_032, vit_base_patch16_224
 #            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
 #   os       segmentation-ready variants: ResNet-50/101 and xception65 at output stride 32, 16 and 8, Cityscapes,
-#            whole model (GPU protocol) + per unit at depth 1
+#            whole model (GPU protocol) + per unit at depth 1; OS_MODELS / OS_STRIDES (then no OS32 run) narrow it
 #   throughput  the eleven catalogue models at 224: images/s at the largest batch and at batch 1, eager fp32 and
 #            fastest, cross-checked against torch.utils.benchmark in the same run
 #   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
 #            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model
+#   zoosweep the same zoo steps through the Dask sweep (common.sweep --kinds zoo): one task per model, each in its
+#            own process, one worker per GPU; stops starting tasks when the suite budget is spent (a later call
+#            resumes); ZOO_MODELS (default: the zoo tag) chooses the models
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stages=() extra=()
@@ -70,9 +73,10 @@ for s in "${stages[@]}"; do
     sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes ${SWEEP_MODES:-eager} \
              --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
            mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
-    os) stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes --depth 1 --max-seconds 2 "${extra[@]}"
-        for st in 16 8; do
-          stage "os$st" python3 -m common.drive stats --model resnet50 resnet101 xception65 --input cityscapes \
+    os) [ -n "${OS_STRIDES:-}" ] || stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes \
+          --depth 1 --max-seconds 2 "${extra[@]}"
+        for st in ${OS_STRIDES:-16 8}; do
+          stage "os$st" python3 -m common.drive stats --model ${OS_MODELS:-resnet50 resnet101 xception65} --input cityscapes \
             --output-stride $st --depth 1 --max-seconds 2 "${extra[@]}"
         done ;;
     throughput) stage throughput python3 -m common.zoo --models catalogue --inputs imagenet --what throughput \
@@ -80,6 +84,10 @@ for s in "${stages[@]}"; do
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
          stage zoo python3 -m common.zoo --inputs imagenet cityscapes --what eager fastest memory \
            --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
+    zoosweep) left=$(( budget - ($(date +%s) - start) - 60 ))  # the last task started may take a minute
+         stage zoosweep python3 -m common.sweep --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes \
+           --modes eager fastest --kinds zoo --max-seconds 0.3 --budget-s $left --task-timeout 300 --name zoo --no-dashboard \
+           "${extra[@]}" ;;
     zoolayers) stage zoolayers python3 -m common.drive stats --model convnext_tiny efficientnet_b0 regnety_032 \
                  vit_base_patch16_224 swin_t deeplabv3_resnet50.backbone --input cityscapes --depth 1 --max-seconds 1 \
                  "${extra[@]}" ;;

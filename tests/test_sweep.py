@@ -71,6 +71,35 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     assert "2 request(s); largest difference 0.00%" in capsys.readouterr().out
 
 
+def test_zoo_through_the_sweep_one_task_per_model_then_budget_and_resume(scheduler, tmp_path, capsys):
+    """Kind zoo: one task per model runs python -m common.zoo's steps in its own process;
+    a step that cannot be made is a failed task with the zoo's reason; the sweep keeps the
+    zoo-run record; a spent budget starts nothing and a re-run skips finished models."""
+    argv = ["--models", "resnet18", "vit_b_16", "--kinds", "zoo", "--modes", "eager", *SMALL,
+            "--scheduler", scheduler, "--out-dir", str(tmp_path), "--name", "z"]
+    assert sweep_cli.main([*argv, "--budget-s", "0"]) == 0  # nothing may start
+    assert summary_of(tmp_path)["result"]["counts"] == {"done": 0, "skipped": 0, "failed": 0, "not_started": 2}
+    assert "2 not started (budget spent)" in capsys.readouterr().out
+    assert sweep_cli.main(argv) == 1
+    rec = summary_of(tmp_path)
+    tasks = {t["label"]: t for t in rec["result"]["tasks"]}
+    assert tasks["resnet18 zoo 32x32"]["status"] == "done"
+    vit = tasks["vit_b_16 zoo 32x32"]
+    assert vit["status"] == "failed" and vit["attempts"] == 1 and "2 of 2 step(s) failed" in vit["reason"]
+    assert "needs 224x224" in vit["reason"]
+    recs = tmp_path / "results" / "records" / rec["device_tag"]
+    assert (recs / "timing" / "resnet18_32x32.json").exists() and (recs / "memory" / "resnet18_32x32.json").exists()
+    assert not (recs / "timing" / "resnet18_32x32_fastest.json").exists()  # modes: eager only
+    run = json.loads((recs / "zoo-run" / "zoo.json").read_text())["result"]
+    assert run["models"] == ["resnet18", "vit_b_16"] and run["what"] == ["eager", "memory"]
+    assert run["steps"] == run["steps_done"] == 4 and run["via"] == "Dask sweep z" and run["calls"] == 1
+    assert sorted(f["step"] for f in run["failed"]) == ["vit_b_16 32x32 eager", "vit_b_16 32x32 memory"]
+    assert run["protocol"].startswith("--warmup 0 --iters 2") and "throughput" not in run["protocol"]
+    assert sweep_cli.main(argv) == 0  # every step has its record or its reason: nothing runs again
+    assert summary_of(tmp_path)["result"]["counts"] == {"done": 0, "skipped": 2, "failed": 0}
+    assert json.loads((recs / "zoo-run" / "zoo.json").read_text())["result"]["calls"] == 2
+
+
 def test_slurm_job_script_has_the_requested_resources(capsys):
     assert sweep_cli.main(["--slurm", "--queue", "gpu", "--account", "proj42", "--walltime", "02:30:00",
                            "--gpus-per-job", "2", "--cpus-per-gpu", "4", "--print-job-script", "--no-dashboard"]) == 0

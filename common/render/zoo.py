@@ -10,8 +10,8 @@ and (through ``common.render.throughput``) each throughput record's ``.txt``.
     frontier(points)         the Pareto-optimal points (lower latency, higher top-1)
 
 The models of a device's table are those of its last zoo sweep (record kind
-``zoo-run``, written by ``python -m common.zoo``), else every zoo-family model with
-a record there. A model's row takes the newest non-superseded record of each kind:
+``zoo-run``, written by ``python -m common.zoo`` or by a Dask sweep of kind ``zoo``),
+else every zoo-family model with a record there. A model's row takes the newest non-superseded record of each kind:
 ``timing`` as-given eager fp32 and ``timing`` fastest (batch 1, as published:
 output stride 32, no features), ``memory``, ``throughput`` and ``failure``; a
 failure newer than the record it would have made is shown with its reason.
@@ -284,6 +284,7 @@ def markdown(recs: list[dict]) -> str:
             failed = r.get("failed", [])
             runs = f" ({r['runs']} sweep records; the longest wall time)" if r.get("runs", 1) > 1 else ""
             calls = f" over {r['calls']} calls" if r.get("calls", 1) > 1 else ""
+            calls += f" (the last through the {r['via']})" if r.get("via") else ""
             lines += [f"Sweep: {len(r['models'])} models listed x {', '.join(r['inputs'])}, "
                       f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min{calls}{runs}, "
                       f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 from common.argtypes import positive
 from common.cli import Parser
 from common.errors import UserError
-from common.sweep import cluster, plan, runner
+from common.sweep import cluster, plan, runner, zoo_run
 
 # Hidden test hook: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5).
 KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
@@ -25,12 +26,15 @@ def build_parser() -> Parser:
                "each task is one single run of common.cli in its own process, one task per device at a time; "
                "a re-run skips every request with a valid record. See docs/sweep.md.")
     w = p.add_argument_group("what")
-    w.add_argument("--models", nargs="+", metavar="NAME", help="catalogue names or tags (backbone, catalogue, "
-                   "train-bench) (default: backbone)")
+    w.add_argument("--models", nargs="+", metavar="NAME", help="model names (catalogue, torchvision, timm) or "
+                   "tags (backbone, catalogue, train-bench, zoo) (default: backbone)")
     w.add_argument("--inputs", nargs="+", metavar="IN", help="presets or HxW sizes (default: cityscapes pascal)")
     w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or quoted "
                    "timer flags, e.g. '--precision bf16 --channels-last' (default: eager)")
-    w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing)")
+    w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing); zoo: "
+                   "one task per model running python -m common.zoo's steps at every input (eager/fastest as "
+                   "--modes says, and memory) with the zoo's bounded protocol, which --warmup, --iters, "
+                   "--max-seconds, --min-iters and --threads override; the sweep writes the zoo-run record")
     w.add_argument("--file", type=Path, metavar="F", help="JSON or YAML file with the same keys (models, inputs, "
                    "modes, kinds, protocol keys) and/or a 'requests' list; flags win")
     w.add_argument("--warmup", type=int, metavar="N", help="timer --warmup (default: the timer's, 25)")
@@ -66,6 +70,8 @@ def build_parser() -> Parser:
     where.add_argument("--jobs", type=positive(int), default=1, metavar="J", help="Slurm jobs to start (default: 1)")
     where.add_argument("--print-job-script", action="store_true", help="with --slurm: print the job script, exit")
     where.add_argument("--task-timeout", type=positive(float), metavar="S", help="kill a run after S seconds")
+    where.add_argument("--budget-s", type=float, metavar="S", help="start no task after S seconds (the running "
+                       "ones finish; the same command later resumes with the rest) (default: no limit)")
     where.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="no Dask dashboard")
     return p
 
@@ -154,16 +160,18 @@ def main(argv: list[str] | None = None) -> int:
         tasks = with_test_hook(plan.tasks_from(args))
         if args.dry_run:
             for t in tasks:
-                print(" ".join(["python -m common.cli", t.tool, *t.args]))
+                print(shlex.join(["python", *t.command(), *t.args]))
             return 0
         out = str(args.out_dir) if args.out_dir else None
+        name = args.name or default_name(tasks)
+        zoo = zoo_run.ZooRun(tasks, out, name)
         with contextlib.ExitStack() as stack:
             client, where = connect(args, stack, prog)
             if args.dashboard and client.dashboard_link and (args.scheduler or cluster.has_dashboard()):
                 sys.stderr.write(f"{prog}: dashboard: {client.dashboard_link}\n")
             sys.stderr.write(f"{prog}: {len(tasks)} task(s) on {where}\n")
-            summary = runner.run(client, tasks, out, args.tag, args.device, args.task_timeout, prog)
-        name = args.name or default_name(tasks)
+            summary = runner.run(client, tasks, out, args.tag, args.device, args.task_timeout, prog, args.budget_s,
+                                 zoo if zoo else None)
         path = save(summary, tasks, args, name, where)
         print(runner.table(summary, name))
         print(path)

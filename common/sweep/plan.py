@@ -1,9 +1,11 @@
 """What a sweep runs: requests from flags or a JSON/YAML file, as tasks.
 
-A task is one single run of the existing entry point, ``python -m common.cli
-timer|mem ARGS``, minus ``--device`` (the worker that runs it adds its own) and
-``--out-dir`` (the sweep's). The record a task writes, and so whether it already
-exists, follows from the same request ``common.cli`` builds (``record_path``).
+A task is one single run of an existing entry point, ``python -m common.cli
+timer|mem ARGS`` or, for kind ``zoo``, one model's zoo steps ``python -m common.zoo
+--models M ARGS`` (every input, eager/fastest as the modes say, and memory), minus
+``--device`` (the worker that runs it adds its own) and ``--out-dir`` (the sweep's).
+The records a task writes, and so whether they already exist, follow from the same
+requests the entry point builds (``record_paths``).
 """
 from __future__ import annotations
 
@@ -13,32 +15,39 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import registry
+from common import inputs, registry
 from common.errors import UserError
 
-KINDS = ("timing", "layers", "memory")
+KINDS = ("timing", "layers", "memory", "zoo")
+ZOO_MODES = ("eager", "fastest")
 DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes": ["eager"], "kinds": ["timing"]}
 # Protocol flags passed to every timer task (memory tasks take --batch and --threads only).
 PROTOCOL = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters",
             "warmup_seconds": "--warmup-seconds", "repeats": "--repeats", "batch": "--batch", "threads": "--threads"}
 MEM_PROTOCOL = ("batch", "threads")
+ZOO_PROTOCOL = ("warmup", "iters", "max_seconds", "min_iters", "threads")  # what python -m common.zoo takes
 
 
 @dataclass(frozen=True)
 class Task:
     """One request as the argv of one single run (without --device/--out-dir)."""
-    tool: str  # "timer" | "mem"
+    tool: str  # "timer" | "mem" | "zoo"
     args: tuple[str, ...]
-    label: str  # "resnet50 cityscapes eager timing"
+    label: str  # "resnet50 cityscapes eager timing", "convnext_tiny zoo imagenet+cityscapes"
     kill_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL the run after S seconds
+
+    def command(self) -> list[str]:
+        """The entry point, as ``python`` arguments."""
+        return ["-m", "common.zoo"] if self.tool == "zoo" else ["-m", "common.cli", self.tool]
 
     def argv(self, device: str, out_dir: str | None, tag: str | None) -> list[str]:
         extra = ["--device", device] + (["--out-dir", out_dir] if out_dir else []) + (["--tag", tag] if tag else [])
-        return [self.tool, *self.args, *extra]
+        return [*self.command(), *self.args, *extra]
 
 
 def expand_models(items: list[str]) -> list[str]:
-    """Catalogue names and tags (``backbone``, ``catalogue``, ``train-bench``) -> names, in order, once each."""
+    """Model names (catalogue, torchvision, timm) and tags (``backbone``, ``catalogue``,
+    ``train-bench``, ``zoo``) -> names, in order, once each."""
     out: list[str] = []
     for item in items:
         for name in (registry.names(item) if item in registry.TAGS else [registry.get(item).name]):
@@ -62,21 +71,29 @@ def mode_args(mode: str) -> list[str]:
     return args
 
 
-def input_args(item: str) -> list[str]:
-    """A preset name or HxW."""
-    return ["--size", item] if "x" in item and item[0].isdigit() else ["--input", item]
+def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -> Task:
+    """One model's zoo steps at every input: eager and/or fastest as ``modes`` say, and memory."""
+    other = [m for m in modes if m not in ZOO_MODES]
+    if other:
+        raise UserError(f"kind zoo takes modes {' and '.join(ZOO_MODES)} (its memory step always runs), "
+                        f"not {other[0]!r}")
+    flags = [a for k in ZOO_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
+    flags += ["--search-compile"] if protocol.get("search_compile") else []
+    # --no-run-record: the tasks run in parallel, so the sweep itself keeps the zoo-run record.
+    return Task("zoo", ("--models", model, "--inputs", *presets, "--what", *modes, "memory", *flags,
+                        "--no-run-record"), f"{model} zoo {'+'.join(presets)}")
 
 
 def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Task:
-    if kind not in KINDS:
-        raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
+    if kind not in KINDS or kind == "zoo":
+        raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(k for k in KINDS if k != 'zoo')}")
     if kind == "memory":
         flags = [a for k in MEM_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
-        return Task("mem", ("--model", model, *input_args(inp), *flags), f"{model} {inp} memory")
+        return Task("mem", ("--model", model, *inputs.argv(inp), *flags), f"{model} {inp} memory")
     flags = [a for k, f in PROTOCOL.items() if protocol.get(k) is not None for a in (f, str(protocol[k]))]
     flags += ["--no-search-compile"] if protocol.get("search_compile") is False else []
     flags += ["--layers"] if kind == "layers" else []
-    return Task("timer", ("--model", model, *input_args(inp), *mode_args(mode), *flags),
+    return Task("timer", ("--model", model, *inputs.argv(inp), *mode_args(mode), *flags),
                 f"{model} {inp} {mode} {kind}")
 
 
@@ -119,38 +136,63 @@ def tasks_from(args: argparse.Namespace) -> list[Task]:
     grid = {k: getattr(args, k) or (_listed(data[k]) if k in data else None) for k in DEFAULTS}
     if not data.get("requests") or any(grid.values()):
         grid = {k: v or DEFAULTS[k] for k, v in grid.items()}
-        tasks = [make_task(m, i, mode, kind, protocol)
-                 for m in expand_models(grid["models"]) for i in grid["inputs"]
-                 for kind in grid["kinds"] for mode in (grid["modes"] if kind != "memory" else ["eager"])]
+        bad = [k for k in grid["kinds"] if k not in KINDS]
+        if bad:
+            raise UserError(f"unknown kind {bad[0]!r}; choose from: {', '.join(KINDS)}")
+        models = expand_models(grid["models"])
+        tasks = [zoo_task(m, grid["inputs"], grid["modes"], protocol) for m in models if "zoo" in grid["kinds"]]
+        tasks += [make_task(m, i, mode, kind, protocol)
+                  for m in models for i in grid["inputs"] for kind in grid["kinds"] if kind != "zoo"
+                  for mode in (grid["modes"] if kind != "memory" else ["eager"])]
     else:
         tasks = []
     for entry in data.get("requests") or []:
         if not isinstance(entry, dict) or "model" not in entry:
             raise UserError(f"each entry of 'requests' needs at least a model: {entry!r}")
         proto = {**protocol, **{k: entry[k] for k in PROTOCOL if k in entry}}
+        inp, mode, kind = (str(entry.get(k, d)) for k, d in (("input", "cityscapes"), ("mode", "eager"),
+                                                              ("kind", "timing")))
         for m in expand_models(_listed(entry["model"])):
-            tasks.append(make_task(m, str(entry.get("input", "cityscapes")), str(entry.get("mode", "eager")),
-                                   str(entry.get("kind", "timing")), proto))
+            tasks.append(zoo_task(m, [inp], [mode], proto) if kind == "zoo" else make_task(m, inp, mode, kind, proto))
     tasks = list(dict.fromkeys(tasks))
     for t in tasks:
         check_args(t)
     return tasks
 
 
-def check_args(task: Task) -> None:
-    """The task's flags parse as the entry point parses them (its error line is on stderr)."""
+def _parser(tool: str):
     from common import cli
 
+    if tool == "zoo":
+        from common.zoo import driver
+
+        return driver.build_parser()
+    return cli.build_parser(tool, None)
+
+
+def check_args(task: Task) -> None:
+    """The task's flags parse as the entry point parses them (its error line is on stderr)."""
     try:
-        cli.build_parser(task.tool, None).parse_args([*task.args, "--device", "cpu"])
+        _parser(task.tool).parse_args([*task.args, "--device", "cpu"])
     except SystemExit:
         raise UserError(f"bad request {task.label!r}: {shlex.join(task.args)}") from None
 
 
+def record_paths(task: Task, device: str, tag: str, out_dir: str | None) -> list[Path]:
+    """Where ``task``'s records go on ``device`` under ``tag`` (a zoo task: one per
+    step). UserError when a timer/mem request cannot be made (e.g. an input too small
+    for the model); a zoo step that cannot be made has its failure record instead."""
+    if task.tool == "zoo":
+        from common.zoo import driver
+
+        return driver.step_paths(list(task.args), device, tag, out_dir)
+    return [record_path(task, device, tag, out_dir)]
+
+
 def record_path(task: Task, device: str, tag: str, out_dir: str | None) -> Path:
-    """Where ``task``'s record goes on ``device`` under ``tag``: the request built as
-    ``common.cli`` builds it, the path as ``run.Session`` names it. UserError when
-    the request cannot be made (e.g. an input too small for the model)."""
+    """Where a timer/mem ``task``'s record goes on ``device`` under ``tag``: the request
+    built as ``common.cli`` builds it, the path as ``run.Session`` names it. UserError
+    when the request cannot be made (e.g. an input too small for the model)."""
     import torch
 
     from common import cli, records, run

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,14 +16,20 @@ from common.sweep import task as taskmod
 
 
 def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, device_kind: str = "auto",
-        timeout: float | None = None, prog: str = "sweep") -> dict:
-    """Every task once (a retry for a failure another worker might not have); returns the summary."""
+        timeout: float | None = None, prog: str = "sweep", budget_s: float | None = None,
+        on_result: Callable[[dict], None] | None = None) -> dict:
+    """Every task once (a retry for a failure another worker might not have); returns the summary.
+    Tasks are handed out as workers free up (never more at once than there are workers),
+    so with ``budget_s`` no task starts once that many seconds have passed: the running
+    ones finish, the rest are counted as not started (a re-run resumes). ``on_result``
+    sees each task's final outcome."""
     from distributed import as_completed
 
     infos = cluster.probe_workers(client, device_kind)
     start = time.monotonic()
     pending: dict[str, tuple[plan.Task, int]] = {}
     submitted: list = []
+    todo: deque[tuple[plan.Task, int, str | None]] = deque((t, 1, None) for t in tasks)
     queue = as_completed()
 
     def submit(t: plan.Task, attempt: int, avoid: str | None = None) -> None:
@@ -34,20 +41,27 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
         submitted.append(fut)
         queue.add(fut)
 
-    for t in tasks:
-        submit(t, 1)
+    def fill() -> None:
+        """As many tasks in flight as there are workers (workers that join later count too)."""
+        slots = max(1, len(client.scheduler_info(**_all(client))["workers"]))
+        while todo and len(pending) < slots and (budget_s is None or time.monotonic() - start < budget_s):
+            submit(*todo.popleft())
+
+    fill()
     outcomes: list[dict] = []
     attempts: list[dict] = []  # every run, retried ones too: the work each worker did
     counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = tqdm(total=len(tasks), desc=prog, unit="task", file=sys.stderr, dynamic_ncols=True)
     try:
-        for fut in queue:
+        while pending:
+            fut = next(queue)
             t, attempt = pending.pop(fut.key)
             try:
                 r = fut.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker (KilledWorker) or a task error
                 r = {"label": t.label, "worker": "?", "worker_name": "?", "host": None, "gpu_index": None,
                      "gpu_uuid": None, "worker_addr": None, "seconds": 0.0, "status": "failed", "retry": True,
+                     "tool": t.tool, "tag": tag,
                      "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]}
             r["attempts"] = attempt
             attempts.append(r)
@@ -57,27 +71,36 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
                 cluster.check_devices(list(infos.values()))
             if r["status"] == "failed" and r.get("retry") and attempt == 1:
                 bar.write(f"{prog}: {t.label} failed on {r['worker']} ({r['reason']}); retrying once")
-                submit(t, 2, avoid=r.get("worker_addr"))
+                todo.appendleft((t, 2, r.get("worker_addr")))
+                fill()
                 continue
             if r["status"] == "failed":
                 bar.write(f"{prog}: {t.label} failed on {r['worker']}: {r['reason']}")
             outcomes.append(r)
             counts[r["status"]] += 1
+            if on_result is not None:
+                on_result(r)
             bar.set_postfix(counts, refresh=False)
             bar.update(1)
+            fill()
     except BaseException:
         client.cancel([f for f in submitted if not f.done()])  # Ctrl-C: nothing new starts
         raise
     finally:
         bar.close()
-    return summarize(outcomes, attempts, infos, time.monotonic() - start, out_dir)
+    unstarted = [t for t, _, _ in todo]
+    if unstarted:
+        sys.stderr.write(f"{prog}: budget of {budget_s:g} s spent: {len(unstarted)} task(s) not started "
+                         "(run the same command again to resume)\n")
+    return summarize(outcomes, attempts, infos, time.monotonic() - start, out_dir, unstarted)
 
 
 def _all(client) -> dict:
     return {"n_workers": -1} if cluster._takes_n_workers(client) else {}
 
 
-def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: float, out_dir: str | None) -> dict:
+def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: float, out_dir: str | None,
+              unstarted: list[plan.Task] = ()) -> dict:
     workers: dict[str, dict] = {}
     for info in infos.values():
         workers.setdefault(info["label"], {"worker": info["label"], "host": info["host"],
@@ -96,6 +119,10 @@ def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: flo
               "attempts": r["attempts"], "reason": r.get("reason"), "record": _rel(r.get("record"), root)}
              for r in outcomes]
     counts = defaultdict(int, {s: sum(1 for r in outcomes if r["status"] == s) for s in ("done", "skipped", "failed")})
+    if unstarted:
+        counts["not_started"] = len(unstarted)
+        tasks += [{"label": t.label, "status": "not started", "worker": None, "seconds": 0.0, "attempts": 0,
+                   "reason": "the sweep's --budget-s was spent", "record": None} for t in unstarted]
     return {"device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
             "wall_s": wall, "task_seconds": task_seconds, "speedup": task_seconds / wall if wall > 0 else None,
             "counts": dict(counts), "workers": list(workers.values()), "tasks": tasks}
@@ -114,8 +141,10 @@ def table(summary: dict, name: str) -> str:
     """The closing table: counts, wall time, work per worker/GPU, failures with reasons."""
     c = summary["counts"]
     n = sum(c.values())
+    later = f", {c['not_started']} not started (budget spent)" if c.get("not_started") else ""
     lines = [f"sweep {name}: {n} tasks: {c.get('done', 0)} done, {c.get('skipped', 0)} skipped (valid record), "
-             f"{c.get('failed', 0)} failed; wall {summary['wall_s']:.1f} s on {len(summary['workers'])} worker(s)",
+             f"{c.get('failed', 0)} failed{later}; wall {summary['wall_s']:.1f} s on {len(summary['workers'])} "
+             "worker(s)",
              "", f"{'worker':<32}{'runs':>6}{'done':>6}{'skipped':>9}{'failed':>8}{'busy s':>10}"]
     for w in summary["workers"]:
         lines.append(f"{w['worker'][:31]:<32}{w['runs']:>6}{w['done']:>6}{w['skipped']:>9}{w['failed']:>8}"

@@ -1,5 +1,5 @@
 """Worker side of a sweep: which device this worker owns, and one task run in its
-own process (``python -m common.cli ...``), so a crash, a kill or an out-of-memory
+own process (``python -m common.cli ...`` or ``python -m common.zoo ...``), so a crash, a kill or an out-of-memory
 error ends that run only and never the worker or the next task.
 """
 from __future__ import annotations
@@ -132,15 +132,17 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
     says whether another worker could do better than a request that cannot be made)."""
     info = probe(device_kind)
     base = {"label": task.label, "worker": info["label"], "worker_name": info["worker"], "host": info["host"],
+            "tag": tag or info["tag"], "tool": task.tool,
             "worker_addr": _worker().address if _worker() else None,
             "gpu_index": info["gpu_index"], "gpu_uuid": info["gpu_uuid"], "seconds": 0.0}
     try:
-        path = plan.record_path(task, info["device"], tag or info["tag"], out_dir)
+        paths = plan.record_paths(task, info["device"], tag or info["tag"], out_dir)
     except UserError as exc:
         return {**base, "status": "failed", "reason": f"exit {exc.exit_code}: {exc}", "retry": False}
-    if plan.valid_record(path):
+    path = paths[0]
+    if all(plan.valid_record(p) for p in paths):
         return {**base, "status": "skipped", "record": str(path)}
-    argv = [sys.executable, "-m", "common.cli", *task.argv(info["device"], out_dir, tag)]
+    argv = [sys.executable, *task.argv(info["device"], out_dir, tag)]
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(info["gpu"]), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -159,7 +161,16 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
         if killer:
             killer.cancel()
     base["seconds"] = time.monotonic() - start
-    if code == 0 and plan.valid_record(path):
+    missing = [p for p in paths if not plan.valid_record(p)]
+    # A zoo run records its failed steps (failure records, reasons on stderr) and exits 0.
+    from common.zoo.driver import FAILED_LINE
+
+    failed = [ln[len(FAILED_LINE):] for ln in err.splitlines() if ln.startswith(FAILED_LINE)]
+    if code == 0 and not missing and not failed:
         return {**base, "status": "done", "record": str(path), "written": out.split()}
+    if code == 0 and task.tool == "zoo":
+        reason = (f"{len(failed)} of {len(paths)} step(s) failed; last: {failed[-1][:250]}" if failed
+                  else f"no record at {missing[0]}")
+        return {**base, "status": "failed", "reason": reason, "retry": False, "record": str(path)}
     reason = describe(code, err, timeout) if code != 0 else f"exit 0 but no valid record at {path}"
     return {**base, "status": "failed", "reason": reason, "retry": code != UserError.exit_code}

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import gc
 import io
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common import cli, records, registry, run
+from common import cli, inputs, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.registry.generic import oneline
@@ -46,6 +47,7 @@ THROUGHPUT_PROTOCOL = ["--warmup", "3", "--iters", "50", "--max-seconds", "1", "
 CPU_SHORT_LIST = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
                   "convnext_tiny")
 RUN_NAME = "zoo"
+FAILED_LINE = "zoo: failed: "  # the closing line of each failed step (the Dask sweep reads it)
 NO_KERNELS = ["--no-kernels"]  # the zoo's timing records carry no GPU kernel profile (they say so)
 
 
@@ -106,7 +108,7 @@ def protocol_args(args: argparse.Namespace, gpu: bool) -> list[str]:
 def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
     a = sweep.args
     gpu = sweep.device.type == "cuda"
-    common = ["--model", model, "--input", preset, "--device", str(sweep.device), "--out-dir", str(a.out_dir),
+    common = ["--model", model, *inputs.argv(preset), "--device", str(sweep.device), "--out-dir", str(a.out_dir),
               *(["--tag", a.tag] if a.tag else [])]
     if slot == "memory":
         return common
@@ -191,10 +193,39 @@ def run_slot(sweep: Sweep, model: str, preset: str, slot: str) -> Outcome:
     return Outcome(slot, what, code, reason, skipped=bool(state.get("skipped")))
 
 
+def slots_at(what: list[str], preset: str, first_input: str) -> list[str]:
+    return [s for s in what if s != "throughput" or preset == first_input]
+
+
+def step_paths(argv: list[str], device: str, tag: str, out_dir: str | None) -> list[Path]:
+    """Where each step of ``python -m common.zoo ARGV`` on ``device`` leaves its
+    outcome: the record, or the failure record of a request that cannot be made
+    (the Dask sweep's check for work already done; no device is touched)."""
+    args = build_parser().parse_args([*argv, "--device", device, "--tag", tag]
+                                     + (["--out-dir", out_dir] if out_dir else []))
+    dev = torch.device(device)
+    defaults(args, dev.type == "cuda")
+    sweep = Sweep(args, dev, run.Session(torch.device("cpu"), args.out_dir, tag, env={"probe": 1}))
+    paths = []
+    for model in model_list(args, dev.type == "cuda"):
+        for preset in args.inputs:
+            for slot in slots_at(args.what, preset, args.inputs[0]):
+                try:
+                    paths.append(sweep.session.record_path(_request(model, preset, slot, sweep)))
+                except UserError:
+                    paths.append(failure_path(sweep.results, tag, model, preset, slot))
+    return paths
+
+
+def defaults(args: argparse.Namespace, gpu: bool) -> None:
+    args.inputs = args.inputs or (list(DEFAULT_INPUTS) if gpu else ["imagenet"])
+    args.what = args.what or [s for s in SLOTS if gpu or s != "throughput"]
+
+
 def model_steps(sweep: Sweep, model: str, first_input: str) -> list[Outcome]:
     out: list[Outcome] = []
     for preset in sweep.args.inputs:
-        slots = [s for s in sweep.args.what if s != "throughput" or preset == first_input]
+        slots = slots_at(sweep.args.what, preset, first_input)
         dead = ""  # the model cannot take this input: the other slots get the same reason
         for slot in slots:
             if dead:
@@ -217,28 +248,64 @@ def _fatal(reason: str) -> bool:
     return any(w in reason for w in words)
 
 
+def protocol_text(args: argparse.Namespace, gpu: bool) -> str:
+    """The zoo's protocol in words, as its zoo-run record states it."""
+    return (" ".join(protocol_args(args, gpu)) + ("; fastest search: compile left out" if not args.search_compile
+                                                  else "; fastest search includes compile")
+            + (f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {args.throughput_cap}"
+               if "throughput" in args.what else "")
+            + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
+
+
+def failures_on_disk(results: Path, tag: str, models: list[str], presets: list[str]) -> list[dict]:
+    """Every failure record of these models at these inputs (a slot that later
+    succeeded has had its failure record removed), so a run record spanning several
+    calls lists the failures of all of them."""
+    out = []
+    for model in models:
+        for preset in presets:
+            for slot in SLOTS:
+                path = failure_path(results, tag, model, preset, slot)
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    r = json.loads(path.read_text())["result"]
+                    out.append({"step": r.get("step", f"{model} {preset} {slot}"), "reason": r["reason"],
+                                "exit_code": r.get("exit_code")})
+    return out
+
+
+def previous_run(results: Path, tag: str, name: str) -> dict:
+    """The zoo-run record's result before this call ({} when there is none)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return json.loads(records.record_path(results, tag, "zoo-run", name).read_text())["result"]
+    return {}
+
+
+def write_run_record(results: Path, tag: str, env: dict, name: str, prev: dict, models: list[str],
+                     presets: list[str], what: list[str], protocol: str, wall_s: float, **counts: object) -> Path:
+    """The zoo-run record (the models listed, inputs, protocol, wall time, failures),
+    accumulated over calls: ``prev`` is its result before this call (``previous_run``).
+    ``python -m common.zoo`` writes it after every model, a Dask sweep of kind ``zoo``
+    after every task."""
+    listed = list(dict.fromkeys(prev.get("models", []) + models))
+    presets_all = list(dict.fromkeys(prev.get("inputs", []) + list(presets)))
+    result = {"models": listed, "inputs": presets_all, "what": list(what), "protocol": protocol, **counts,
+              "failed": failures_on_disk(results, tag, listed, presets_all),
+              "wall_s": prev.get("wall_s", 0.0) + wall_s, "calls": prev.get("calls", 0) + 1}
+    req = {"model": "zoo", "input": {"name": "+".join(presets)}, "kind": "zoo-run"}
+    path = records.record_path(results, tag, "zoo-run", name)
+    records.write_record(path, records.make_record("zoo-run", tag, req, env, result))
+    return path
+
+
 def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: int) -> None:
     a = sweep.args
-    path = records.record_path(sweep.results, sweep.session.tag, "zoo-run", a.run_name)
-    failed = [{"step": o.what, "reason": o.reason, "exit_code": o.code} for o in sweep.outcomes if o.code]
-    prev = sweep.previous
-    gpu = sweep.device.type == "cuda"
-    proto = (" ".join(protocol_args(a, gpu)) + ("; fastest search: compile left out" if not a.search_compile
-                                                 else "; fastest search includes compile")
-             + f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {a.throughput_cap}"
-             + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
-    result = {"models": list(dict.fromkeys(prev.get("models", []) + models)),
-              "inputs": list(dict.fromkeys(prev.get("inputs", []) + list(a.inputs))),
-              "what": list(a.what), "protocol": proto,
-              "steps": total, "steps_done": done,
-              "measured": sum(1 for o in sweep.outcomes if not o.code and not o.skipped),
-              "skipped_existing": sum(1 for o in sweep.outcomes if o.skipped),
-              "failed": failed,
-              "wall_s": prev.get("wall_s", 0.0) + (time.monotonic() - t0),
-              "calls": prev.get("calls", 0) + 1}
-    req = {"model": "zoo", "input": {"name": "+".join(a.inputs)}, "kind": "zoo-run"}
-    rec = records.make_record("zoo-run", sweep.session.tag, req, sweep.session.env, result)
-    records.write_record(path, rec)
+    if not a.run_record:
+        return
+    write_run_record(sweep.results, sweep.session.tag, sweep.session.env, a.run_name, sweep.previous, models,
+                     a.inputs, a.what, protocol_text(a, sweep.device.type == "cuda"), time.monotonic() - t0,
+                     steps=total, steps_done=done,
+                     measured=sum(1 for o in sweep.outcomes if not o.code and not o.skipped),
+                     skipped_existing=sum(1 for o in sweep.outcomes if o.skipped))
 
 
 def model_list(args: argparse.Namespace, gpu: bool) -> list[str]:
@@ -268,8 +335,8 @@ def build_parser() -> cli.Parser:
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help="models or catalogue tags (zoo, backbone, ...); default on a GPU: the burden zoo's "
                         f"classification + timm models; on the CPU: {' '.join(CPU_SHORT_LIST)}")
-    p.add_argument("--inputs", nargs="+", default=None, metavar="PRESET",
-                   help="input presets (default: imagenet cityscapes on a GPU, imagenet on the CPU)")
+    p.add_argument("--inputs", nargs="+", default=None, metavar="IN",
+                   help="input presets or HxW sizes (default: imagenet cityscapes on a GPU, imagenet on the CPU)")
     p.add_argument("--what", nargs="+", choices=SLOTS, metavar="SLOT",
                    help=f"slots per model and input: {' '.join(SLOTS)} (throughput at the first input only; "
                         "default: all on a GPU, all but throughput on the CPU)")
@@ -292,6 +359,9 @@ def build_parser() -> cli.Parser:
                    help="start no new model after S seconds (a later call resumes: existing records are skipped)")
     p.add_argument("--shard", type=parse_shard, metavar="I/N", help="every N-th model from the I-th (one GPU each)")
     p.add_argument("--run-name", default=RUN_NAME, metavar="NAME", help="name of the zoo-run record (default: zoo)")
+    p.add_argument("--no-run-record", dest="run_record", action="store_false",
+                   help="leave the zoo-run record to the caller (a Dask sweep of kind zoo writes it: its tasks "
+                        "run in parallel)")
     p.add_argument("--list", action="store_true", help="print the models and exit")
     cli.device_options(p, "zoo_profiler/")
     return p
@@ -305,14 +375,13 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         device = envmod.resolve_device(args.device)
         gpu = device.type == "cuda"
-        args.inputs = args.inputs or (list(DEFAULT_INPUTS) if gpu else ["imagenet"])
-        args.what = args.what or [s for s in SLOTS if gpu or s != "throughput"]
+        defaults(args, gpu)
         models = model_list(args, gpu)
         if args.list:
             print("\n".join(models))
             return 0
         for item in args.inputs:
-            cli.inputs.resolve(item, None)
+            inputs.of(item)
         session = run.Session(device, args.out_dir, args.tag)
     except UserError as exc:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")
@@ -320,11 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep = Sweep(args, device, session)
     if device.type == "cuda":
         throughput_mod.CAP["cuda"] = args.throughput_cap
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        import json
-
-        path = records.record_path(sweep.results, session.tag, "zoo-run", args.run_name)
-        sweep.previous = json.loads(path.read_text())["result"]
+    sweep.previous = previous_run(sweep.results, session.tag, args.run_name)
     t0 = time.monotonic()
     total = len(models) * len(args.inputs) * len(args.what)
     done = 0
@@ -348,5 +413,5 @@ def main(argv: list[str] | None = None) -> int:
                      f"{time.monotonic() - t0:.0f} s, {len(failed)} failed"
                      + (f"; stopped: {stopped} (run again to resume)" if stopped else "") + "\n")
     for o in failed:
-        sys.stderr.write(f"zoo: failed: {o.what}: {o.reason}\n")
+        sys.stderr.write(f"{FAILED_LINE}{o.what}: {o.reason}\n")
     return 130 if stopped == "interrupted" else 0
