@@ -23,10 +23,11 @@
 #   throughput  the eleven catalogue models at 224: images/s at the largest batch and at batch 1, eager fp32 and
 #            fastest, cross-checked against torch.utils.benchmark in the same run
 #   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
-#            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model
+#            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model;
+#            ZOO_MODELS (default: the zoo tag) chooses the models
 #   zoosweep the same zoo steps through the Dask sweep (common.sweep --kinds zoo): one task per model, each in its
 #            own process, one worker per GPU; stops starting tasks when the suite budget is spent (a later call
-#            resumes); ZOO_MODELS (default: the zoo tag) chooses the models
+#            resumes); ZOO_MODELS as for zoo
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stages=() extra=()
@@ -82,7 +83,7 @@ for s in "${stages[@]}"; do
     throughput) stage throughput python3 -m common.zoo --models catalogue --inputs imagenet --what throughput \
                   "${extra[@]}" ;;
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
-         stage zoo python3 -m common.zoo --inputs imagenet cityscapes --what eager fastest memory \
+         stage zoo python3 -m common.zoo --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes --what eager fastest memory \
            --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
     zoosweep) left=$(( budget - ($(date +%s) - start) - 60 ))  # the last task started may take a minute
          stage zoosweep python3 -m common.sweep --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes \

@@ -281,16 +281,14 @@ def _timm_cfg(arch: str) -> tuple[tuple[int, int], bool, bool]:
     """(native size, fixed input size, dynamic_img_size supported) of a timm architecture."""
     import timm
 
-    with torch.device("meta"):
-        model = _silently(lambda: timm.create_model(arch, pretrained=False))
+    model = meta_build(lambda: _silently(lambda: timm.create_model(arch, pretrained=False)))
     cfg = model.pretrained_cfg or {}
     _, h, w = cfg.get("input_size", (3, 224, 224))
     fixed = bool(cfg.get("fixed_input_size"))
     dynamic = False
     if fixed:
         try:
-            with torch.device("meta"):
-                _silently(lambda: timm.create_model(arch, pretrained=False, dynamic_img_size=True))
+            meta_build(lambda: _silently(lambda: timm.create_model(arch, pretrained=False, dynamic_img_size=True)))
             dynamic = True
         except TypeError:
             dynamic = False
