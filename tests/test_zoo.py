@@ -233,3 +233,16 @@ def test_sweep_records_failures_and_goes_on(tmp_path, monkeypatch, capsys):
     assert ("mobilenet_v3_small", "timing") in seen and ("mobilenet_v3_small", "memory") in seen
     run = json.loads((tmp_path / "results" / "records" / "t" / "zoo-run" / "zoo.json").read_text())["result"]
     assert len(run["failed"]) == 4 and run["models"] == ["vit_b_16", "efficientnet_b0", "mobilenet_v3_small"]
+
+
+def test_zoo_wall_time_counts_each_call_once_even_when_two_calls_start_from_one_tree():
+    """Each zoo-run version adds its call to the version its call started from: two calls
+    that both started from the 4-call version each count their own share."""
+    def version(date, calls, wall, via=None):
+        return {"env": {"date": f"2026-12-01T0{date}:00:00+00:00"},
+                "result": {"calls": calls, "wall_s": wall, **({"via": via} if via else {})}}
+
+    versions = [version(1, 1, 100.0), version(2, 3, 400.0),  # the 2-call version was not kept
+                version(3, 4, 500.0, "Dask sweep zoo"), version(4, 5, 600.0), version(5, 5, 550.0)]
+    assert render_zoo.calls_of(versions) == (650.0, 6, 1)
+    assert render_zoo.calls_of(versions[:1]) == (100.0, 1, 0)

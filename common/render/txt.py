@@ -187,7 +187,7 @@ def layers_txt(rec: dict) -> str:
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
     )
     kernel = "kernel_coverage" in r
-    cols = f"{'unit':<16}{'module (type)':<40}{'output':>18}{'params':>11}{'GMACs':>8}"
+    cols = f"{'unit':<16}{'module (type)':<40}{'output':>18}{'params':>12}{'GMACs':>10}"  # ViT-H: 1e9 params
     cols += f"{'median ms':>10}{'mean ms':>9}{'std ms':>8}{'p90 ms':>8}{'share':>7}" + (f"{'kernel ms':>10}" if kernel else "")
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
@@ -195,7 +195,7 @@ def layers_txt(rec: dict) -> str:
         s, c = u["stats"], costs.get(u["label"], {})
         module = f"{u['path'] or u['note']} ({u['type']})"
         text += (f"{u['label'][:15]:<16}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
-                 f"{c.get('params', 0):>11,}{c.get('macs', 0) / 1e9:>8.3f}"
+                 f"{c.get('params', 0):>12,}{c.get('macs', 0) / 1e9:>10.3f}"
                  f"{s['median_ms']:>10.3f}{s['mean_ms']:>9.3f}{s['std_ms']:>8.3f}{s['p90_ms']:>8.3f}"
                  f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if kernel else "")
                  + ("  NOISY" if s["noisy"] else "") + "\n")

@@ -90,20 +90,46 @@ class Table:
     cells: dict[str, dict[str, dict]] = field(default_factory=dict)  # model -> slot -> record
 
 
+def calls_of(versions: list[dict]) -> tuple[float, int, int]:
+    """(wall seconds, calls, calls through a Dask sweep) of one zoo-run record over every version of it (the current
+    one and the earlier ones kept under history/). A version adds its call's wall time
+    to the version its call started from, which need not be the one before it (two calls
+    may start from one tree); so each version counts its total minus its base's: the
+    latest earlier version with fewer calls."""
+    wall, calls, dask = 0.0, 0, 0
+    done: list[dict] = []
+    for v in sorted(versions, key=_date):
+        r = v["result"]
+        fewer = [b for b in done if b.get("calls", 1) < r.get("calls", 1)]
+        base = max(fewer, key=lambda b: b.get("calls", 1)) if fewer else {"wall_s": 0.0, "calls": 0}
+        wall += r.get("wall_s", 0.0) - base.get("wall_s", 0.0)
+        calls += r.get("calls", 1) - base.get("calls", 1 if fewer else 0)
+        dask += bool(r.get("via"))  # a Dask sweep's version is written by the sweep: one call
+        done.append(r)
+    return wall, calls, dask
+
+
+def _with_history(rec: dict) -> list[dict]:
+    return [rec] + (records.load_history(Path(rec["_path"])) if rec.get("_path") else [])
+
+
 def collect(recs: list[dict]) -> tuple[dict[str, dict], dict[tuple[str, str], Table]]:
-    """(the newest zoo-run record per device, tables per (device, input))."""
+    """(the newest zoo-run record per device, with the wall time and calls of all its
+    versions, tables per (device, input))."""
     sweeps: dict[str, dict] = {}
     for r in sorted((r for r in recs if r["kind"] == SWEEP_KIND), key=_date):
+        wall, calls, dask = calls_of(_with_history(r))
         cur = sweeps.get(r["device_tag"])
         if cur is None:  # several sweeps of one device (shards, --run-name): their union
-            sweeps[r["device_tag"]] = {**r, "result": {**r["result"], "runs": 1}}
+            sweeps[r["device_tag"]] = {**r, "result": {**r["result"], "runs": 1, "wall_s": wall, "calls": calls,
+                                                       "dask_calls": dask}}
             continue
         a, b = cur["result"], r["result"]
         cur["result"] = {**b, "models": list(dict.fromkeys(a["models"] + b["models"])),
                          "inputs": list(dict.fromkeys(a["inputs"] + b["inputs"])),
                          "failed": a.get("failed", []) + b.get("failed", []),
-                         "steps": (a.get("steps") or 0) + (b.get("steps") or 0),
-                         "wall_s": max(a.get("wall_s", 0), b.get("wall_s", 0)), "runs": a["runs"] + 1}
+                         "wall_s": max(a["wall_s"], wall), "calls": a["calls"] + calls,
+                         "dask_calls": a["dask_calls"] + dask, "runs": a["runs"] + 1}
     grouped: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in recs:
         if r["kind"] not in ("timing", "memory", THROUGHPUT_KIND, FAILURE_KIND):
@@ -284,9 +310,9 @@ def markdown(recs: list[dict]) -> str:
             failed = r.get("failed", [])
             runs = f" ({r['runs']} sweep records; the longest wall time)" if r.get("runs", 1) > 1 else ""
             calls = f" over {r['calls']} calls" if r.get("calls", 1) > 1 else ""
-            calls += f" (the last through the {r['via']})" if r.get("via") else ""
+            calls += f" ({r['dask_calls']} through the Dask sweep, one task per model)" if r.get("dask_calls") else ""
             lines += [f"Sweep: {len(r['models'])} models listed x {', '.join(r['inputs'])}, "
-                      f"{r.get('steps', '?')} steps, wall time {r.get('wall_s', 0) / 60:.1f} min{calls}{runs}, "
+                      f"wall time {r.get('wall_s', 0) / 60:.1f} min{calls}{runs}, "
                       f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]
         for preset in sorted({p for t, p in tables if t == tag}, key=lambda p: (INPUT_ORDER + (p,)).index(p)):
             table = tables[(tag, preset)]
