@@ -9,7 +9,8 @@
 #   gputest  the tests marked gpu (CUDA events, peaks, graphs, compile, profiler)
 #   core     the eleven catalogue models: latency, per unit, memory, structure (quick protocol)
 #   check    our timer against torch.utils.benchmark, same process
-#   honest   the six backbones at the GPU protocol (--max-seconds 2, 3 repeats, kernel time), per unit
+#   honest   the six backbones at the GPU protocol (--max-seconds 2, 3 repeats, kernel time), per unit;
+#            HONEST_MODELS chooses other catalogue models
 #   bf16     the same per unit in bf16 channels-last
 #   fresh    five fresh-process runs of Xception and MobileNet-V2 at PASCAL size
 #   modes    --mode fastest (no compile) for the six backbones on both presets
@@ -62,7 +63,7 @@ for s in "${stages[@]}"; do
     gputest) stage gputest python3 -m pytest -q -m gpu tests ;;
     core) stage core python3 -m common.drive profile --device cuda --no-seed004 "${extra[@]}" ;;
     check) stage check python3 scripts/check_timer.py --device cuda --max-seconds 1 --no-coverage "${extra[@]}" ;;
-    honest) stage honest_fp32 python3 -m common.drive stats --model $six --max-seconds 2 "${extra[@]}" ;;
+    honest) stage honest_fp32 python3 -m common.drive stats --model ${HONEST_MODELS:-$six} --max-seconds 2 "${extra[@]}" ;;
     bf16) stage honest_bf16 python3 -m common.drive stats --model $six --precision bf16 --channels-last --layers \
             --depth 1 --max-seconds 2 "${extra[@]}" ;;
     fresh) for m in xception mobilenet_v2; do
