@@ -21,6 +21,7 @@ import functools
 import json
 import math
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -116,8 +117,15 @@ def _finite(value: object) -> object:
     return value
 
 
+# A list of numbers is written on one line: the records travel with the tree to the GPU
+# machine, whose copy is capped, and per-unit raw samples were most of their size.
+# An indented list of numbers: raw newlines only (a JSON string holds none), so text is never touched.
+_NUMBER_LIST = re.compile(r"\[\n\s*(-?\d[\d.eE+-]*(?:,\n\s*-?\d[\d.eE+-]*)*)\n\s*\]")
+
+
 def dumps(rec: dict) -> str:
-    return json.dumps(_finite(rec), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(_finite(rec), indent=1, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
 
 
 def record_dir(results: Path, tag: str, kind: str) -> Path:

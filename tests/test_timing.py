@@ -511,3 +511,18 @@ def test_check_timer_fresh_process_alternates_the_sides_and_compares_medians_of_
     assert row["ratio"] == 11.0 / 11.2 and row["agrees"] is True
     assert row["paired_ratios"] == [10.0 / 10.5, 12.0 / 11.2, 11.0 / 30.0]
     assert records.SCHEMA == 2
+
+
+def test_samples_are_kept_to_a_nanosecond_and_records_write_number_lists_on_one_line():
+    """The records travel to the GPU machine under a size cap: raw samples carry no digits
+    below 1 ns (either clock's resolution is coarser), lists of numbers take one line, and
+    text that looks like a list is left as it is."""
+    import json
+
+    from common import records
+
+    assert timing.HostMarks().elapsed(1.0, 1.000123456789) == 0.123457
+    rec = {"samples_ms": [0.068672, 1.25], "shape": [1, 3, 64, 64], "note": "[1,3]", "nested": [[1, 2], [3]]}
+    text = records.dumps(rec)
+    assert '"samples_ms": [0.068672, 1.25]' in text and '"shape": [1, 3, 64, 64]' in text
+    assert '"note": "[1,3]"' in text and json.loads(text) == rec

@@ -37,6 +37,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from common.measure.timing import SAMPLE_DECIMALS
+
 # Below this busy fraction (kernel time / wall time) the GPU idles waiting for the
 # host to launch work: the record is marked launch-bound.
 LAUNCH_BOUND_BUSY = 0.8
@@ -157,7 +159,7 @@ def _owners(units: list[tuple[str, bool]], inside: dict[str, Interval], it: Inte
 
 def summary(attr: dict, wall_median_ms: float | None) -> dict:
     """Record fields from ``attribute``'s output: medians/means, busy fraction, coverage."""
-    per_iter = attr["iterations"]
+    per_iter = [round(ms, SAMPLE_DECIMALS) for ms in attr["iterations"]]
     if not per_iter:
         return {"profiled_iters": 0, "kernel_ms": None, "busy": None, "launch_bound": None,
                 "method": METHOD, "unlaunched_ops": attr["unlaunched"]}

@@ -17,6 +17,11 @@ from tqdm import tqdm
 # A run is flagged noisy when its interquartile range exceeds this fraction of
 # its median (the same rule torch.utils.benchmark uses to warn about variance).
 NOISE_IQR_FRACTION = 0.10
+# Samples are kept to 1 ns (6 decimals of a millisecond), below the resolution of either
+# clock (CUDA events: about 0.5 us; perf_counter: tens of ns): the float's other digits
+# are noise, and the records that hold every sample travel to the GPU machine, whose
+# copy of the tree is capped.
+SAMPLE_DECIMALS = 6
 # Even with --max-seconds, never derive statistics from fewer samples than this.
 MIN_ITERS = 5
 # Warm-up lasts at least this much wall time as well as its iteration count, so a
@@ -133,7 +138,7 @@ class CudaMarks:
         last.synchronize()  # type: ignore[attr-defined]
 
     def elapsed(self, a: object, b: object) -> float:
-        return a.elapsed_time(b)  # type: ignore[attr-defined]
+        return round(a.elapsed_time(b), SAMPLE_DECIMALS)  # type: ignore[attr-defined]
 
 
 class HostMarks:
@@ -153,7 +158,7 @@ class HostMarks:
         pass
 
     def elapsed(self, a: object, b: object) -> float:
-        return (b - a) * 1e3  # type: ignore[operator]
+        return round((b - a) * 1e3, SAMPLE_DECIMALS)  # type: ignore[operator]
 
 
 def make_marks(clock: str, device: torch.device) -> Marks:

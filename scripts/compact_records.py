@@ -1,0 +1,38 @@
+"""Rewrite records in the current on-disk form (``records.dumps``: raw samples to 1 ns,
+lists of numbers on one line), in place and atomically; history runs too. A record's
+content is otherwise unchanged and no history entry is made.
+
+    python scripts/compact_records.py [RESULTS_DIR]   (default: results/)
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import records  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    root = Path(args[0]) if args else records.RESULTS
+    changed = saved = 0
+    for path in sorted((root / "records").rglob("*.json")):
+        text = path.read_text()
+        try:
+            new = records.dumps(json.loads(text))
+        except ValueError as exc:
+            sys.stderr.write(f"compact_records: {path}: left as it is ({exc})\n")
+            continue
+        if new != text:
+            records.write_atomic(path, new)
+            changed += 1
+            saved += len(text) - len(new)
+    print(f"{changed} record(s) rewritten, {saved / 2**20:.1f} MiB smaller")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
