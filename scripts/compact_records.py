@@ -13,6 +13,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import records  # noqa: E402
+from common.measure.timing import SAMPLE_DECIMALS  # noqa: E402
+
+
+def rounded_samples(value: object, key: str = "") -> object:
+    """Every list of float samples (keys ``samples*``) to 1 ns, as the clocks now keep them."""
+    if isinstance(value, dict):
+        return {k: rounded_samples(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        if key.startswith("samples") and value and all(isinstance(v, float) for v in value):
+            return [round(v, SAMPLE_DECIMALS) for v in value]
+        return [rounded_samples(v) for v in value]
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted((root / "records").rglob("*.json")):
         text = path.read_text()
         try:
-            new = records.dumps(json.loads(text))
+            new = records.dumps(rounded_samples(json.loads(text)))
         except ValueError as exc:
             sys.stderr.write(f"compact_records: {path}: left as it is ({exc})\n")
             continue
