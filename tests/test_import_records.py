@@ -78,3 +78,22 @@ def test_an_unreadable_archive_is_one_line_and_exit_2(tmp_path, capsys):
     assert _script().main([str(bad), "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read" in err and not (tmp_path / "r").exists()
+
+
+def test_compact_records_rounds_samples_and_keeps_everything_else(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("compact_records", ROOT / "scripts" / "compact_records.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = _rec("2026-12-01T00:00:00+00:00", 1.5)
+    rec["result"] = {"ms": 0.06867200136184692, "samples_ms": [0.06867200136184692, 1.0000004],
+                     "units": [{"samples_ms": [2.00000049]}], "shape": [1, 3, 8, 8]}
+    path = tmp_path / "records" / "gpu" / "timing" / "m.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(rec, indent=1))
+    assert mod.main([str(tmp_path)]) == 0
+    assert "1 record(s) rewritten" in capsys.readouterr().out
+    got = json.loads(path.read_text())
+    assert got["result"]["samples_ms"] == [0.068672, 1.0] and got["result"]["units"][0]["samples_ms"] == [2.0]
+    assert got["result"]["ms"] == 0.06867200136184692  # only samples are rounded
+    assert {k: v for k, v in got.items() if k != "result"} == {k: v for k, v in rec.items() if k != "result"}
+    assert mod.main([str(tmp_path)]) == 0 and "0 record(s) rewritten" in capsys.readouterr().out
