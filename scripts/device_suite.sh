@@ -14,8 +14,10 @@
 #   bf16     the same per unit in bf16 channels-last
 #   fresh    five fresh-process runs of Xception and MobileNet-V2 at PASCAL size
 #   modes    --mode fastest (no compile) for the six backbones on both presets
-#   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU);
-#            SWEEP_MODELS / SWEEP_INPUTS / SWEEP_MODES (default eager; 'eager fastest') choose it
+#   sweep    the eleven catalogue models x both presets through the Dask sweep (one worker per GPU), into
+#            SWEEP_OUT (default results/evidence/h200-sweep: it travels, so a later call resumes; bring it back
+#            with tar, not import_records); SWEEP_MODELS / SWEEP_INPUTS / SWEEP_MODES (default eager;
+#            'eager fastest') / SWEEP_NAME choose it; stops starting tasks when the suite budget is spent
 #   train    seed 004: training steps and layer sets
 #   zoolayers  per unit for any model by name: convnext_tiny, efficientnet_b0, regnety_032, vit_base_patch16_224
 #            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
@@ -43,8 +45,8 @@ fi
 export PYTHON=python3 PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20  # bars every 20 s: a readable log
 [ -n "${BP_CODE_COMMIT:-}" ] || echo "device_suite.sh: BP_CODE_COMMIT not set: records name whatever commit this copy's .git says" >&2
 touch /tmp/suite_start
-pack() {  # the records written by this suite (the sweep's under results/sweep_copy), and the logs
-  find results/records results/sweep_copy -newer /tmp/suite_start -name '*.json' > /tmp/new.txt 2>/dev/null
+pack() {  # the records written by this suite (the sweep's under results/evidence), and the logs
+  find results/records results/evidence -newer /tmp/suite_start -name '*.json' > /tmp/new.txt 2>/dev/null
   tar czf "$out/records.tgz" -T /tmp/new.txt
 }
 trap pack EXIT
@@ -72,9 +74,11 @@ for s in "${stages[@]}"; do
            done ;;
     modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
              --max-seconds 1 "${extra[@]}" ;;
-    sweep) stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes ${SWEEP_MODES:-eager} \
-             --max-seconds 0.5 --warmup-seconds 0.5 --out-dir /tmp/sweep --name catalogue-eager "${extra[@]}"
-           mkdir -p results/sweep_copy && cp -r /tmp/sweep/results/records results/sweep_copy/ 2>/dev/null ;;
+    sweep) left=$(( budget - ($(date +%s) - start) - 60 ))
+           stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} \
+             --modes ${SWEEP_MODES:-eager} --max-seconds 0.5 --warmup-seconds 0.5 --no-search-compile \
+             --out-dir ${SWEEP_OUT:-results/evidence/h200-sweep} --budget-s $left --task-timeout 300 \
+             --name ${SWEEP_NAME:-catalogue} --no-dashboard "${extra[@]}" ;;
     os) [ -n "${OS_STRIDES:-}" ] || stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes \
           --depth 1 --max-seconds 2 "${extra[@]}"
         for st in ${OS_STRIDES:-16 8}; do
