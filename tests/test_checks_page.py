@@ -20,3 +20,25 @@ def test_same_process_and_fresh_process_checks_each_get_their_table():
     assert text.count("## gpu: same process") == 1 and text.count("## gpu: fresh processes") == 1
     assert "1.053" in text and "NO" in text  # the same-process ratio, outside 3%
     assert "1.005" in text and "0.980 - 1.020" in text and "2 threads" in text
+
+
+def test_sweeps_page_rows_per_call_workers_and_failures():
+    from common.render import sweeps
+
+    def rec(date, counts, history=False, failed=()):
+        tasks = [{"label": f, "status": "failed", "worker": "h GPU 1", "attempts": 2, "reason": "killed by SIGKILL"}
+                 for f in failed]
+        return {"kind": "sweep", "device_tag": "gpu", "env": {"date": date}, "code_version": {"commit": "abcdef123"},
+                "request": {"name": "zoo", "where": "local cluster"}, "_path": "x", **({"_history": True} if history else {}),
+                "result": {"counts": counts, "wall_s": 100.0, "task_seconds": 180.0, "speedup": 1.8, "tasks": tasks,
+                           "workers": [{"worker": "h GPU 0", "gpu_index": 0, "gpu_uuid": "GPU-a", "runs": 3, "done": 3,
+                                        "skipped": 0, "failed": 0, "busy_s": 90.0}]}}
+
+    text = sweeps.markdown([rec("2026-12-01T05:00:00", {"done": 3, "failed": 1}, failed=["vgg16 cityscapes"]),
+                            rec("2026-12-01T04:00:00", {"done": 1, "not_started": 3}, history=True)])
+    table = text.split("## gpu")[1]
+    assert table.index("2026-12-01 04:00") < table.index("2026-12-01 05:00")  # one row per call, oldest first
+    assert "1.80x" in table and "abcdef1" in table
+    assert text.count("### zoo: workers") == 1 and "GPU-a" in text  # workers of the current record only
+    assert "vgg16 cityscapes (h GPU 1, 2 attempt(s)): killed by SIGKILL" in text
+    assert "No sweep records yet" in sweeps.markdown([])

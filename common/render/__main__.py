@@ -9,7 +9,7 @@ under ``<kind>/history/``, which the tables' selection may publish: see
 - every record's ``.txt`` beside its family (``common.render.txt.path_for``): the
   newest run's, none for an earlier run;
 - ``<results>/latency.md``, ``memory.md``, ``modes.md``, ``training.md``, ``segmentation.md``
-  (output-stride variants), ``timer_check.md`` (the timer cross-checks);
+  (output-stride variants), ``timer_check.md`` (the timer cross-checks), ``sweeps.md`` (the Dask sweeps);
 - ``<results>/figures/*.png``;
 - README.md's generated block (``<root>/README.md``, between the markers);
 - ``<results>/burden.md`` and its kin, when ``common.render.burden`` exists.
@@ -31,7 +31,7 @@ from pathlib import Path
 from common import records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import checks, pages, readme, segmentation, select, tables, txt
+from common.render import checks, pages, readme, segmentation, select, sweeps, tables, txt
 
 PROG = "common.render"
 
@@ -88,6 +88,7 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     current = [r for r in recs if not r.get("_history")]
     out.update(segmentation.outputs(results_dir, root, current))
     out.update(checks.outputs(results_dir, current))
+    out.update(sweeps.outputs(results_dir, recs))  # earlier calls (history/) are rows too
     return out, plan, problems
 
 

@@ -102,7 +102,8 @@ def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[fig
     out.append(f"More tables: {links}, [model-zoo burden]({results_prefix}/burden.md), "
                f"[model zoo: latency, throughput, accuracy]({results_prefix}/zoo.md), "
                f"[segmentation-ready variants (output stride)]({results_prefix}/segmentation.md), "
-               f"[timer cross-checks]({results_prefix}/timer_check.md). "
+               f"[timer cross-checks]({results_prefix}/timer_check.md), "
+               f"[Dask sweeps]({results_prefix}/sweeps.md). "
                f"Figures:\n\n{figs.links(res, plan, results_prefix + '/figures')}")
     return "\n".join(out)
 
