@@ -118,8 +118,8 @@ def _finite(value: object) -> object:
 
 
 # A list of numbers is written on one line: the records travel with the tree to the GPU
-# machine, whose copy is capped, and per-unit raw samples were most of their size.
-# An indented list of numbers: raw newlines only (a JSON string holds none), so text is never touched.
+# machine, whose copy is capped, and per-unit raw samples were most of their size. The
+# pattern needs json.dumps's raw newlines, which no JSON string holds: text is never touched.
 _NUMBER_LIST = re.compile(r"\[\n\s*(-?\d[\d.eE+-]*(?:,\n\s*-?\d[\d.eE+-]*)*)\n\s*\]")
 
 

@@ -103,7 +103,7 @@ def calls_of(versions: list[dict]) -> tuple[float, int, int]:
         fewer = [b for b in done if b.get("calls", 1) < r.get("calls", 1)]
         base = max(fewer, key=lambda b: b.get("calls", 1)) if fewer else {"wall_s": 0.0, "calls": 0}
         wall += r.get("wall_s", 0.0) - base.get("wall_s", 0.0)
-        calls += r.get("calls", 1) - base.get("calls", 1 if fewer else 0)
+        calls += r.get("calls", 1) - base.get("calls", 1)
         dask += bool(r.get("via"))  # a Dask sweep's version is written by the sweep: one call
         done.append(r)
     return wall, calls, dask

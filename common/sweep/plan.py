@@ -85,8 +85,8 @@ def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -
 
 
 def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Task:
-    if kind not in KINDS or kind == "zoo":
-        raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(k for k in KINDS if k != 'zoo')}")
+    if kind not in KINDS or kind == "zoo":  # zoo: zoo_task (one task per model, not per input)
+        raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
     if kind == "memory":
         flags = [a for k in MEM_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
         return Task("mem", ("--model", model, *inputs.argv(inp), *flags), f"{model} {inp} memory")
@@ -136,9 +136,6 @@ def tasks_from(args: argparse.Namespace) -> list[Task]:
     grid = {k: getattr(args, k) or (_listed(data[k]) if k in data else None) for k in DEFAULTS}
     if not data.get("requests") or any(grid.values()):
         grid = {k: v or DEFAULTS[k] for k, v in grid.items()}
-        bad = [k for k in grid["kinds"] if k not in KINDS]
-        if bad:
-            raise UserError(f"unknown kind {bad[0]!r}; choose from: {', '.join(KINDS)}")
         models = expand_models(grid["models"])
         tasks = [zoo_task(m, grid["inputs"], grid["modes"], protocol) for m in models if "zoo" in grid["kinds"]]
         tasks += [make_task(m, i, mode, kind, protocol)

@@ -23,6 +23,7 @@ class ZooRun:
         self.args = {t.label: driver.build_parser().parse_args([*t.args, "--device", "cpu"]) for t in self.tasks}
         self.models = list(dict.fromkeys(m for a in self.args.values() for m in a.models))
         self.presets = list(dict.fromkeys(p for a in self.args.values() for p in a.inputs))
+        self.steps = {label: len(a.inputs) * len(a.what) for label, a in self.args.items()}
         self.results = (Path(out_dir) if out_dir else records.ROOT) / "results"
         self.name = name
         self.start = time.monotonic()
@@ -41,10 +42,9 @@ class ZooRun:
         if tag not in self.before:
             self.before[tag] = driver.previous_run(self.results, tag, driver.RUN_NAME)
         self.env = self.env or envmod.collect(torch.device("cpu"))
-        steps = len(args.inputs) * len(args.what)
-        self.steps_done[tag] = self.steps_done.get(tag, 0) + steps
+        self.steps_done[tag] = self.steps_done.get(tag, 0) + self.steps[outcome["label"]]
         gpu = outcome.get("gpu_index") is not None
         driver.write_run_record(self.results, tag, self.env, driver.RUN_NAME, self.before[tag], self.models,
                                 self.presets, list(args.what), driver.protocol_text(args, gpu),
-                                time.monotonic() - self.start, steps=len(self.tasks) * steps,
+                                time.monotonic() - self.start, steps=sum(self.steps.values()),
                                 steps_done=self.steps_done[tag], via=f"Dask sweep {self.name}")
