@@ -193,7 +193,7 @@ def test_zoo_md_from_fake_records(tmp_path):
                                                  "inputs": ["imagenet"], "failed": [], "wall_s": 60, "steps": 9,
                                                  "protocol": "p"}),
         _rec("timing", tag, "convnext_tiny", "imagenet", _timing(3.0)),
-        _rec("timing", tag, "efficientnet_b0", "imagenet", _timing(2.0)),
+        _rec("timing", tag, "efficientnet_b0", "imagenet", _timing(2.0), repeats=3, max_seconds=1),  # another protocol
         _rec("timing", tag, "convnext_tiny", "imagenet", {**_timing(1.5), "fastest": {"picked": "eager bf16"}},
              search="fastest"),
         _rec("failure", tag, "vit_b_16", "imagenet", {"slot": "eager", "reason": "out of memory at vit_b_16"}),
@@ -205,6 +205,11 @@ def test_zoo_md_from_fake_records(tmp_path):
     text = render_zoo.outputs(tmp_path)[tmp_path / "zoo.md"]
     assert "out of memory at vit_b_16" in text and "`convnext_tiny`" in text and "resnet50" not in text
     assert "82.5" in text  # convnext_tiny: torchvision weights metadata, acc@1 82.52
+    # The table states its cells' common protocol; a cell measured otherwise is marked and named.
+    assert "Protocol: 10 warm-up + up to 100 timed iterations, at most 2 s per timed loop" in text
+    assert "2.000 *" in text and "3.000 *" not in text
+    assert ("\\* Measured at another protocol, 10 warm-up + up to 100 timed iterations, at most 1 s per timed loop "
+            "(at least 10 iterations), 3 repeats on fresh instances, batch 1: `efficientnet_b0` eager.") in text
     frontier = text.split("Pareto frontier, eager fp32")[1].split("Pareto frontier, fastest")[0]
     assert "`efficientnet_b0`" in frontier and "`convnext_tiny`" in frontier  # 2 ms 77.7 %, 3 ms 82.5 %
     figs = render_zoo.figures(tmp_path)

@@ -231,6 +231,7 @@ def _fastest_mode(rec: dict | None) -> str:
 
 
 def rows_of(table: Table) -> list[list[str]]:
+    stated = _protocol(table)
     rows = []
     for model in sorted(table.cells):
         cells = table.cells[model]
@@ -247,15 +248,20 @@ def rows_of(table: Table) -> list[list[str]]:
             _num(c.get("params") and c["params"] / 1e6, "{:.1f}"),
             _num(c.get("macs") and c["macs"] / 1e9, "{:.2f}"),
             _num(c.get("feature_mib"), "{:.0f}"),
-            _num(_ms(cells.get("eager")), "{:.3f}"),
+            _num(_ms(cells.get("eager")), "{:.3f}") + _mark(cells.get("eager"), stated),
             _num(_ms(cells.get("fastest")), "{:.3f}") + (f" ({_fastest_mode(cells.get('fastest'))})"
-                                                         if cells.get("fastest") else ""),
+                                                         if cells.get("fastest") else "")
+            + _mark(cells.get("fastest"), stated),
             _throughput_cell(cells.get("throughput"), "eager fp32"),
             _throughput_cell(cells.get("throughput"), "fastest"),
             _num(_peak(cells.get("memory")), "{:.0f}"),
             _num(top1, "{:.1f}"),
         ])
     return rows
+
+
+def _mark(rec: dict | None, stated: str) -> str:
+    return " *" if rec is not None and protocol_of(rec) != stated else ""
 
 
 HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
@@ -272,15 +278,34 @@ def points(table: Table, slot: str) -> list[Point]:
     return out
 
 
+def protocol_of(rec: dict) -> str:
+    """A timing record's protocol in words."""
+    q = rec["request"]
+    bound = f", at most {q['max_seconds']:g} s per timed loop (at least {q['min_iters']} iterations)" \
+        if q.get("max_seconds") else ""
+    repeats = f", {q['repeats']} repeats on fresh instances" if (q.get("repeats") or 1) > 1 else ""
+    return f"{q['warmup']} warm-up + up to {q['iters']} timed iterations{bound}{repeats}, batch 1"
+
+
+def _timed(table: Table) -> list[tuple[str, str, dict]]:
+    return [(model, slot, cells[slot]) for model, cells in sorted(table.cells.items())
+            for slot in ("eager", "fastest") if cells.get(slot)]
+
+
 def _protocol(table: Table) -> str:
-    for cells in table.cells.values():
-        rec = cells.get("eager") or cells.get("fastest")
-        if rec:
-            q = rec["request"]
-            bound = f", at most {q['max_seconds']:g} s per timed loop (at least {q['min_iters']} iterations)" \
-                if q.get("max_seconds") else ""
-            return f"{q['warmup']} warm-up + up to {q['iters']} timed iterations{bound}, batch 1"
-    return "no timing records"
+    """The table's protocol: that of most of its latency cells (the others are marked)."""
+    texts = [protocol_of(rec) for _, _, rec in _timed(table)]
+    return max(dict.fromkeys(texts), key=texts.count) if texts else "no timing records"
+
+
+def other_protocols(table: Table) -> dict[str, list[str]]:
+    """Latency cells measured at another protocol than the table's (a catalogue model's own
+    records, a per-unit run's): protocol -> ['`model` slot', ...]."""
+    stated, out = _protocol(table), {}
+    for model, slot, rec in _timed(table):
+        if (text := protocol_of(rec)) != stated:
+            out.setdefault(text, []).append(f"`{model}` {slot}")
+    return out
 
 
 def figure_name(tag: str, preset: str) -> str:
@@ -323,6 +348,9 @@ def markdown(recs: list[dict]) -> str:
                           "input so far (the sweep resumes where it stopped; rows without one: throughput only, "
                           "or not reached).", ""]
             lines += md_table(HEADER, rows_of(table), 2).splitlines() + [""]
+            others = other_protocols(table)
+            lines += [f"\\* Measured at another protocol, {text}: {', '.join(cells)}." for text, cells in others.items()]
+            lines += [""] if others else []
             lines += [f"![Pareto: top-1 against latency, {tag} {preset}](figures/{figure_name(tag, preset)})", ""]
             for slot, label in (("eager", "eager fp32"), ("fastest", "fastest mode")):
                 best = frontier(points(table, slot))
