@@ -18,6 +18,9 @@
 #            SWEEP_OUT (default results/evidence/h200-sweep: it travels, so a later call resumes; bring it back
 #            with tar, not import_records); SWEEP_MODELS / SWEEP_INPUTS / SWEEP_MODES (default eager;
 #            'eager fastest') / SWEEP_NAME choose it; stops starting tasks when the suite budget is spent
+#   alone    the sweep stage's requests run alone, one fresh process each without Dask (the command lines the sweep
+#            prints with --dry-run), into ALONE_OUT (default results/evidence/h200-alone): python -m
+#            common.sweep.compare SWEEP_OUT ALONE_OUT compares the two
 #   train    seed 004: training steps and layer sets
 #   zoolayers  per unit for any model by name: convnext_tiny, efficientnet_b0, regnety_032, vit_base_patch16_224
 #            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
@@ -59,6 +62,9 @@ stage() {  # stage NAME CMD...: run unless the budget is spent; log duration and
   echo "$1 rc=$rc $(( $(date +%s) - t0 ))s" | tee -a "$out/log.txt"
 }
 six=$(python3 -m common.registry list --tag backbone --names)
+# The sweep stage's requests and protocol, shared with the alone stage so the two compare like for like.
+sweep=(--models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes ${SWEEP_MODES:-eager}
+       --max-seconds 0.5 --warmup-seconds 0.5 --no-search-compile)
 for s in "${stages[@]}"; do
   case $s in
     peak) stage peak python3 -m common.measure.peak --device cuda ;;
@@ -75,10 +81,12 @@ for s in "${stages[@]}"; do
     modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
              --max-seconds 1 "${extra[@]}" ;;
     sweep) left=$(( budget - ($(date +%s) - start) - 60 ))
-           stage sweep python3 -m common.sweep --models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} \
-             --modes ${SWEEP_MODES:-eager} --max-seconds 0.5 --warmup-seconds 0.5 --no-search-compile \
-             --out-dir ${SWEEP_OUT:-results/evidence/h200-sweep} --budget-s $left --task-timeout 300 \
-             --name ${SWEEP_NAME:-catalogue} --no-dashboard "${extra[@]}" ;;
+           stage sweep python3 -m common.sweep "${sweep[@]}" --out-dir ${SWEEP_OUT:-results/evidence/h200-sweep} \
+             --budget-s $left --task-timeout 300 --name ${SWEEP_NAME:-catalogue} --no-dashboard "${extra[@]}" ;;
+    alone) python3 -m common.sweep "${sweep[@]}" --out-dir ${ALONE_OUT:-results/evidence/h200-alone} "${extra[@]}" \
+             --dry-run > /tmp/alone.txt  # the sweep's own command lines, run one after another without Dask
+           stage alone bash -c 'while read -r line; do eval "python3 ${line#python }" </dev/null \
+             || echo "alone: failed: $line" >&2; done < /tmp/alone.txt' ;;
     os) [ -n "${OS_STRIDES:-}" ] || stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes \
           --depth 1 --max-seconds 2 "${extra[@]}"
         for st in ${OS_STRIDES:-16 8}; do

@@ -3,6 +3,7 @@ failing and a killed task, a resumed re-run, the Slurm job script, the one-devic
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -68,7 +69,15 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     assert (timing / "resnet18_32x32.json").stat().st_mtime_ns == before  # finished work is not redone
     assert (timing / "resnet18_48x48.json").exists()  # the killed one runs now
     assert compare.main([str(tmp_path), str(tmp_path)]) == 0  # the same medians: 0% apart
-    assert "2 request(s); largest difference 0.00%" in capsys.readouterr().out
+    assert "2 request(s), 2 the same request in both; largest difference among those 0.00%" in capsys.readouterr().out
+    other = tmp_path / "other"  # the same medians under another protocol do not compare
+    shutil.copytree(tmp_path / "results", other / "results")
+    path = other / "results" / "records" / rec["device_tag"] / "timing" / "resnet18_32x32.json"
+    data = json.loads(path.read_text())
+    data["request"]["max_seconds"] = 9.0
+    path.write_text(json.dumps(data))
+    assert compare.main([str(tmp_path), str(other)]) == 1
+    assert "differs: max_seconds" in capsys.readouterr().out
 
 
 def test_zoo_through_the_sweep_one_task_per_model_then_budget_and_resume(scheduler, tmp_path, capsys):

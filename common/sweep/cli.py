@@ -51,7 +51,8 @@ def build_parser() -> Parser:
                    "on a cluster it must be a path every worker can write)")
     w.add_argument("--tag", metavar="NAME", help="device folder name (default: each worker's device)")
     w.add_argument("--name", metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
-    w.add_argument("--dry-run", action="store_true", help="list the tasks and exit")
+    w.add_argument("--dry-run", action="store_true", help="print each task's command line and exit; the lines run "
+                   "as printed, so piping them to a shell runs the same requests alone, outside Dask")
     where = p.add_argument_group("where (default: a local cluster, one worker per visible GPU)")
     where.add_argument("--device", choices=("auto", "cpu"), default="auto",
                        help="auto: one worker per visible GPU, CPU workers when there is none; cpu: CPU workers")
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = with_test_hook(plan.tasks_from(args))
         if args.dry_run:
             for t in tasks:
-                print(shlex.join(["python", *t.command(), *t.args]))
+                print(shlex.join(["python", *t.argv(None, str(args.out_dir) if args.out_dir else None, args.tag)]))
             return 0
         out = str(args.out_dir) if args.out_dir else None
         name = args.name or default_name(tasks)

@@ -40,8 +40,10 @@ class Task:
         """The entry point, as ``python`` arguments."""
         return ["-m", "common.zoo"] if self.tool == "zoo" else ["-m", "common.cli", self.tool]
 
-    def argv(self, device: str, out_dir: str | None, tag: str | None) -> list[str]:
-        extra = ["--device", device] + (["--out-dir", out_dir] if out_dir else []) + (["--tag", tag] if tag else [])
+    def argv(self, device: str | None, out_dir: str | None, tag: str | None) -> list[str]:
+        """The single run's arguments; without a device, the run's own default (the GPU when there is one)."""
+        extra = (["--device", device] if device else []) + (["--out-dir", out_dir] if out_dir else []) \
+            + (["--tag", tag] if tag else [])
         return [*self.command(), *self.args, *extra]
 
 
