@@ -42,3 +42,40 @@ def test_sweeps_page_rows_per_call_workers_and_failures():
     assert text.count("### zoo: workers") == 1 and "GPU-a" in text  # workers of the current record only
     assert "vgg16 cityscapes (h GPU 1, 2 attempt(s)): killed by SIGKILL" in text
     assert "No sweep records yet" in sweeps.markdown([])
+
+
+def test_sweeps_page_compares_evidence_folders_per_input(tmp_path):
+    """The comparisons under results/evidence: a row per request both folders hold, and per
+    input a sentence whose bounds hold for every row it covers; a request whose protocol
+    differs is named, never compared."""
+    import json
+
+    from common import records
+    from common.render import sweeps
+
+    def put(folder, stem, inp, median, kernel, uuid, max_seconds=0.5):
+        path = tmp_path / "evidence" / folder / "results" / "records" / "gpu" / "timing" / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rec = {"schema": records.SCHEMA, "kind": "timing", "device_tag": "gpu", "code_version": {},
+               "request": {"model": stem.split("_")[0], "input": {"name": inp}, "max_seconds": max_seconds,
+                           "device": "cuda:0" if folder == "h200-sweep" else "cuda"},
+               "env": {"host": "h", "gpu_index": 0, "gpu_uuid": uuid},
+               "result": {"timing": {"stats": {"median_ms": median, "iqr_ms": median / 100}},
+                          "kernels": {"kernel_ms": kernel, "busy": kernel / median, "launch_bound": kernel / median < 0.8}}}
+        path.write_text(json.dumps(rec))
+
+    put("h200-sweep", "resnet50_cityscapes", "cityscapes", 10.0, 9.8, "GPU-aaaa")
+    put("h200-alone", "resnet50_cityscapes", "cityscapes", 10.1, 9.8, "GPU-bbbb")  # 1% apart, on another GPU
+    put("h200-sweep", "resnet50_pascal", "pascal", 2.0, 1.0, "GPU-aaaa")
+    put("h200-alone", "resnet50_pascal", "pascal", 3.0, 1.01, "GPU-aaaa")  # the host: +50%, kernels +1%
+    put("h200-sweep", "vgg16_pascal", "pascal", 4.0, 3.9, "GPU-aaaa")
+    put("h200-alone", "vgg16_pascal", "pascal", 4.0, 3.9, "GPU-aaaa", max_seconds=2.0)
+    put("h200-sweep", "only_here_pascal", "pascal", 1.0, 1.0, "GPU-aaaa")  # in one folder: no row
+    text = sweeps.outputs(tmp_path, [])[tmp_path / sweeps.PAGE]
+    section = text.split("### Inside the sweep (A) and alone (B)")[1]
+    assert ("`cityscapes` (1 requests; 1 measured on two different GPUs): medians at most 1.00% apart" in section)
+    assert "`pascal` (1 requests; 0 measured on two different GPUs): medians at most 50.00% apart" in section
+    assert "kernel time at most 1.00% apart; launch-bound (GPU busy below 0.8) on either side: 1." in section
+    assert "1 request(s) differ in mode or protocol and are not compared: vgg16_pascal (max_seconds)." in section
+    assert "only_here" not in section and "h:0/aaaa vs h:0/bbbb" in section
+    assert "Alone (A) and alone again" not in text  # no such folders: no section

@@ -2,17 +2,32 @@
 ``python -m common.sweep``): ``results/sweeps.md``. One row per sweep call (the current
 record and the earlier calls kept under history/): where it ran, its tasks by outcome,
 wall time, the sum of its task times and the speed-up over running them one after
-another; then, per sweep, the work of each worker (GPU) and the failures with reasons.
+another; then, per sweep, the work of each worker (GPU) and the failures with reasons;
+then the comparisons kept under ``results/evidence`` (``COMPARISONS``): the same
+requests measured two ways, request by request (``common.sweep.compare.pairs``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from common.render.markdown import md_table
+from common.sweep import compare
 
 KIND = "sweep"
 PAGE = "sweeps.md"
 OUTCOMES = ("done", "skipped", "failed", "not_started")
+# (folder A, folder B under results/evidence, title, how they were made): rendered when both exist.
+COMPARISONS = (
+    ("h200-sweep", "h200-alone", "Inside the sweep (A) and alone (B)",
+     "the same requests and protocol: A through the Dask sweep (`scripts/device_suite.sh sweep`, one worker, each "
+     "task its own process), B the command lines that sweep prints with `--dry-run`, run one after another without "
+     "Dask (`scripts/device_suite.sh alone`)"),
+    ("h200-alone", "h200-alone2", "Alone (A) and alone again (B)",
+     "the noise the first comparison is read against: the same single runs, each a fresh process, in two device "
+     "calls"),
+    ("h200-sweep", "h200-sweep2", "The sweep (A) and the sweep again (B)",
+     "the same against the sweep itself: the PASCAL requests swept again into another folder in a later device call"),
+)
 
 
 def _date(rec: dict) -> str:
@@ -62,5 +77,64 @@ def markdown(recs: list[dict]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def _pct(v: float, spec: str = "+.2f") -> str:
+    return "-" if v != v else f"{format(v, spec)}%"  # nan: not measured
+
+
+def _busy(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def comparison_lines(rows: list[dict]) -> list[str]:
+    """Per input: how far apart the medians and the kernel times are, over every row of that input."""
+    lines = []
+    for inp in dict.fromkeys(r["input"] for r in rows):
+        mine = [r for r in rows if r["input"] == inp and not r["fields"]]
+        if not mine:
+            continue
+        wall = compare.largest([r["diff_pct"] for r in mine])
+        kern = compare.largest([r["kernel_diff_pct"] for r in mine])
+        iqr = compare.largest([v for r in mine for v in (r["a"]["iqr_pct"], r["b"]["iqr_pct"])])
+        two = sum(r["a"]["uuid"] != r["b"]["uuid"] for r in mine)
+        waited = sum(r["launch_bound"] for r in mine)
+        lines.append(f"- `{inp}` ({len(mine)} requests; {two} measured on two different GPUs): medians at most "
+                     f"{wall:.2f}% apart (IQR up to {iqr:.2f}% of a median); the GPU's kernel time at most "
+                     f"{kern:.2f}% apart; launch-bound (GPU busy below 0.8) on either side: {waited}.")
+    unlike = [r for r in rows if r["fields"]]
+    if unlike:
+        lines.append(f"- {len(unlike)} request(s) differ in mode or protocol and are not compared: "
+                     + ", ".join(f"{r['stem']} ({', '.join(r['fields'])})" for r in unlike) + ".")
+    return lines
+
+
+def comparisons(evidence: Path) -> list[str]:
+    lines: list[str] = []
+    for a, b, title, how in COMPARISONS:
+        if not ((evidence / a).is_dir() and (evidence / b).is_dir()):
+            continue
+        rows = compare.pairs(evidence / a, evidence / b)
+        if not rows:
+            continue
+        table = [[r["stem"], f"{r['a']['median_ms']:.3f}", f"{r['b']['median_ms']:.3f}", _pct(r["diff_pct"]),
+                  _pct(r["a"]["iqr_pct"], ".2f"), _pct(r["b"]["iqr_pct"], ".2f"), _busy(r["a"]["busy"]),
+                  _busy(r["b"]["busy"]), _pct(r["kernel_diff_pct"]), compare.gpus(r["a"], r["b"]),
+                  "same" if not r["fields"] else "differs: " + ", ".join(r["fields"])] for r in rows]
+        lines += [f"### {title}", "", f"`results/evidence/{a}` and `results/evidence/{b}`: {how}. "
+                  f"`python -m common.sweep.compare results/evidence/{a} results/evidence/{b}` prints the same rows.",
+                  "", *comparison_lines(rows), "",
+                  md_table(["request", "A ms", "B ms", "B/A-1", "IQR A", "IQR B", "busy A", "busy B", "kernel B/A-1",
+                            "GPUs (host:index/UUID)", "request fields"], table, 1).rstrip("\n"), ""]
+    if not lines:
+        return []
+    return ["## The same requests measured two ways", "",
+            "Median wall time per iteration (the timer's clock) of each side, its spread, the GPU's busy fraction "
+            "and kernel time (profiled after the timed loops: what the device did, whatever the host), and "
+            "whether the two records hold the same request (model, input, mode and protocol). Where the GPU waits "
+            "on the host, the wall median moves with the process and the host; the kernel time does not.", "",
+            *lines]
+
+
 def outputs(results_dir: Path, recs: list[dict]) -> dict[Path, str]:
-    return {Path(results_dir) / PAGE: markdown(recs)}
+    page = markdown(recs)
+    extra = comparisons(Path(results_dir) / "evidence")
+    return {Path(results_dir) / PAGE: page + ("\n" + "\n".join(extra).rstrip("\n") + "\n" if extra else "")}
