@@ -146,6 +146,23 @@ def test_worker_pinning_and_gpu_identity(monkeypatch):
         "gpu_index": 3, "gpu_uuid": "GPU-1234-abcd", "cuda_visible_devices": "2,3"}
 
 
+def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
+    """--dry-run prints each task's command line with its out-dir; run as printed (no Dask),
+    it writes the record the sweep's task would have written."""
+    import shlex
+    import subprocess
+    import sys
+
+    assert sweep_cli.main(["--models", "resnet18", *SMALL, "--device", "cpu",
+                           "--out-dir", str(tmp_path), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m common.cli timer --model resnet18 --size 32x32")
+    argv = shlex.split(lines[0])
+    assert argv[argv.index("--out-dir") + 1] == str(tmp_path) and "--device" not in argv
+    subprocess.run([sys.executable, *argv[1:], "--device", "cpu"], cwd=task.ROOT, check=True, capture_output=True)
+    assert [p.name for p in tmp_path.glob("results/records/*/timing/*.json")] == ["resnet18_32x32.json"]
+
+
 def test_plan_expands_tags_modes_and_kinds(capsys):
     args = sweep_cli.build_parser().parse_args(["--models", "backbone", "vgg16", "--inputs", "pascal", "64x64",
                                                 "--modes", "eager", "fastest", "--precision bf16 --channels-last",

@@ -77,14 +77,6 @@ def markdown(recs: list[dict]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _pct(v: float, spec: str = "+.2f") -> str:
-    return "-" if v != v else f"{format(v, spec)}%"  # nan: not measured
-
-
-def _busy(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
 def comparison_lines(rows: list[dict]) -> list[str]:
     """Per input: how far apart the medians and the kernel times are, over every row of that input."""
     lines = []
@@ -115,9 +107,10 @@ def comparisons(evidence: Path) -> list[str]:
         rows = compare.pairs(evidence / a, evidence / b)
         if not rows:
             continue
-        table = [[r["stem"], f"{r['a']['median_ms']:.3f}", f"{r['b']['median_ms']:.3f}", _pct(r["diff_pct"]),
-                  _pct(r["a"]["iqr_pct"], ".2f"), _pct(r["b"]["iqr_pct"], ".2f"), _busy(r["a"]["busy"]),
-                  _busy(r["b"]["busy"]), _pct(r["kernel_diff_pct"]), compare.gpus(r["a"], r["b"]),
+        fmt = compare.fmt
+        table = [[r["stem"], f"{r['a']['median_ms']:.3f}", f"{r['b']['median_ms']:.3f}", fmt(r["diff_pct"], "+.2f", "%"),
+                  fmt(r["a"]["iqr_pct"], ".2f", "%"), fmt(r["b"]["iqr_pct"], ".2f", "%"), fmt(r["a"]["busy"], ".2f"),
+                  fmt(r["b"]["busy"], ".2f"), fmt(r["kernel_diff_pct"], "+.2f", "%"), compare.gpus(r["a"], r["b"]),
                   "same" if not r["fields"] else "differs: " + ", ".join(r["fields"])] for r in rows]
         lines += [f"### {title}", "", f"`results/evidence/{a}` and `results/evidence/{b}`: {how}. "
                   f"`python -m common.sweep.compare results/evidence/{a} results/evidence/{b}` prints the same rows.",

@@ -159,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(c.job_script())
             return 0
         tasks = with_test_hook(plan.tasks_from(args))
+        out = str(args.out_dir) if args.out_dir else None
         if args.dry_run:
             for t in tasks:
-                print(shlex.join(["python", *t.argv(None, str(args.out_dir) if args.out_dir else None, args.tag)]))
+                print(shlex.join(["python", *t.argv(None, out, args.tag)]))
             return 0
-        out = str(args.out_dir) if args.out_dir else None
         name = args.name or default_name(tasks)
         zoo = zoo_run.ZooRun(tasks, out, name)
         with contextlib.ExitStack() as stack:

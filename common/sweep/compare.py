@@ -72,8 +72,9 @@ def largest(values: list[float]) -> float:
     return max((abs(v) for v in values if not math.isnan(v)), default=0.0)
 
 
-def _fmt(v: float | None, spec: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+def fmt(v: float | None, spec: str, unit: str = "") -> str:
+    """A value as ``spec`` with its unit; '-' where it was not measured (None, nan)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + unit
 
 
 def gpu(r: dict) -> str:
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         ra, rb = r["a"], r["b"]
         print(f"{(r['tag'] + '/' + r['stem'])[:41]:<42}{ra['median_ms']:>9.3f}{rb['median_ms']:>9.3f}"
-              f"{r['diff_pct']:>+8.2f}%{_fmt(ra['iqr_pct'], '>7.2f')}%{_fmt(rb['iqr_pct'], '>7.2f')}%"
-              f"{_fmt(r['kernel_diff_pct'], '>+10.2f')}%  {'launch' if r['launch_bound'] else 'device':<7}"
+              f"{fmt(r['diff_pct'], '+.2f', '%'):>9}{fmt(ra['iqr_pct'], '.2f', '%'):>8}"
+              f"{fmt(rb['iqr_pct'], '.2f', '%'):>8}{fmt(r['kernel_diff_pct'], '+.2f', '%'):>11}  {'launch' if r['launch_bound'] else 'device':<7}"
               f"{gpus(ra, rb):<36}{'differs: ' + ', '.join(r['fields']) if r['fields'] else 'same'}")
     worst = largest([r["diff_pct"] for r in same])
     print(f"{len(rows)} request(s), {len(same)} the same request in both; largest difference among those "
