@@ -24,6 +24,7 @@ from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
 from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
+from common.render import txt
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
 
@@ -195,14 +196,29 @@ def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module 
 
         return throughput.measure_and_save(req, session)
     guard.check_cpu(req)
-    session.prepare(req)
+    prepare(req, session)
     if with_timing:
-        session.prepare(replace(req, kind="timing", depth=1))
+        prepare(replace(req, kind="timing", depth=1), session)
     rec = run.measure(req, session, model)
     if _same_structure(rec, session):
         return []  # a structure does not depend on when or where: an equal one is not rewritten
-    written = run.save(rec, session)
-    return written + (run.save(run.timing_record(rec), session) if with_timing else [])
+    saved = run.save(rec, session) + (run.save(run.timing_record(rec), session) if with_timing else [])
+    return with_txt(saved, session.root)
+
+
+def prepare(req: Request, session: run.Session) -> None:
+    """Prove the record's folder and its .txt's folder writable before anything is measured."""
+    path = session.prepare(req)
+    probe = {"kind": req.kind, "device_tag": session.tag_of(req), "request": req.to_dict(),
+             "_path": str(path / f"{req.stem}.json")}
+    if req.kind in txt.TXT_KINDS:
+        records.ensure_writable(txt.path_for(probe, session.root).parent)
+
+
+def with_txt(saved: list[Path], root: Path) -> list[Path]:
+    """Each saved record's .txt, rendered from the record as written, then the record:
+    the files a run wrote, in the order they are printed."""
+    return [p for path in saved for p in (txt.write_saved(path, root), path)]
 
 
 def _same_structure(rec: dict, session: run.Session) -> bool:

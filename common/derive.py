@@ -9,6 +9,11 @@ from __future__ import annotations
 import math
 
 MIB = 2**20  # memory is reported in MiB (2^20 bytes), everywhere in the project
+# Below this busy fraction (kernel time / wall time) the GPU idles waiting for the
+# host to launch work: the record is marked launch-bound (common.measure.kernels).
+LAUNCH_BOUND_BUSY = 0.8
+# Repeats whose medians spread more than this are marked unstable (common.measure.repeats).
+UNSTABLE_SPREAD = 0.05
 
 
 def tflops(flops: float, ms: float) -> float | None:

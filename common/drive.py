@@ -32,18 +32,9 @@ from common import bootstrap, cli, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.measure import kernels
-from common.spec import Request
+from common.spec import CPU_QUICK, GPU_QUICK, Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
-# profile.sh on a machine without a GPU: every timed loop bounded, so the whole job
-# fits in minutes on 2 cores; every file states its warm-up and iteration counts.
-CPU_QUICK = ["--warmup", "1", "--iters", "2"]
-# ... and at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
-# without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
-# On a GPU: each timed loop at most 0.5 s (at least 5 iterations) after the 25 warm-up
-# iterations and at least 0.5 s of warm-up; two repeats of the whole-model loop (the
-# spread between them is reported); the full protocol has three.
-GPU_QUICK = ["--max-seconds", "0.5", "--warmup-seconds", "0.5", "--repeats", "2"]
 
 
 @dataclass
@@ -140,7 +131,8 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
     def profile_kernels() -> list[Path]:
         if not state.get("saved"):
             return []  # the timing step failed (reported there): an older record is left as it was
-        return run.add_kernels(state["req"], session(args), with_timing)
+        sess = session(args)
+        return cli.with_txt(run.add_kernels(state["req"], sess, with_timing), sess.root)
 
     deferred = Step(f"{label}: kernel profile", profile_kernels) if _profiles_kernels(args) else None
     return Step(label, work, lambda: state.get("req"), deferred)

@@ -19,3 +19,9 @@ class ChildFailed(UserError):
     other than memory: its reason in one line, exit status 4."""
 
     exit_code = 4
+
+
+def oneline(exc: BaseException, limit: int = 240) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split()) or type(exc).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

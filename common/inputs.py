@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from common.errors import UserError
+
+if TYPE_CHECKING:  # torch only where a tensor is made: records and the renderer read presets without it
+    import torch
 
 # (height, width) of the seeds' task inputs; batch 1 as in the seeds.
 PRESETS: dict[str, tuple[int, int]] = {
@@ -84,7 +86,10 @@ def check_fits(spec: InputSpec, min_side: int, model: str) -> None:
         )
 
 
-def make(spec: InputSpec, device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A seeded standard-normal tensor created directly on ``device``."""
+def make(spec: InputSpec, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A seeded standard-normal tensor created directly on ``device`` (float32 unless ``dtype``)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     gen = torch.Generator(device=device).manual_seed(SEED)
     return torch.randn(spec.shape, generator=gen, device=device, dtype=dtype)

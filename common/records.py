@@ -27,12 +27,11 @@ import tempfile
 from pathlib import Path
 
 from common.errors import UserError
+from common.record import FIELDS, SCHEMA, InvalidRecord, Record  # noqa: F401 - re-exported: the loading side
 from common.spec import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-SCHEMA = 2  # bump when a record's layout changes; readers report other versions as problems
-FIELDS = ("kind", "device_tag", "request", "env", "code_version", "result")
 
 
 def _new_file_mode() -> int:
@@ -234,7 +233,7 @@ def write_record(path: Path, record: dict) -> None:
 
 
 def load_history(path: Path) -> list[dict]:
-    """The readable schema-2 earlier runs of the record at ``path`` (``_path`` and ``_history`` set)."""
+    """The valid earlier runs of the record at ``path`` (``_path`` and ``_history`` set)."""
     try:
         newer = {**json.loads(Path(path).read_text(encoding="utf-8")), "_path": str(path)}
     except (OSError, ValueError):
@@ -245,8 +244,10 @@ def load_history(path: Path) -> list[dict]:
             rec = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if is_record(rec):
-            out.append(_inherit({**rec, "_path": str(p), "_history": True}, newer))
+        try:
+            out.append(_inherit(Record.from_dict(rec, p, history=True).to_dict(), newer))
+        except InvalidRecord:
+            continue  # named by load_records; never published
     return out
 
 
@@ -256,10 +257,23 @@ def short(path: Path | str) -> str:
     return "/".join(parts[-5:] if is_history(path) else parts[-3:])
 
 
+def load_record(path: Path) -> dict:
+    """The record at ``path``, validated (``Record.from_dict``), as the renderers read it;
+    InvalidRecord naming the path and the reason when it cannot be read or is invalid."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Record.from_dict(raw, path).to_dict()
+    except InvalidRecord as exc:
+        raise InvalidRecord(f"{path}: invalid record ({exc})") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidRecord(f"{path}: unreadable ({exc})") from None
+
+
 def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[dict], list[str]]:
-    """Every record under ``results/records``; malformed or other-schema files
-    are returned as problems (named), never mixed in. ``history``: also the
-    earlier runs kept under ``<kind>/history/`` (marked ``_history: True``)."""
+    """Every record under ``results/records``, validated (``Record.from_dict``); a file
+    that cannot be read or is invalid is returned as a problem (its path and the reason),
+    never mixed in. ``history``: also the earlier runs kept under ``<kind>/history/``
+    (marked ``_history: True``)."""
     records, problems = [], []
     root = Path(results) / "records"
     for p in sorted(root.rglob("*.json")):
@@ -268,22 +282,14 @@ def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[d
         if hist and not history:
             continue
         try:
-            rec = json.loads(p.read_text())
+            raw = json.loads(p.read_text())
         except (OSError, ValueError) as exc:
             problems.append(f"{p}: unreadable ({exc})")
             continue
-        if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-            got = rec.get("schema") if isinstance(rec, dict) else None
-            problems.append(f"{p}: schema {got!r}, expected {SCHEMA}")
-            continue
-        missing = [k for k in FIELDS if k not in rec]
-        if missing:
-            problems.append(f"{p}: missing {', '.join(missing)}")
-            continue
-        rec["_path"] = str(p)
-        if hist:
-            rec["_history"] = True
-        records.append(rec)
+        try:
+            records.append(Record.from_dict(raw, p, hist).to_dict())
+        except InvalidRecord as exc:
+            problems.append(f"{p}: {exc}")
     if history:
         _inherit_superseded(records)
     return records, problems

@@ -23,7 +23,6 @@ from common import derive, inputs, records, registry, run_kernels
 from common import env as envmod
 from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
                             timing, training)
-from common.render import txt
 from common.spec import Request
 
 
@@ -56,11 +55,9 @@ class Session:
         return "any" if req.kind == "structure" else self.tag  # a structure does not depend on the device
 
     def prepare(self, req: Request) -> Path:
-        """Prove both output folders writable before anything is measured."""
-        records.ensure_writable(self.record_path(req).parent)
-        probe = {"kind": req.kind, "device_tag": self.tag_of(req), "request": req.to_dict(),
-                 "_path": str(self.record_path(req))}
-        return records.ensure_writable(txt.path_for(probe, self.root).parent)
+        """Prove the record's folder writable before anything is measured (the entry
+        point that renders the record's .txt proves that folder too)."""
+        return records.ensure_writable(self.record_path(req).parent)
 
 
 def measure(req: Request, session: Session, model: nn.Module | None = None) -> dict:
@@ -71,7 +68,10 @@ def measure(req: Request, session: Session, model: nn.Module | None = None) -> d
           "train-layers": measure_train, "memory": measure_memory, "structure": measure_structure,
           "layer-bench": measure_layer_bench}[req.kind]
     result = fn(req, session, model) if req.kind in ("timing", "layers") else fn(req, session)
-    return records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
+    rec = records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
+    if req.kind != "layer-bench":  # a layer set names no model
+        rec["model"] = registry.metadata(req)
+    return rec
 
 
 def timing_record(layers_rec: dict) -> dict:
@@ -94,11 +94,11 @@ def timing_record(layers_rec: dict) -> dict:
 
 
 def save(rec: dict, session: Session) -> list[Path]:
-    """Write the record (the truth) and render its .txt from it."""
+    """Write the record (the truth); returns its path. Measuring never renders: the
+    entry point asks ``common.render`` for the record's .txt (``cli.with_txt``)."""
     path = records.path_of(rec, session.results)
     records.write_record(path, rec)
-    rec = {**rec, "_path": str(path)}
-    return [txt.write(rec, session.root), path]
+    return [path]
 
 
 def add_kernels(target: Request | Path, session: Session, with_timing: bool = False) -> list[Path]:
@@ -106,8 +106,8 @@ def add_kernels(target: Request | Path, session: Session, with_timing: bool = Fa
     (``target``: its request or its record's path): the model re-built in the mode
     measured (a fastest search's pick), warmed up, profiled (whole model, and per
     unit for a per-unit record), the kernel fields merged and the record and its
-    .txt re-saved; ``with_timing``: the timing record it carries too. Returns the
-    files written; none when the record is not waiting for a profile."""
+    record re-saved; ``with_timing``: the timing record it carries too. Returns the
+    records written; none when the record is not waiting for a profile."""
     path = session.record_path(target) if isinstance(target, Request) else Path(target)
     rec = json.loads(path.read_text(encoding="utf-8"))
     rec.pop("_path", None)

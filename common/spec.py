@@ -20,6 +20,15 @@ KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structur
 SEARCHES = ("as-given", "fastest")
 MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile")
 DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
+# ./profile.sh (common.drive) on a machine without a GPU: every timed loop bounded, so the whole job
+# fits in minutes on 2 cores; every file states its warm-up and iteration counts.
+CPU_QUICK = ["--warmup", "1", "--iters", "2"]
+# ... and (common.drive) at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
+# without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
+# On a GPU: each timed loop at most 0.5 s (at least 5 iterations) after the 25 warm-up
+# iterations and at least 0.5 s of warm-up; two repeats of the whole-model loop (the
+# spread between them is reported); the full protocol has three.
+GPU_QUICK = ["--max-seconds", "0.5", "--warmup-seconds", "0.5", "--repeats", "2"]
 
 
 def default_clock(device: str) -> str:

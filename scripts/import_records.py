@@ -9,7 +9,8 @@ path is kept under ``history/`` and nothing is lost. Then render
 Archives and folders are read in the order given (give them oldest first). Only
 ``results/records/<tag>/<kind>/<stem>.json`` members are taken; earlier runs kept by
 the other machine (``history/``) and anything else are skipped and counted. A
-member that is not a schema-2 record is named on stderr and skipped.
+member that is not a valid record (``common.records.Record``: layout, finite
+non-negative times, sample counts) is named on stderr with the reason and skipped.
 """
 from __future__ import annotations
 
@@ -63,8 +64,7 @@ def import_one(source: Path, results: Path, dry_run: bool, counts: dict) -> None
             continue
         try:
             rec = json.loads(data)
-            if not records.is_record(rec):
-                raise ValueError(f"not a schema-{records.SCHEMA} record")
+            records.Record.from_dict(rec)  # the loader's validation: what cannot be published is not taken
         except ValueError as exc:
             sys.stderr.write(f"{PROG}: {source.name}:{rel}: skipped ({exc})\n")
             counts["bad"] += 1

@@ -4,7 +4,6 @@ plus the in-place sums convnet-burden would have stored and each module's output
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +12,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from common.burden.fmt import ROOT_LABEL, describe  # noqa: F401 - re-exported (torch-free)
 from common.measure import structure
 from common.registry.backbones import Unit
 
-ROOT_LABEL = "(model)"  # the per-layer row of the ops in the model's own forward
 LAYER_COLUMNS = ["order", "module", "type", "output", "params", "feature_bytes", "flops"]
 # Element-wise arithmetic that torchvision/timm run in place (``out += identity``):
 # convnet-burden stores every such sum as a new feature (only its ReLUs are in place).
@@ -63,18 +62,6 @@ def _spatial(shape: list[int]) -> bool:
     if len(shape) == 4:
         return shape[2] * shape[3] > 1 and shape[1] * shape[2] > 1
     return len(shape) > 4
-
-
-def describe(shapes: list[list[int]] | None, batch_first: bool = True) -> str:
-    """``512 x 7 x 7``: a feature map's shape without its batch dimension (``batch_first``)
-    or the whole shape; of a multi-tensor output (detection backbones' maps, detections)
-    the largest tensor, and how many others there are."""
-    if not shapes:
-        return "-"
-    big = max(shapes, key=math.prod)
-    dims = big[1:] if batch_first else big
-    text = " x ".join(map(str, dims)) or "scalar"
-    return text + (f" (largest of {len(shapes)})" if len(shapes) > 1 else "")
 
 
 @dataclass

@@ -2,7 +2,11 @@
 The one place burden figures are rounded (markdown tables: ``common.render.markdown``)."""
 from __future__ import annotations
 
+import math
+
 from common.derive import MIB
+
+ROOT_LABEL = "(model)"  # the per-layer row of the ops in the model's own forward
 
 
 def mib(b: float | None) -> str:
@@ -47,3 +51,15 @@ def pct(ours: float, seed: float) -> float:
 
 def signed(p: float) -> str:
     return f"{p:+.0f}%".replace("-", "\u2212")
+
+
+def describe(shapes: list[list[int]] | None, batch_first: bool = True) -> str:
+    """``512 x 7 x 7``: a feature map's shape without its batch dimension (``batch_first``)
+    or the whole shape; of a multi-tensor output (detection backbones' maps, detections)
+    the largest tensor, and how many others there are."""
+    if not shapes:
+        return "-"
+    big = max(shapes, key=math.prod)
+    dims = big[1:] if batch_first else big
+    text = " x ".join(map(str, dims)) or "scalar"
+    return text + (f" (largest of {len(shapes)})" if len(shapes) > 1 else "")

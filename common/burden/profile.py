@@ -8,7 +8,6 @@ model's failure never stops a run of many.
 from __future__ import annotations
 
 import gc
-from dataclasses import asdict, dataclass
 
 from torch import nn
 
@@ -16,44 +15,9 @@ from common.derive import MIB
 from common.burden import analysis
 from common.burden.analysis import Pass, run_pass
 from common.burden.peak_held import PeakRunner
+from common.burden.request import DEVICE_TAG, KIND, RUN_KIND, SEED_BATCH, SEED_SCALES, BurdenRequest  # noqa: F401
 from common.burden.seed003 import COMPARE, seed_row
 from common.registry import zoo
-
-KIND = "burden"
-RUN_KIND = "burden-run"  # the record of one full run (date, model count, minutes)
-DEVICE_TAG = "any"  # meta-device costs: the same on every machine
-SEED_SCALES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # burden.m: req.scales = 0.5:0.5:3
-SEED_BATCH = 128  # burden.m: req.batchSize = 128
-
-
-@dataclass(frozen=True)
-class BurdenRequest:
-    """Everything one model's burden depends on; its record's ``request``."""
-
-    model: str
-    size: tuple[int, int] | None = None  # None: the model's typical size
-    batch: int = SEED_BATCH  # of the sweep (real CPU runs use 1)
-    scales: tuple[float, ...] = SEED_SCALES
-    peak: bool = True  # measure the CPU peak in the worker
-    peak_max_gmacs: float = 160.0
-    peak_max_mib: float = 8192.0
-    peak_threads: int = 1
-    peak_timeout_s: float = 300.0
-    real_max_seconds: float = 10.0  # skip sweep sizes whose real CPU run would take longer
-
-    @property
-    def stem(self) -> str:
-        return zoo.stem(self.model) + (f"_{self.size[0]}x{self.size[1]}" if self.size else "")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {"kind": KIND, **d, "size": list(self.size) if self.size else None, "scales": list(self.scales)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BurdenRequest":
-        d = {k: v for k, v in d.items() if k != "kind"}
-        return cls(**{**d, "size": tuple(d["size"]) if d.get("size") else None, "scales": tuple(d["scales"])})
-
 
 def profile_model(req: BurdenRequest, peaks: PeakRunner | None) -> dict:
     """Every figure of one model; failures are recorded in the entry, never raised."""

@@ -14,8 +14,8 @@ from typing import Any
 from common import records
 from common.derive import MIB
 from common.burden import fmt
-from common.burden.analysis import ROOT_LABEL
-from common.registry import zoo
+from common.burden.fmt import ROOT_LABEL
+from common.errors import oneline
 
 REFERENCE = records.RESULTS / "reference" / "convnet_burden.json"
 
@@ -250,5 +250,5 @@ def _note(entry: dict, key: str) -> str | None:
     try:
         return fn(entry) if callable(fn) else fn
     except (KeyError, StopIteration, ZeroDivisionError, TypeError) as exc:
-        return f"(explanation unavailable: {zoo.oneline(exc, 80)})"
+        return f"(explanation unavailable: {oneline(exc, 80)})"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common import records
-from common.burden.profile import DEVICE_TAG, KIND, RUN_KIND, BurdenRequest
+from common.burden.request import DEVICE_TAG, KIND, RUN_KIND, BurdenRequest
 
 RUN_STEM = "all"
 

@@ -37,11 +37,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from common.derive import LAUNCH_BOUND_BUSY  # noqa: F401 - re-exported; the renderer reads it there
 from common.measure.timing import SAMPLE_DECIMALS
 
-# Below this busy fraction (kernel time / wall time) the GPU idles waiting for the
-# host to launch work: the record is marked launch-bound.
-LAUNCH_BOUND_BUSY = 0.8
 # Profiled iterations (after one unprofiled call): enough for a stable median,
 # few enough that the trace stays small.
 PROFILED_ITERS = 5

@@ -19,9 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common.derive import UNSTABLE_SPREAD  # noqa: F401 - re-exported; the renderer reads it there
 from common.errors import UserError
 
-UNSTABLE_SPREAD = 0.05
 DEFAULT_REPEATS = {"cuda": 3, "cpu": 1}
 
 

@@ -27,6 +27,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from common import catalogue
 from common.errors import UserError
 from common.registry.backbones import BACKBONE_ENTRIES, Entry, Unit, UnitsFn  # noqa: F401 - re-exported
 from common.registry.generic import DEFAULT, Options  # noqa: F401 - re-exported
@@ -185,6 +186,16 @@ def check_input(req: object) -> None:
     inp = req.input  # type: ignore[attr-defined]
     if entry.family == "zoo" or not options_of(req).is_default:
         generic.check_size(entry, inp.height, inp.width)
+
+
+def metadata(req: object) -> dict:
+    """What the renderer needs of a request's model, stored in its record (``Record.model``)
+    so that rendering never asks the registry: family (output folder), display name,
+    library, expected parameter count and the published top-1 of its weights."""
+    entry = get(req.model, options_of(req))  # type: ignore[attr-defined]
+    return {"family": entry.family, "display": entry.display, "source": entry.source,
+            "expected_params": entry.expected_params,
+            "top1": catalogue.top1(req.model, entry.source)}  # type: ignore[attr-defined]
 
 
 def notes(name: str, options: Options | None = None) -> tuple[str, ...]:

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from common.catalogue import CATALOGUE, ModelInfo
+
 @dataclass(frozen=True)
 class Unit:
     """One row of a per-layer profile.
@@ -33,7 +35,8 @@ UnitsFn = Callable[[nn.Module, int], list[Unit]]
 
 @dataclass(frozen=True)
 class Entry:
-    """One catalogue entry: how to build the model and how to profile it."""
+    """One catalogue entry: how to build the model and how to profile it (the
+    fields it shares with ``common.catalogue.ModelInfo`` mean the same)."""
 
     name: str
     family: str  # the profiler folder of its outputs: <family>_profiler/
@@ -122,31 +125,17 @@ def _timm(name: str) -> Callable[[], nn.Module]:
 
     return build
 
-_B, _T = frozenset({"backbone", "catalogue"}), frozenset({"train-bench", "catalogue"})
-_RESNET = dict(family="resnet", units=resnet_units, depths=(1, 2))  # depth 2: one unit per residual block
+_UNITS: dict[str, UnitsFn] = {"resnet": resnet_units, "mobilenetv2": mobilenet_v2_units,
+                              "xception": xception_units, "vgg": vgg_units}
+
+
+def _entry(info: ModelInfo) -> Entry:
+    """A catalogue backbone's metadata (``common.catalogue``) with its builder and unit rules."""
+    arch = info.arch or info.name
+    builder = _timm(arch) if info.source == "timm" else _torchvision(arch)
+    shared = {f: getattr(info, f) for f in Entry.__dataclass_fields__ if f in ModelInfo.__dataclass_fields__}
+    return Entry(**shared, builder=builder, units=_UNITS[info.family])
+
 
 # In catalogue order: the seeds' six backbones (their tables' order), ResNet-152, seed 004's VGGs.
-BACKBONE_ENTRIES: tuple[Entry, ...] = (
-    Entry("resnet18", display="ResNet-18", builder=_torchvision("resnet18"), block="BasicBlock",
-          tags=_B | _T, train_batch=8, expected_params=11_689_512, **_RESNET),
-    Entry("resnet34", display="ResNet-34", builder=_torchvision("resnet34"), block="BasicBlock",
-          tags=_B | _T, train_batch=8, expected_params=21_797_672, **_RESNET),
-    Entry("resnet50", display="ResNet-50", builder=_torchvision("resnet50"), block="Bottleneck",
-          tags=_B | _T, train_batch=8, expected_params=25_557_032, **_RESNET),
-    # Seed 004 ran its two deepest ResNets at batch 4.
-    Entry("resnet101", display="ResNet-101", builder=_torchvision("resnet101"), block="Bottleneck",
-          tags=_B | _T, train_batch=4, expected_params=44_549_160, **_RESNET),
-    Entry("mobilenet_v2", family="mobilenetv2", display="MobileNet-V2", builder=_torchvision("mobilenet_v2"),
-          units=mobilenet_v2_units, block="InvertedResidual", tags=_B, expected_params=3_504_872),
-    # Chollet 2017, 1000 classes: two un-padded stem convs need at least 7x7 input.
-    Entry("xception", family="xception", display="Xception", builder=_timm("legacy_xception"),
-          units=xception_units, block="SeparableConv block", min_side=7, tags=_B, expected_params=22_855_952,
-          source="timm"),
-    Entry("resnet152", display="ResNet-152", builder=_torchvision("resnet152"), block="Bottleneck",
-          tags=_T, train_batch=4, expected_params=60_192_808, **_RESNET),
-    # Simonyan & Zisserman 2015, as in seed 004; five 2x2 poolings need 32x32.
-    *(Entry(n, family="vgg", display=d, builder=_torchvision(n), units=vgg_units, block="plain conv stack",
-            min_side=32, tags=_T, train_batch=8, expected_params=p)
-      for n, d, p in [("vgg16", "VGG16", 138_357_544), ("vgg16_bn", "VGG16-BN", 138_365_992),
-                      ("vgg19", "VGG19", 143_667_240), ("vgg19_bn", "VGG19-BN", 143_678_248)]),
-)
+BACKBONE_ENTRIES: tuple[Entry, ...] = tuple(_entry(i) for i in CATALOGUE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -20,14 +19,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common.errors import UserError
+from common.catalogue import GROUPS, TIMM_MODELS, stem  # noqa: F401 - re-exported (torch-free data)
+from common.errors import UserError, oneline  # noqa: F401 - re-exported
 from common.registry.backbones import BACKBONE_ENTRIES
 
-GROUPS = ("classification", "segmentation", "detection", "timm")
-# timm models of the full run: the project's Xception and the timm counterparts of
-# convnet-burden's models that torchvision lacks (SE-Nets, MobileNet-v1).
-TIMM_MODELS = ("legacy_xception", "legacy_seresnet50", "legacy_seresnet101", "legacy_seresnet152",
-               "legacy_seresnext50_32x4d", "legacy_seresnext101_32x4d", "legacy_senet154", "mobilenetv1_100")
 # The catalogue's name of a zoo model where the two differ (the library's name is the zoo's).
 CATALOGUE_NAMES = {("timm", "legacy_xception"): "xception"}
 
@@ -60,11 +55,6 @@ def expand(items: list[str]) -> list[str]:
                  else group_models(item) if item in GROUPS else [item])
         out += [n for n in names if n not in out]
     return out
-
-
-def stem(name: str) -> str:
-    """File name of a model's outputs: ``timm/resnet18`` -> ``timm__resnet18``."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("/", "__"))
 
 
 @dataclass(frozen=True)
@@ -129,12 +119,6 @@ def construct(spec: ModelSpec, size: tuple[int, int]) -> nn.Module:
         import torchvision.models as tvm
 
         return tvm.get_model(spec.arch, **kw).eval()
-
-
-def oneline(exc: BaseException, limit: int = 240) -> str:
-    """``Type: message`` on one line, at most ``limit`` characters."""
-    text = f"{type(exc).__name__}: {' '.join(str(exc).split()) or type(exc).__name__}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def build(spec: ModelSpec, size: tuple[int, int], device: str = "meta") -> tuple[nn.Module, str]:

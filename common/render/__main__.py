@@ -17,8 +17,12 @@ under ``<kind>/history/``, which the tables' selection may publish: see
 A file is written (atomically) only when its content changed. ``--check``
 writes nothing and exits 1 listing every file that would change (figures: only
 that they exist, since PNG bytes vary with matplotlib), 0 when all match.
-A malformed record is named on stderr and left out; the build goes on. Bad
-input (no records folder, README without markers) is one line on stderr, exit 2.
+A record that cannot be read, is invalid (``common.records.Record``: layout, finite
+non-negative times, sample counts) or lacks what a table needs is named on stderr
+with its path and the reason and never published (no row, no .txt); the build goes
+on and exits 1 (``--check`` too). Bad input (no records folder, README without
+markers) is one line on stderr, exit 2. Any other exception is a bug of the
+renderer: it ends the build with its traceback, exit 1.
 """
 from __future__ import annotations
 
@@ -77,6 +81,7 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     recs, problems = records.load_records(results_dir, history=True)  # the tables may publish an earlier run
     res = select.select(recs, problems)
     problems = res.problems
+    recs = [r for r in recs if r["_path"] not in res.rejected]  # a malformed record: no row, no .txt
     seeds = tables.Seeds.load(seeds_path)
     plan = figs.plan(res)
     out: dict[Path, str] = txt_outputs(recs, root, problems)
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             stale += [p for p in (zoo.figures(results_dir) if zoo else {}) if not p.is_file()]
             for path in stale:
                 sys.stderr.write(f"{PROG}: {path} is not up to date; run python -m {PROG}\n")
-            return 1 if stale else 0
+            return 1 if stale or problems else 0
         changed = 0
         for path, text in out.items():
             if _differs(path, text):
@@ -143,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
                 _write(path, png)
                 changed += 1
         sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan) + len(zoo_figs)} files written, "
-                         "the rest unchanged\n")
+                         "the rest unchanged" + (f"; {len(problems)} record(s) not published (above)" if problems
+                                                 else "") + "\n")
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from common import records
 from common.burden import fmt, store
-from common.burden.analysis import ROOT_LABEL, describe
+from common.burden.fmt import ROOT_LABEL, describe
 from common.burden.seed003 import compare, library, seed_of
+from common.catalogue import GROUPS, TIMM_MODELS
 from common.derive import MIB
-from common.registry import zoo
 from common.render.markdown import SUPERSEDED, md_table, superseded_note
 
 SECTIONS = (("classification", "Image Classification Architectures (torchvision)"),
@@ -195,13 +195,13 @@ def crosscheck(ok: list[dict]) -> list[str]:
 
 
 def _order_key(e: dict) -> tuple:
+    """Group order, then the group's own order: timm's as listed, torchvision's by name
+    (``torchvision.models.list_models`` sorts), then the stem."""
     g = e.get("group") or "zz"
-    gi = zoo.GROUPS.index(g) if g in zoo.GROUPS else len(zoo.GROUPS)
-    try:
-        idx = zoo.group_models(g).index(e["model"]) if g in zoo.GROUPS else 10**6
-    except ValueError:
-        idx = 10**6
-    return gi, idx, e["stem"]
+    gi = GROUPS.index(g) if g in GROUPS else len(GROUPS)
+    if g == "timm":
+        return gi, TIMM_MODELS.index(e["model"]) if e["model"] in TIMM_MODELS else 10**6, "", e["stem"]
+    return gi, 0, e["model"] if g in GROUPS else "", e["stem"]
 
 
 def _table_row(e: dict) -> list[str]:

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from common import registry
+from common import catalogue
 from common.render.markdown import MODEL_ORDER, PRESETS, preset_title
 from common.render.select import Mode, Results, Row
 
@@ -99,7 +99,7 @@ def _modes_bars(entries: dict[tuple, Mode], title: str) -> Callable[[Any], None]
                     ys.append(e.median_ms)
             label = next(e.mode for k, e in entries.items() if k[3] == v)
             ax.bar(xs, ys, width=width, color=cmap(j % 10), label=label, zorder=3)
-        ax.set_xticks(range(len(model_names)), [registry.get(m).display for m in model_names], fontsize=9)
+        ax.set_xticks(range(len(model_names)), [catalogue.display(m) for m in model_names], fontsize=9)
         ax.set_yscale("log")
         ax.set_ylim(top=8 * max(e.median_ms for e in entries.values()))  # room for the legend
         ax.set_ylabel("median latency (ms, log scale)")
@@ -116,7 +116,7 @@ def _scatter(rows: list[Row], key: str, label: str, title: str) -> Callable[[Any
         xs, ys = [r.values[key] for r in rows], [r.values["median_ms"] for r in rows]
         ax.scatter(xs, ys, color="tab:blue", zorder=3)
         for r, x, y in zip(rows, xs, ys):
-            ax.annotate(registry.get(r.model).display, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=9)
+            ax.annotate(catalogue.display(r.model), (x, y), xytext=(5, 4), textcoords="offset points", fontsize=9)
         ax.set_xlabel(label)
         ax.set_ylabel("median latency (ms)")
         ax.set_title(title, fontsize=10)
@@ -148,7 +148,7 @@ def _breakdown(rows: list[Row], title: str) -> Callable[[Any], None]:
                     ax.text(left + ms / 2, y, label, ha="center", va="center", fontsize=7, color="white")
                 left += ms
             ax.plot([r.values["whole_mean_ms"]] * 2, [y - 0.45, y + 0.45], color="black", linewidth=1.5)
-        ax.set_yticks(range(len(rows)), [registry.get(r.model).display for r in rows])
+        ax.set_yticks(range(len(rows)), [catalogue.display(r.model) for r in rows])
         ax.invert_yaxis()
         ax.set_xlabel("mean latency (ms); black line: whole model without hooks")
         ax.set_title(title, fontsize=10)

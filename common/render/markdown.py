@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from common import records, registry
+from common import catalogue, records
 from common.inputs import PRESETS as INPUT_SIZES
 
 PRESETS = {"cityscapes": "Cityscapes", "pascal": "PASCAL-VOC-2012"}  # the seeds' two tasks, their titles
@@ -13,7 +13,7 @@ MISSING = "-"
 SUPERSEDED = "(superseded)"  # appended to the model cell of a row from a superseded record
 REDUCED = "(reduced protocol)"  # ... of a row from a record below the stated protocol, where no Flag column says so
 # Every model the registry knows, the seeds' six backbones first and in their order.
-MODEL_ORDER = list(registry.BACKBONES) + [n for n in registry.REGISTRY if n not in registry.BACKBONES]
+MODEL_ORDER = list(catalogue.BACKBONES) + [n for n in catalogue.NAMES if n not in catalogue.BACKBONES]
 
 
 def num(value: float | None, fmt: str) -> str:
@@ -41,7 +41,7 @@ def md_table(headers: list[str], rows: list[list[str]], numeric_from: int) -> st
 def display(model: str, superseded: bool = False, reduced: bool = False) -> str:
     """The model cell: bold display name, marked when its record is superseded
     (or below the stated protocol, in tables without a Flag column)."""
-    return f"**{registry.get(model).display}**" + (f" {SUPERSEDED}" if superseded else "") \
+    return f"**{catalogue.display(model)}**" + (f" {SUPERSEDED}" if superseded else "") \
         + (f" {REDUCED}" if reduced else "")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.derive import LAUNCH_BOUND_BUSY, UNSTABLE_SPREAD
 from common.render import figures as figs
 from common.render import tables, train
 from common.render.markdown import PRESETS, preset_title
@@ -45,8 +46,6 @@ def latency(res: Results, seeds: tables.Seeds, plan: list[figs.Figure]) -> str:
 
 def coverage_section(res: Results) -> str:
     """Per-unit coverage ranges, busy fractions and spreads, every device and mode (from the records)."""
-    from common.measure.kernels import LAUNCH_BOUND_BUSY
-    from common.measure.repeats import UNSTABLE_SPREAD
 
     note = tables.EVIDENCE_NOTE.format(lb=LAUNCH_BOUND_BUSY, us=UNSTABLE_SPREAD)
     body = tables.evidence_table(res) if res.evidence else "No timing or per-unit records.\n"

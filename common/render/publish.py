@@ -2,7 +2,7 @@
 
 Records accumulate (earlier runs are kept under ``<kind>/history/``, see
 ``common.records``); every table states a minimum protocol per device type
-(``STATED``): what ``./profile.sh`` runs by default there (``common.drive.CPU_QUICK`` /
+(``STATED``): what ``./profile.sh`` runs by default there (``common.spec.CPU_QUICK`` /
 ``GPU_QUICK``, imported, never retyped):
 
 - on the CPU (and any device type other than CUDA): at least CPU_QUICK's
@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass, fields
 
 from common.render.markdown import utc
-from common.spec import Request
+from common.spec import CPU_QUICK, GPU_QUICK, Request
 
 REDUCED = "reduced protocol"  # the mark of a row whose record is below the stated protocol
 
@@ -70,10 +70,7 @@ def _flag(argv: list[str], flag: str, default: object) -> str:
 
 @functools.lru_cache(maxsize=1)
 def stated_protocols() -> dict[str, Protocol]:
-    """Per device type, what ./profile.sh runs there by default (imported lazily:
-    common.drive imports the measuring code, which imports this package's txt)."""
-    from common.drive import CPU_QUICK, GPU_QUICK
-
+    """Per device type, what ./profile.sh runs there by default."""
     seeds = {f.name: f.default for f in fields(Request)}  # the seeds' protocol: 25 warm-up, 300 timed
     return {"cpu": Protocol("CPU", int(_flag(CPU_QUICK, "--warmup", seeds["warmup"])),
                             int(_flag(CPU_QUICK, "--iters", seeds["iters"]))),

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common import bootstrap, records, registry
+from common import bootstrap, catalogue, records
+from common.derive import LAUNCH_BOUND_BUSY, UNSTABLE_SPREAD
 from common.errors import UserError
 from common.render import figures as figs
 from common.render import pages, tables
 from common.render.markdown import MISSING, PRESETS, display, distinct, md_table, num, preset_title
 from common.render.select import Results
-from common.measure.kernels import LAUNCH_BOUND_BUSY
-from common.measure.repeats import UNSTABLE_SPREAD
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -27,7 +26,7 @@ def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
     timed = res.devices_with("timing")
     body, used = [], []
     # The seeds' six backbones: the other catalogue models are in results/latency.md.
-    for model in [m for m in res.models() if m in registry.BACKBONES]:
+    for model in [m for m in res.models() if m in catalogue.BACKBONES]:
         static = tables.static_source(res, model, preset)
         params = tables.params_m(res, model, preset)
         for d in timed:

@@ -23,20 +23,21 @@
 """
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common import derive, records, registry
+from common import catalogue, derive, records
 from common.errors import UserError
-from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
+from common.render.markdown import PRESETS, utc, cudnn
 from common.render.publish import (  # noqa: F401 - the rule's names, re-exported for the renderers
     REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text)
+from common.render.results import Device, Mode, Results, Row  # noqa: F401 - re-exported for the renderers
 from common.spec import DEFAULT_CLOCK, variant_of
 
 KINDS = ("timing", "memory", "layers")  # default-mode table kinds
-ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+# A record's missing or ill-typed field (records.Record validated its layout and numbers);
+# any other exception is a renderer bug and ends the build (never a "skipped" line).
+ERRORS = (KeyError, TypeError, ValueError, UserError)
 
 
 def variant(rec: dict) -> str:
@@ -54,7 +55,7 @@ def is_default_mode(rec: dict) -> bool:
     req = rec["request"]
     if variant(rec) != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
         return False
-    if req["model"] not in registry.REGISTRY:  # a zoo model: results/zoo.md is its page
+    if req["model"] not in catalogue.INFO:  # a zoo model: results/zoo.md is its page
         return False
     if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
         return False
@@ -82,16 +83,16 @@ def problem(rec: dict, exc: Exception) -> str:
     return f"{rec.get('_path', '?')}: malformed ({what})"
 
 
+def short_path(rec: dict) -> str:
+    return records.short(rec["_path"])
+
+
 def tabled(rec: dict) -> bool:
     """Whether a table shows records of this request (a default-mode row or an execution mode)."""
     try:
         return to_row(rec) is not None or _mode_of(rec) is not None
     except ERRORS:
         return False
-
-
-def short_path(rec: dict) -> str:
-    return records.short(rec["_path"])
 
 
 def _software(env: dict) -> str:
@@ -137,40 +138,6 @@ VALUES: dict[str, Callable[[dict], dict]] = {
     "timing": _timing_values, "memory": _memory_values, "layers": _layers_values}
 
 
-@dataclass(frozen=True)
-class Row:
-    """One default-mode record, reduced to what the tables print.
-
-    ``values`` holds the numbers (unrounded, units in the key names);
-    ``facts`` the header facts (versions, flags, protocol) as strings."""
-
-    kind: str
-    tag: str  # device folder: results/records/<tag>/...
-    model: str
-    preset: str
-    date: dt.datetime  # UTC
-    path: str
-    device_name: str
-    device_type: str
-    values: dict = field(hash=False)
-    facts: dict = field(hash=False)
-    superseded: str | None = None
-    reduced: bool = False  # below the stated protocol (see the module doc)
-
-    @property
-    def flags(self) -> str:
-        """The Flag cell: the trust flags (NOISY, ...) and the reduced-protocol mark."""
-        return ", ".join(f for f in (self.facts.get("noisy", ""), REDUCED if self.reduced else "") if f)
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.kind, self.tag, self.model, self.preset)
-
-    @property
-    def day(self) -> str:
-        return day(self.date)
-
-
 def _facts(rec: dict) -> dict:
     env, result = rec["env"], rec["result"]
     flags = ", ".join(f"{k}={v}" for k, v in (result.get("backend_flags") or {}).items())
@@ -190,80 +157,12 @@ def to_row(rec: dict) -> Row | None:
     Raises one of ERRORS when a needed field is missing or bad."""
     if rec["kind"] not in KINDS or not is_default_mode(rec):
         return None
-    req = rec["request"]
-    registry.get(req["model"])  # an unknown model name is a malformed record here
+    req = rec["request"]  # a catalogue model (is_default_mode)
     return Row(kind=rec["kind"], tag=rec["device_tag"], model=req["model"], preset=req["input"]["name"],
                date=utc(rec["env"]["date"]), path=rec["_path"], device_name=rec["env"]["device_name"],
                device_type=rec["env"]["device_type"],
                values=check_numbers(VALUES[rec["kind"]](rec["result"]), NULLABLE),
                facts=_facts(rec), superseded=rec.get("superseded") or None, reduced=not meets(rec))
-
-
-@dataclass(frozen=True)
-class Device:
-    tag: str
-    name: str
-    type: str  # cuda | cpu
-    short: str  # column label
-
-
-@dataclass(frozen=True)
-class Mode:
-    """One execution mode's whole-model timing on one device/model/preset."""
-
-    mode: str
-    median_ms: float
-    mean_ms: float
-    fps: float
-    tflops: float | None
-    of_peak: float | None
-    date: dt.datetime
-    device_name: str
-    fastest: bool = False  # picked by a fastest search, then measured with the full protocol
-    search_iters: int | None = None  # a search's brief sample of this mode (no full record of it)
-    superseded: str | None = None
-    reduced: bool = False  # a record below the stated protocol
-    path: str = ""
-
-
-@dataclass
-class Results:
-    rows: dict[tuple[str, str, str, str], Row]  # one row per (kind, tag, model, preset)
-    problems: list[str]
-    modes: dict[tuple[str, str, str, str], Mode] = field(default_factory=dict)  # (tag, model, preset, variant)
-    train: dict = field(default_factory=dict)  # (tag, model, input tag) -> train-timing record
-    benches: dict = field(default_factory=dict)  # (tag, layer set) -> layer-bench record
-    # (tag, mode, preset) -> {"span": [(model, coverage)], "kernel": [...], "busy": [...], "spread": [...]}
-    evidence: dict = field(default_factory=dict)
-
-    def get(self, kind: str, tag: str, model: str, preset: str) -> Row | None:
-        return self.rows.get((kind, tag, model, preset))
-
-    def of(self, kind: str, tag: str | None = None) -> list[Row]:
-        """Rows of one kind (and device), in table order: model, then preset."""
-        rows = [r for r in self.rows.values() if r.kind == kind and (tag is None or r.tag == tag)]
-        return sorted(rows, key=lambda r: (model_key(r.model), list(PRESETS).index(r.preset)))
-
-    @property
-    def devices(self) -> list[Device]:
-        """Every device with a row; GPUs first. Name/type from the device's newest row."""
-        newest: dict[str, Row] = {}
-        for r in self.rows.values():
-            if r.tag not in newest or r.date > newest[r.tag].date:
-                newest[r.tag] = r
-        shorts = {t: short_name(r.device_name) for t, r in newest.items()}
-        # Two folders of the same model of device (e.g. --tag per machine): label them by folder.
-        label = {t: s if list(shorts.values()).count(s) == 1 else f"{s} ({t})" for t, s in shorts.items()}
-        devs = [Device(t, r.device_name, r.device_type, label[t]) for t, r in newest.items()]
-        return sorted(devs, key=lambda d: (d.type != "cuda", d.tag))
-
-    def devices_with(self, kind: str) -> list[Device]:
-        return [d for d in self.devices if self.of(kind, d.tag)]
-
-    def models(self) -> list[str]:
-        """The seeds' six backbones always; other models only when measured."""
-        seen = {r.model for r in self.rows.values()}
-        return sorted((m for m in set(registry.BACKBONES) | seen), key=model_key)
 
 
 def _keep(table: dict, key: tuple, rec: dict, item: object) -> None:
@@ -315,7 +214,6 @@ def _train_values(rec: dict) -> None:
                    "train_peak": (r.get("train_peak") or {}).get("peak_train_step_mib"),
                    "inference_peak": (r.get("inference_peak") or {}).get("peak_inference_mib")},
                   ("tflops", "train_peak", "inference_peak"))
-    registry.get(rec["request"]["model"])
 
 
 def _bench_values(rec: dict) -> None:
@@ -377,6 +275,7 @@ def select(recs: list[dict], problems: list[str]) -> Results:
     brief: dict = {}
     train: dict = {}
     ev: dict = {}
+    rejected: set[str] = set()
     for rec in recs:
         try:
             row = to_row(rec)
@@ -394,6 +293,7 @@ def select(recs: list[dict], problems: list[str]) -> Results:
                 rank(rec)  # a timed loop without warm-up or samples: a problem here, not a crash below
         except ERRORS as exc:
             problems.append(problem(rec, exc))
+            rejected.add(rec.get("_path", "?"))
             continue
         if row is not None:
             _keep(rows, row.key, rec, row)
@@ -409,4 +309,4 @@ def select(recs: list[dict], problems: list[str]) -> Results:
     modes.update({k: e for k, (_, e) in full.items()})  # a full-protocol record beats any search sample
     return Results({k: r for k, (_, r) in rows.items()}, problems, modes,
                    {k[1:]: r for k, (_, r) in train.items() if k[0] == "train"},
-                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "bench"}, evidence(ev))
+                   {k[1:]: r for k, (_, r) in train.items() if k[0] == "bench"}, evidence(ev), rejected)

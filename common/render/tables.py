@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import records, registry
+from common import catalogue, records
 from common.errors import UserError
 from common.render.markdown import (CHECK, MISSING, PRESETS, display, distinct, md_table, model_key, num, pct,
                                     reduced_note, superseded_note)
@@ -59,7 +59,7 @@ IDENTITY_HEADERS = ["Model", PRESETS["cityscapes"], PRESETS["pascal"], "BasicBlo
 
 def _identity(row: Row) -> list[str]:
     """The seeds' check-mark columns: which task, which residual block."""
-    block = registry.get(row.model).block
+    block = catalogue.block(row.model)
     mark = lambda cond: CHECK if cond else ""  # noqa: E731
     return [display(row.model, bool(row.superseded)), mark(row.preset == "cityscapes"), mark(row.preset == "pascal"),
             mark(block == "BasicBlock"), mark(block == "Bottleneck")]
@@ -67,11 +67,11 @@ def _identity(row: Row) -> list[str]:
 
 def _block_note(rows: list[Row]) -> str:
     """Name the block of models that fit neither check-mark column."""
-    others = {r.model: registry.get(r.model).block for r in rows
-              if registry.get(r.model).block not in ("BasicBlock", "Bottleneck")}
+    others = {r.model: catalogue.block(r.model) for r in rows
+              if catalogue.block(r.model) not in ("BasicBlock", "Bottleneck")}
     if not others:
         return ""
-    names = "; ".join(f"{registry.get(m).display}: {b}" for m, b in others.items())
+    names = "; ".join(f"{catalogue.display(m)}: {b}" for m, b in others.items())
     return f"\nBlocks of the other models: {names}.\n"
 
 
@@ -181,7 +181,7 @@ def comparison_table(res: Results, seeds: Seeds, preset: str) -> str:
                + [f"Mean (ms) [{d.short}]" for d in ours]
                + [f"Speed-up (x) [{d.short} vs {seeds.devices[sid]['short']}]" for d, sid in pairs])
     body = []
-    for model in registry.BACKBONES:
+    for model in catalogue.BACKBONES:
         seed_ms = {sid: (seeds.latency.get((sid, model, preset)) or {}).get("mean_ms") for sid in seeds.devices}
         rows = {d.tag: res.get("timing", d.tag, model, preset) for d in ours}
         our_ms = {tag: r.values["mean_ms"] if r else None for tag, r in rows.items()}
@@ -197,7 +197,7 @@ def seed_memory_table(res: Results, seeds: Seeds, preset: str) -> str:
     headers = ["Model", "Allocated (MiB) [seed]", "Static (MiB) [ours]", "# Tensors (M) [seed]",
                "# Tensors (M) [ours]", "# Params (M) [seed]", "# Params (M) [ours]"]
     body = []
-    for model in registry.BACKBONES:
+    for model in catalogue.BACKBONES:
         seed = seeds.memory.get((model, preset)) or {}
         ours = static_source(res, model, preset)
         v = ours.values if ours else {}

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import registry
+from common import catalogue
 
 def throughput_txt_path(rec: dict, root: Path) -> Path:
     model = rec["request"]["model"]
-    family = registry.get(model).family
+    family = catalogue.family_of(rec)
     stem = Path(rec["_path"]).stem
     return Path(root) / f"{family}_profiler" / f"{model.replace('/', '__')}_stats" / rec["device_tag"] / \
         "throughput" / f"{stem}.txt"

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import registry
+from common import catalogue
 from common.render.markdown import MISSING, PRESETS, day, display, md_table, num, superseded_note, utc
 
-SEED004_ORDER = list(registry.SEED004)
+SEED004_ORDER = list(catalogue.SEED004)
 
 
 def _seed_input(model: str) -> str:
-    return f"imagenet_b{registry.SEED004[model]}"
+    return f"imagenet_b{catalogue.SEED004[model]}"
 
 
 def _ms(phase: dict | None) -> float | None:
@@ -54,7 +54,7 @@ def model_table(train: dict, tag: str, seed: dict) -> str:
         t = r.get("train", {})
         total = _ms(t.get("total"))
         rows.append([
-            display(model, bool(rec and rec.get("superseded"))), str(registry.SEED004[model]),
+            display(model, bool(rec and rec.get("superseded"))), str(catalogue.SEED004[model]),
             num(_ms(t.get("forward")), ".2f"), num(_ms(t.get("backward")), ".2f"),
             num(total, ".2f"), num(_ms(r.get("inference")), ".2f"),
             num(s.get("total_ms"), ".1f"), num(s.get("inference_ms"), ".1f"),

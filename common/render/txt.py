@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
-from common import records, registry
+from common import catalogue, records
 from common.render import select
 from common.render.evidence import gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_kernel_lines
 
@@ -35,7 +35,7 @@ def path_for(rec: dict, root: Path) -> Path:
     if kind == "layer-bench":
         return Path(root) / "layer_profiler" / "layer_stats" / tag / f"{stem}.txt"
     model = rec["request"]["model"]
-    family = Path(root) / f"{registry.get(model).family}_profiler"
+    family = Path(root) / f"{catalogue.family_of(rec)}_profiler"
     if kind == "structure":
         return family / "model_structures" / f"{stem}.txt"
     if kind == "memory":
@@ -86,6 +86,12 @@ def _fit(line: str) -> str:
         return line
     indent = "#   " if line.startswith("#") else " " * 17
     return textwrap.fill(line, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def write_saved(path: Path, root: Path) -> Path:
+    """Render the .txt of the record saved at ``path`` (read back and validated as
+    ``python -m common.render`` reads it), atomically; returns the .txt's path."""
+    return write(records.load_record(path), root)
 
 
 def write(rec: dict, root: Path) -> Path:

@@ -7,7 +7,7 @@ and (through ``common.render.throughput``) each throughput record's ``.txt``.
 
     outputs(results, root)   {path: text}: zoo.md and the throughput .txt files
     figures(results)         {path: PNG bytes}
-    frontier(points)         the Pareto-optimal points (lower latency, higher top-1)
+    frontier(points)         the Pareto-optimal points (``common.render.pareto``)
 
 The models of a device's table are those of its last zoo sweep (record kind
 ``zoo-run``, written by ``python -m common.zoo`` or by a Dask sweep of kind ``zoo``),
@@ -18,35 +18,16 @@ failure newer than the record it would have made is shown with its reason.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import records, registry
+from common import catalogue, records
 from common.render.markdown import md_table
+from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
 from common.render.throughput import throughput_txt, throughput_txt_path
 
 SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
 INPUT_ORDER = ("imagenet", "cityscapes", "pascal")
-
-
-@dataclass(frozen=True)
-class Point:
-    model: str
-    latency_ms: float
-    top1: float
-
-
-def frontier(points: list[Point]) -> list[Point]:
-    """Points no other point beats on both axes (lower or equal latency and higher top-1,
-    or lower latency and equal top-1), fastest first."""
-    best: list[Point] = []
-    top = float("-inf")
-    for p in sorted(points, key=lambda p: (p.latency_ms, -p.top1, p.model)):
-        if p.top1 > top:
-            best.append(p)
-            top = p.top1
-    return best
 
 
 # ---------------------------------------------------------------- selection
@@ -148,18 +129,11 @@ def collect(recs: list[dict]) -> tuple[dict[str, dict], dict[tuple[str, str], Ta
         if sweep is not None:
             if model not in sweep["result"]["models"] or preset not in sweep["result"]["inputs"]:
                 continue
-        elif not _is_zoo(model):
+        elif catalogue.family_of(group[0]) != catalogue.ZOO_FAMILY:
             continue
         t = tables.setdefault((tag, preset), Table(tag, preset))
         t.cells.setdefault(model, {})[slot] = _newest(group)
     return sweeps, tables
-
-
-def _is_zoo(model: str) -> bool:
-    try:
-        return registry.get(model).family == "zoo"
-    except Exception:  # noqa: BLE001 - an unknown name is simply not a zoo row
-        return False
 
 
 def _failure(cells: dict, slot: str) -> str | None:
@@ -214,14 +188,9 @@ def _peak(rec: dict | None) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def _top1(model: str) -> float | None:
-    from common.zoo import reference
-
-    try:
-        got = reference.top1(model)
-    except Exception:  # noqa: BLE001 - an unknown model has no reference figure
-        return None
-    return got["top1"] if got else None
+def _top1(cells: dict) -> float | None:
+    """The published top-1 of the model of a row's records (any of them: one model)."""
+    return catalogue.top1_of(next(iter(cells.values())))
 
 
 def _fastest_mode(rec: dict | None) -> str:
@@ -241,7 +210,7 @@ def rows_of(table: Table) -> list[list[str]]:
             if why := _failure(cells, slot):
                 reasons.setdefault(why, []).append(slot)
         problems = [f"{'/'.join(slots)}: {why}" for why, slots in reasons.items()]
-        top1 = _top1(model)
+        top1 = _top1(cells)
         rows.append([
             f"`{model}`",
             "; ".join(problems).replace("|", "/") or "",
@@ -272,7 +241,7 @@ HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)"
 def points(table: Table, slot: str) -> list[Point]:
     out = []
     for model, cells in table.cells.items():
-        ms, top1 = _ms(cells.get(slot)), _top1(model)
+        ms, top1 = _ms(cells.get(slot)), _top1(cells)
         if ms is not None and top1 is not None and ms > 0:
             out.append(Point(model, ms, top1))
     return out
@@ -387,36 +356,3 @@ def figures(results_dir: Path) -> dict[Path, bytes]:
         if any(series.values()):
             out[Path(results_dir) / "figures" / figure_name(tag, preset)] = pareto_png(series, f"{tag}, {preset}")
     return out
-
-
-def pareto_png(series: dict[str, list[Point]], title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
-    style = {"eager": ("o", "tab:blue", "eager fp32"), "fastest": ("^", "tab:orange", "fastest mode")}
-    for slot, pts in series.items():
-        if not pts:
-            continue
-        marker, color, label = style[slot]
-        ax.scatter([p.latency_ms for p in pts], [p.top1 for p in pts], marker=marker, color=color, alpha=0.35,
-                   s=22, label=f"{label} (all models)")
-        best = frontier(pts)
-        ax.plot([p.latency_ms for p in best], [p.top1 for p in best], marker=marker, color=color, lw=1.8,
-                ms=7, drawstyle="steps-post", label=f"{label}: Pareto frontier")
-        for p in best:
-            ax.annotate(p.model, (p.latency_ms, p.top1), xytext=(4, 3 if slot == "eager" else -10),
-                        textcoords="offset points", fontsize=7, color=color)
-    ax.set_xscale("log")
-    ax.set_xlabel("measured latency, median (ms, log scale), batch 1")
-    ax.set_ylabel("ImageNet top-1 of the published weights (%)")
-    ax.set_title(f"Accuracy against latency: {title}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()

@@ -1,7 +1,8 @@
 """Published ImageNet-1k top-1 accuracy of a model's default weights (reference data).
 
-- torchvision: the weights' own metadata, offline:
-  ``get_model_weights(name).DEFAULT.meta["_metrics"]["ImageNet-1K"]["acc@1"]``;
+- torchvision: ``results/reference/torchvision_imagenet_top1.csv``, the weights' own
+  metadata read offline (``get_model_weights(name).DEFAULT.meta["_metrics"]["ImageNet-1K"]["acc@1"]``)
+  and stored, so that the renderer reads it without torch;
 - timm: ``results/reference/timm_imagenet_top1.csv`` (model, weights, top1), the rows of
   timm's published ``results/results-imagenet.csv`` for the default pretrained tag of
   every timm model the project lists (source and commit: ``results/reference/README.md``).
@@ -10,19 +11,18 @@ Our models run with random weights: the accuracy is that of the published weight
 of the same architecture, for the chooser's figure only.
 
     python -m common.zoo.reference --from results-imagenet.csv [NAME ...]   rewrite the timm file
+    python -m common.zoo.reference --torchvision                            rewrite the torchvision file
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import io
 import sys
 from pathlib import Path
 
-from common import records
+from common import catalogue, records
 
-TIMM_FILE = records.RESULTS / "reference" / "timm_imagenet_top1.csv"
 # timm models beside the zoo's: aligned Xceptions (output stride), and the issue's examples.
 EXTRA_TIMM = ("xception41", "xception65", "xception71", "xception41p", "xception65p", "regnety_032",
               "vit_base_patch16_224", "vit_small_patch16_224", "convnext_tiny", "efficientnet_b0",
@@ -42,44 +42,37 @@ def default_weights(arch: str) -> str | None:
     return tags[0] if tags else None
 
 
-@functools.lru_cache(maxsize=1)
-def timm_table(path: Path = TIMM_FILE) -> dict[str, tuple[str, float]]:
-    """arch -> (weights, top1) from the stored reference file."""
-    if not Path(path).is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {r["model"]: (r["weights"], float(r["top1"])) for r in csv.DictReader(f)}
-
-
 def top1(name: str) -> dict | None:
-    """{"top1": %, "weights": ..., "source": ...} of a model name, or None when nothing is published."""
+    """{"top1": %, "weights": ..., "source": ...} of a model name, or None when nothing is published
+    (from the stored reference files, as the renderer reads them: ``common.catalogue.top1``)."""
     from common import registry
 
-    entry = registry.get(name)
-    if entry.source == "timm":
-        arch = name.removeprefix("timm/")
-        arch = "legacy_xception" if arch == "xception" else arch
-        got = timm_table().get(arch)
-        if got is None:
-            return None
-        return {"top1": got[1], "weights": got[0], "source": "timm results-imagenet.csv (results/reference/)"}
-    arch = name.removesuffix(".backbone")
-    if arch != name:
-        return None  # a backbone alone has no classifier
+    return catalogue.top1(name, registry.get(name).source)
+
+
+def torchvision_table() -> str:
+    """The torchvision reference file's text: every classification, segmentation and
+    detection model, its default weights and their ImageNet-1K top-1 (empty where the
+    weights state none), read offline. Its names also tell the renderer which zoo names
+    are torchvision's (``common.catalogue.source``)."""
     import torchvision.models as tvm
 
-    try:
-        w = tvm.get_model_weights(arch).DEFAULT
-        acc = w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
-    except Exception:  # noqa: BLE001 - no weights, or not ImageNet-classification weights
-        return None
-    return {"top1": float(acc), "weights": str(w), "source": "torchvision weights metadata"}
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["model", "weights", "top1"])
+    for name in sorted({*tvm.list_models(tvm), *tvm.list_models(tvm.segmentation), *tvm.list_models(tvm.detection)}):
+        try:
+            weights = tvm.get_model_weights(name).DEFAULT
+            acc = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+        except Exception:  # noqa: BLE001 - no weights, or not ImageNet-classification weights
+            w.writerow([name, "", ""])
+            continue
+        w.writerow([name, str(weights), float(acc)])
+    return out.getvalue()
 
 
 def timm_names() -> list[str]:
-    from common.registry import zoo
-
-    return list(dict.fromkeys(list(zoo.TIMM_MODELS) + list(EXTRA_TIMM)))
+    return list(dict.fromkeys(list(catalogue.TIMM_MODELS) + list(EXTRA_TIMM)))
 
 
 def extract(results_csv: str, names: list[str]) -> str:
@@ -97,13 +90,18 @@ def extract(results_csv: str, names: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m common.zoo.reference", description=__doc__.splitlines()[0])
-    p.add_argument("--from", dest="source", type=Path, required=True, metavar="CSV",
-                   help="timm's results/results-imagenet.csv")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--from", dest="source", type=Path, metavar="CSV", help="timm's results/results-imagenet.csv")
+    which.add_argument("--torchvision", action="store_true",
+                       help="rewrite the torchvision file from the installed torchvision's weights metadata")
     p.add_argument("names", nargs="*", help="timm models (default: the zoo's and the extra list)")
     args = p.parse_args(argv)
-    text = extract(args.source.read_text(encoding="utf-8"), args.names or timm_names())
-    records.write_atomic(TIMM_FILE, text)
-    print(TIMM_FILE)
+    if args.torchvision:
+        path, text = catalogue.TORCHVISION_TOP1, torchvision_table()
+    else:
+        path, text = catalogue.TIMM_TOP1, extract(args.source.read_text(encoding="utf-8"), args.names or timm_names())
+    records.write_atomic(path, text)
+    print(path)
     return 0
 
 

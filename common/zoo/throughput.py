@@ -173,6 +173,7 @@ def measure_and_save(req: Request, session: object) -> list[Path]:
     records.ensure_writable(session.record_path(req).parent)  # type: ignore[attr-defined]
     result = measure(req, session.device)  # type: ignore[attr-defined]
     rec = records.make_record(KIND, session.tag, req.to_dict(), session.env, result)  # type: ignore[attr-defined]
+    rec["model"] = registry.metadata(req)
     path = session.record_path(req)  # type: ignore[attr-defined]
     records.write_record(path, rec)
     txt = render_tp.throughput_txt_path({**rec, "_path": str(path)}, session.root)  # type: ignore[attr-defined]
