@@ -90,14 +90,6 @@ def get(name: str, options: Options | None = None) -> Entry:
                     "(python -m common.registry list)")
 
 
-def is_known(name: str) -> bool:
-    try:
-        get(name)
-    except UserError:
-        return False
-    return True
-
-
 def _catalogue_variant(entry: Entry, opts: Options) -> Entry:
     """A catalogue backbone built with non-default options (same family, so its
     outputs stay in its folder; the request's stem says ``_os8``/``_features``)."""

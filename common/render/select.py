@@ -83,10 +83,6 @@ def problem(rec: dict, exc: Exception) -> str:
     return f"{rec.get('_path', '?')}: malformed ({what})"
 
 
-def short_path(rec: dict) -> str:
-    return records.short(rec["_path"])
-
-
 def tabled(rec: dict) -> bool:
     """Whether a table shows records of this request (a default-mode row or an execution mode)."""
     try:
