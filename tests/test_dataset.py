@@ -130,3 +130,24 @@ def test_choose_reads_the_dataset_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert re.search(r"^\*\s+\S+", out.stdout, re.M)  # at least one Pareto-optimal model, marked
+
+
+def test_an_output_stride_variant_never_takes_the_backbones_mode_row(tmp_path: Path) -> None:
+    """The H200's ResNet-50 eager fp32 row showed the newer output-stride-8 run (64 ms, not 16 ms)."""
+    src = FIXTURES / "records" / "nvidia-h100-80gb-hbm3" / "timing" / "resnet50_cityscapes.json"
+    backbone = json.loads(src.read_text())
+    variant = json.loads(src.read_text())
+    variant["request"]["output_stride"] = 8
+    variant["env"]["date"] = "2030-01-01T00:00:00+00:00"  # newer: it would win on the date
+    variant["result"]["timing"]["stats"]["median_ms"] *= 4
+    folder = tmp_path / "records" / "nvidia-h100-80gb-hbm3" / "timing"
+    folder.mkdir(parents=True)
+    (folder / "resnet50_cityscapes.json").write_text(json.dumps(backbone))
+    (folder / "resnet50_cityscapes_os8.json").write_text(json.dumps(variant))
+    res = select.collect(tmp_path)
+    entry = res.modes[("nvidia-h100-80gb-hbm3", "resnet50", "cityscapes", "")]
+    assert entry.path.endswith("resnet50_cityscapes.json")
+    assert entry.median_ms == backbone["result"]["timing"]["stats"]["median_ms"]
+    recs, _ = records.load_records(tmp_path, history=True)
+    rows = data.measurements(recs, res, tmp_path, [])
+    assert [r["median_ms"] for r in rows if r["mode"] == "eager fp32"] == [entry.median_ms]
