@@ -85,22 +85,20 @@ def test_cells_are_written_plainly() -> None:
                                                                              "a,b"]
 
 
-def _tracked(root: Path) -> list[str]:
-    out = subprocess.run(["git", "ls-files", "README.md", "results", "*_profiler/*.txt"], cwd=root,
-                         capture_output=True, text=True, check=True).stdout
-    return out.split()
-
-
 def test_check_reports_a_stale_csv_a_stale_page_and_a_missing_script(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture) -> None:
-    for rel in _tracked(ROOT):
-        dst = tmp_path / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst)
-    csv_path = tmp_path / "results" / "data" / "measurements.csv"
+    from common.render import readme
+
+    shutil.copytree(FIXTURES / "records", tmp_path / "results" / "records")
+    (tmp_path / "README.md").write_text(f"{readme.BEGIN}\n{readme.END}\n")
+    assert main(["--root", str(tmp_path)]) == 0
+    results = tmp_path / "results"
+    assert pd.read_csv(results / "data" / "measurements.csv").shape[0] > 0
+    assert main(["--root", str(tmp_path), "--check"]) == 0
+    csv_path = results / "data" / "measurements.csv"
     csv_path.write_text(re.sub(r",eager fp32,", ",eager fp16,", csv_path.read_text(), count=1))
-    (tmp_path / "results" / "index.html").write_text("<html></html>\n")
-    (tmp_path / "results" / page.PLOTLY).unlink()
+    (results / "index.html").write_text("<html></html>\n")
+    (results / page.PLOTLY).unlink()
     capsys.readouterr()
     assert main(["--root", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
