@@ -11,6 +11,9 @@ under ``<kind>/history/``, which the tables' selection may publish: see
 - ``<results>/latency.md``, ``memory.md``, ``modes.md``, ``training.md``, ``segmentation.md``
   (output-stride variants), ``timer_check.md`` (the timer cross-checks), ``sweeps.md`` (the Dask sweeps);
 - ``<results>/figures/*.png``;
+- ``<results>/data/*.csv`` (every published measurement as flat tables: ``common.render.data``) and
+  ``<results>/index.html`` (the interactive page: ``common.render.page``; its vendored
+  ``plotly.min.js`` is checked like a figure, only that it exists);
 - README.md's generated block (``<root>/README.md``, between the markers);
 - ``<results>/burden.md`` and its kin, when ``common.render.burden`` exists.
 
@@ -35,7 +38,7 @@ from pathlib import Path
 from common import records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import checks, pages, readme, segmentation, select, sweeps, tables, txt
+from common.render import checks, data, page, pages, readme, segmentation, select, sweeps, tables, txt
 
 PROG = "common.render"
 
@@ -94,6 +97,9 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     out.update(segmentation.outputs(results_dir, root, current))
     out.update(checks.outputs(results_dir, current))
     out.update(sweeps.outputs(results_dir, recs))  # earlier calls (history/) are rows too
+    datasets = data.outputs(results_dir, root, recs, res, problems)
+    out.update(datasets)
+    out.update(page.outputs(results_dir, root, datasets))
     return out, plan, problems
 
 
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             stale += [figures_dir / f.name for f in plan if not (figures_dir / f.name).is_file()]
             zoo = zoo_module([])
             stale += [p for p in (zoo.figures(results_dir) if zoo else {}) if not p.is_file()]
+            stale += [p for p in page.assets(results_dir) if not p.is_file()]
             for path in stale:
                 sys.stderr.write(f"{PROG}: {path} is not up to date; run python -m {PROG}\n")
             return 1 if stale or problems else 0
@@ -147,9 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             if _differs(path, png):
                 _write(path, png)
                 changed += 1
-        sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan) + len(zoo_figs)} files written, "
+        assets = page.assets(results_dir)
+        for path, blob in assets.items():
+            if not path.is_file():  # bytes vary with the installed plotly: like a figure, only its presence is checked
+                _write(path, blob)
+                changed += 1
+        sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan) + len(zoo_figs) + len(assets)} files written, "
                          "the rest unchanged" + (f"; {len(problems)} record(s) not published (above)" if problems
-                                                 else "") + "\n")
+                                                 else "") + "
+")
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code

@@ -17,7 +17,8 @@
   the stated protocol; NOISY and the other trust flags stay beside it;
 - the modes table: per (device, model, preset, variant) a record measured in
   that mode (marked when reduced) always beats the 1-second search sample of the
-  same mode, whatever the dates;
+  same mode, whatever the dates; an output-stride or features variant
+  (results/segmentation.md) is not a mode of the backbone and never takes its row;
 - a record whose needed fields are missing or not numbers is a named problem,
   never a crash: the build goes on without it.
 """
@@ -46,6 +47,11 @@ def variant(rec: dict) -> str:
     return m["variant"] if "variant" in m else variant_of(m)
 
 
+def segmentation_variant(req: dict) -> bool:
+    """An output-stride or features variant (results/segmentation.md), not the backbone as published."""
+    return req.get("output_stride", 32) != 32 or bool(req.get("features"))
+
+
 def default_clock(rec: dict) -> bool:
     return rec["request"]["clock"] == DEFAULT_CLOCK[rec["env"]["device_type"]]
 
@@ -59,7 +65,7 @@ def is_default_mode(rec: dict) -> bool:
         return False
     if req.get("search") == "fastest":  # a search that picked eager fp32 is not the seeds' protocol
         return False
-    if req.get("output_stride", 32) != 32 or req.get("features"):  # a segmentation variant, not the backbone
+    if segmentation_variant(req):
         return False
     if rec["kind"] in ("timing", "layers") and not default_clock(rec):
         return False
@@ -170,7 +176,7 @@ def _mode_of(rec: dict) -> tuple[tuple, Mode] | None:
     """A full-protocol whole-model timing at batch 1 on a preset, in any mode, default clock."""
     req = rec["request"]
     if rec["kind"] != "timing" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS \
-            or not default_clock(rec):
+            or not default_clock(rec) or segmentation_variant(req):
         return None
     r, s, m = rec["result"], rec["result"]["timing"]["stats"], records.measured(rec)
     check_numbers({"median_ms": s["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
@@ -185,7 +191,7 @@ def _candidates(rec: dict) -> list[tuple[tuple, Mode]]:
     """A fastest search's brief look at each mode it tried."""
     req, r = rec["request"], rec["result"]
     if rec["kind"] != "timing" or not r.get("fastest") or req["input"]["batch"] != 1 \
-            or req["input"]["name"] not in PRESETS or not default_clock(rec):
+            or req["input"]["name"] not in PRESETS or not default_clock(rec) or segmentation_variant(req):
         return []
     out = []
     for c in r["fastest"]["candidates"]:
