@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 changed += 1
         sys.stderr.write(f"{PROG}: {changed} of {len(out) + len(plan) + len(zoo_figs) + len(assets)} files written, "
                          "the rest unchanged" + (f"; {len(problems)} record(s) not published (above)" if problems
-                                                 else "") + "
-")
+                                                 else "") + "\n")
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code

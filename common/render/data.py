@@ -15,7 +15,7 @@ device, model and input, measured in eager fp32 whatever the row's mode
 (``memory_mode`` says so); throughput is the zoo's throughput record's figure of the
 same mode (eager fp32, or the row of a fastest search), at ``throughput_batch``.
 ``top1`` is the published ImageNet top-1 of the architecture's default weights
-(``common.zoo.reference``), not measured here.
+(the stored reference files, ``common.catalogue.top1_of``), not measured here.
 
 ``units.csv``: one row per unit of every published per-unit (``layers``) record,
 one record per device, model, input, mode, depth and output stride (the publishing
@@ -31,7 +31,7 @@ import io
 import os
 from pathlib import Path
 
-from common import records
+from common import catalogue, records
 from common.render import select, txt, zoo
 
 RUNTIME = "torch"
@@ -80,16 +80,6 @@ def _txt_of(rec: dict, root: Path) -> str | None:
         return _rel(txt.path_for(rec, root), root)
     except (KeyError, ValueError):
         return None
-
-
-def _top1(model: str) -> float | None:
-    from common.zoo import reference
-
-    try:
-        got = reference.top1(model)
-    except Exception:  # noqa: BLE001 - a name the registry or the reference does not know has no figure
-        return None
-    return got["top1"] if got else None
 
 
 def _timing_fields(rec: dict, root: Path) -> dict:
@@ -164,7 +154,7 @@ def measurements(recs: list[dict], res: select.Results, root: Path, problems: li
             problems.append(select.problem(rec, exc) + " (not in results/data)")
             continue
         if model not in top1:
-            top1[model] = _top1(model)
+            top1[model] = catalogue.top1_of(rec)  # the stored reference files: no torch, no registry
         row["top1"] = top1[model]
         rows.append(row)
     return sorted(rows, key=lambda r: (r["device_type"] != "cuda", r["device"], r["input"], r["model"],
