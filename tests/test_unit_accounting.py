@@ -1,0 +1,85 @@
+"""Per-unit timing for any model (issue 22, item 8): blocks a forward iterates over
+in a container it never calls become units; a heavy functional unit with no
+parameters and no MACs is flagged in the record and the .txt; parameters no forward
+reads (auxiliary heads in eval()) are counted apart. CPU, meta builds, small sizes."""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from common import cli, derive, registry
+from common.measure import structure
+from common.registry import generic
+from common.registry import unit_trace as unit_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO_TIMER = ["--layers", "--warmup", "0", "--iters", "2", "--warmup-seconds", "0", "--device", "cpu"]
+
+
+def _cost(name: str, depth: int, size: int = 224) -> tuple[list, structure.Cost]:
+    model = registry.build(name, "meta")
+    units = registry.units(name, model, depth)
+    return units, structure.analyze(model, torch.empty(1, 3, size, size, device="meta"), units)
+
+
+class Containers(nn.Module):
+    """Blocks in a ModuleList, a ModuleDict and a Sequential, none of them called
+    itself; the forward runs the dict's blocks in another order than declared."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(4, 4, 3, padding=1) for _ in range(2)])
+        self.branches = nn.ModuleDict({"a": nn.Conv2d(4, 4, 1), "b": nn.Conv2d(4, 4, 1)})
+        self.tail = nn.Sequential(nn.ReLU(), nn.Conv2d(4, 4, 1))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for blk in self.blocks:
+            x = blk(x) + x
+        x = self.branches["b"](x)
+        x = self.branches["a"](x)
+        for layer in self.tail:
+            x = layer(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_blocks_of_containers_the_forward_never_calls_become_units_in_call_order():
+    model = Containers().eval()
+    tr = unit_rules.trace(model, torch.randn(1, 3, 8, 8))
+    paths = [u.path for u in unit_rules.units_from_trace(model, tr, 1) if u.path]
+    assert paths == ["stem", "blocks.0", "blocks.1", "branches.b", "branches.a", "tail.0", "tail.1", "head"]
+
+
+def test_coat_lite_tiny_blocks_are_units_holding_its_parameters():
+    units, cost = _cost("coat_lite_tiny", 1)
+    paths = [u.path for u in units if u.path]
+    blocks = [p for p in paths if p.startswith("serial_blocks")]
+    assert blocks == [f"serial_blocks{s}.{b}" for s in range(1, 5) for b in range(2)]
+    assert paths.index("patch_embed2") < paths.index("serial_blocks2.0") < paths.index("patch_embed3")
+    units2 = registry.units("coat_lite_tiny", registry.build("coat_lite_tiny", "meta"), 2)
+    # The shared convolutional position encodings run between depth-2 units: the note names them.
+    assert any("cpe1 x2 shared" in u.note for u in units2 if u.path is None)
+
+
+def test_catalogue_units_match_their_committed_per_unit_records():
+    """The committed per-unit records of the catalogue models have exactly the units the rules give now."""
+    seen: dict[tuple[str, int], list[str]] = {}
+    for path in sorted((ROOT / "results" / "records").glob("*/layers/*.json")):
+        req = json.loads(path.read_text())["request"]
+        if req["model"] not in registry.REGISTRY or req.get("features") or req.get("output_stride", 32) != 32:
+            continue
+        key = (req["model"], req["depth"])
+        if key not in seen:
+            seen[key] = [u.label for u in registry.units(req["model"], registry.build(req["model"], "meta"),
+                                                         req["depth"])]
+        assert [u["label"] for u in json.loads(path.read_text())["result"]["units"]] == seen[key], path.name
+    assert len({m for m, _ in seen}) >= 8
