@@ -57,6 +57,8 @@ def test_blocks_of_containers_the_forward_never_calls_become_units_in_call_order
     tr = unit_rules.trace(model, torch.randn(1, 3, 8, 8))
     paths = [u.path for u in unit_rules.units_from_trace(model, tr, 1) if u.path]
     assert paths == ["stem", "blocks.0", "blocks.1", "branches.b", "branches.a", "tail.0", "tail.1", "head"]
+    cost = structure.analyze(model, torch.randn(1, 3, 8, 8), unit_rules.units_from_trace(model, tr, 1))
+    assert cost.params_in_units == cost.params and cost.params_unused == 0
 
 
 def test_coat_lite_tiny_blocks_are_units_holding_its_parameters():
@@ -65,9 +67,27 @@ def test_coat_lite_tiny_blocks_are_units_holding_its_parameters():
     blocks = [p for p in paths if p.startswith("serial_blocks")]
     assert blocks == [f"serial_blocks{s}.{b}" for s in range(1, 5) for b in range(2)]
     assert paths.index("patch_embed2") < paths.index("serial_blocks2.0") < paths.index("patch_embed3")
-    units2 = registry.units("coat_lite_tiny", registry.build("coat_lite_tiny", "meta"), 2)
-    # The shared convolutional position encodings run between depth-2 units: the note names them.
-    assert any("cpe1 x2 shared" in u.note for u in units2 if u.path is None)
+    # The four stages' blocks used to run inside functional units (14% of the parameters in units).
+    assert cost.params_unused == 0 and cost.params_in_units / cost.params > 0.99
+    # The shared convolutional position encodings run between depth-2 units: the note names them
+    # and the functional unit counts their MACs and parameters.
+    units2, cost2 = _cost("coat_lite_tiny", 2)
+    first = next(c for u, c in zip(units2, cost2.units) if u.path is None and "cpe1" in u.note)
+    assert "cpe1 x2 shared" in next(u.note for u in units2 if u.label == first.label)
+    coat = registry.build("coat_lite_tiny", "meta")
+    # ... and the stage's class token, concatenated by the model's forward in the same gap
+    assert first.macs > 0 and first.params == sum(p.numel() for p in coat.cpe1.parameters()) + coat.cls_token1.numel()
+
+
+def test_googlenet_auxiliary_heads_are_counted_apart():
+    units, cost = _cost("googlenet", 1, 64)
+    model = registry.build("googlenet", "meta")
+    aux = sum(p.numel() for p in [*model.aux1.parameters(), *model.aux2.parameters()])
+    assert cost.params == sum(p.numel() for p in model.parameters())  # the model's count, unchanged
+    assert cost.params_unused == aux > 6_000_000 and cost.unused == ["aux1", "aux2"]
+    assert cost.params_in_units == cost.params - aux
+    d = cost.to_dict()
+    assert d["params_unused"] == aux and d["unused"] == ["aux1", "aux2"]
 
 
 def test_catalogue_units_match_their_committed_per_unit_records():
