@@ -90,6 +90,67 @@ def test_googlenet_auxiliary_heads_are_counted_apart():
     assert d["params_unused"] == aux and d["unused"] == ["aux1", "aux2"]
 
 
+class HiddenStep(nn.Module):
+    """A tiny convolution, then heavy parameter-free work in the forward itself; an
+    auxiliary head that the forward never runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+        self.aux = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = F.interpolate(self.stem(x), scale_factor=8)
+        for _ in range(30):
+            y = torch.tanh(y) * 0.5 + y.sin()
+        return self.head(y.mean((2, 3)))
+
+
+@pytest.fixture
+def hidden_step(monkeypatch):
+    entry = generic.ZooEntry(name="hidden_step", family="zoo", display="hidden_step",
+                             builder=lambda: HiddenStep().eval(), units=lambda m, d: [], depths=(1, 2),
+                             native_size=(16, 16))
+    entry = replace(entry, units=functools.partial(generic.generic_units, entry))
+    monkeypatch.setitem(registry.REGISTRY, "hidden_step", entry)
+    return entry
+
+
+def test_heavy_parameter_free_functional_unit_is_flagged_and_unused_parameters_apart(hidden_step, tmp_path, capsys):
+    code = cli.main("timer", "zoo", ["--model", "hidden_step", "--size", "16x16", *ZOO_TIMER, "--out-dir",
+                                     str(tmp_path)], prog="zoo_profiler/timer.py")
+    assert code == 0, capsys.readouterr().err
+    rec = json.loads(next((tmp_path / "results" / "records").rglob("layers/*.json")).read_text())
+    r = rec["result"]
+    assert [u["label"] for u in r["units"]] == ["stem", "functional1", "head"]
+    flags = r["functional_flags"]
+    assert [f["label"] for f in flags["flagged"]] == ["functional1"]
+    assert flags["threshold"] == derive.FLAG_SHARE and flags["flagged"][0]["share"] > 0.5
+    assert "tanh x30" in flags["flagged"][0]["note"]
+    text = next((tmp_path / "zoo_profiler").rglob("layers/*.txt")).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("functional1"))
+    assert row.endswith("FLAGGED")
+    assert "FLAGGED functional1:" in text and "with no parameters and no MACs" in text
+    # the head the forward never runs: counted in the model's parameters, reported apart
+    assert r["cost"]["params"] == 112 + 10 + 15 and r["cost"]["params_unused"] == 15 and r["cost"]["unused"] == ["aux"]
+    assert "Parameters: 137; read by the forward 122, held by the units 122 (100.0%); 15 never read by the forward " \
+           "(aux)" in text
+
+
+def test_flags_need_the_share_and_neither_parameters_nor_macs():
+    def unit(label, path, ms):
+        return {"label": label, "path": path, "note": "", "stats": {"mean_ms": ms}}
+
+    units = [unit("a", "a", 8.0), unit("f1", None, 1.0), unit("f2", None, 0.4), unit("f3", None, 0.6)]
+    costs = [{"label": "f1", "params": 0, "macs": 0}, {"label": "f2", "params": 0, "macs": 0},
+             {"label": "f3", "params": 0, "macs": 10}]
+    got = derive.functional_flags(units, costs)
+    assert [f["label"] for f in got["flagged"]] == ["f1"]  # f2: 4% of the time, f3: has MACs
+    assert got["functional_share"] == pytest.approx(0.2)
+    assert derive.functional_flags(units, costs, threshold=0.2)["flagged"] == []
+
+
 def test_catalogue_units_match_their_committed_per_unit_records():
     """The committed per-unit records of the catalogue models have exactly the units the rules give now."""
     seen: dict[tuple[str, int], list[str]] = {}
