@@ -18,6 +18,7 @@ from common import cli, derive, registry
 from common.measure import structure
 from common.registry import generic
 from common.registry import unit_trace as unit_rules
+from common.render import txt
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO_TIMER = ["--layers", "--warmup", "0", "--iters", "2", "--warmup-seconds", "0", "--device", "cpu"]
@@ -164,3 +165,16 @@ def test_catalogue_units_match_their_committed_per_unit_records():
                                                          req["depth"])]
         assert [u["label"] for u in json.loads(path.read_text())["result"]["units"]] == seen[key], path.name
     assert len({m for m, _ in seen}) >= 8
+
+
+def test_structure_and_memory_txt_name_never_read_parameters(hidden_step, tmp_path, capsys):
+    args = ["--model", "hidden_step", "--size", "16x16", "--device", "cpu", "--struct", "--out-dir", str(tmp_path)]
+    assert cli.main("mem", "zoo", args, prog="zoo_profiler/mem.py") == 0, capsys.readouterr().err
+    line = "  of which 15 never read by the forward (aux)\n"
+    assert line in next((tmp_path / "zoo_profiler").rglob("*.txt")).read_text()
+    # A memory record measures its peak in a child process (which cannot see this test's model): its
+    # .txt is rendered here from a committed record with the toy's cost; without the new fields, unchanged.
+    rec = json.loads((ROOT / "tests/fixtures/records/nvidia-h100-80gb-hbm3/memory/resnet18_pascal.json").read_text())
+    assert "never read" not in txt.memory_txt(rec)
+    rec["result"]["cost"] = structure.analyze(HiddenStep().eval(), torch.randn(1, 3, 16, 16)).to_dict()
+    assert line in txt.memory_txt(rec)
