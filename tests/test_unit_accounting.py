@@ -178,3 +178,15 @@ def test_structure_and_memory_txt_name_never_read_parameters(hidden_step, tmp_pa
     assert "never read" not in txt.memory_txt(rec)
     rec["result"]["cost"] = structure.analyze(HiddenStep().eval(), torch.randn(1, 3, 16, 16)).to_dict()
     assert line in txt.memory_txt(rec)
+
+
+def test_per_unit_txt_never_cuts_two_unit_labels_to_one():
+    """Generic units are module paths: serial_blocks1.0 and serial_blocks1.1 were both shown as 'serial_blocks1.'."""
+    rec = json.loads((ROOT / "tests/fixtures/records/cpu-amd-epyc/layers/mobilenet_v2_cityscapes.json").read_text())
+    before = txt.layers_txt(rec)
+    for u in rec["result"]["units"][1:3]:
+        u["label"] = "serial_blocks1." + u["label"][-1]
+    rows = [line.split()[0] for line in txt.layers_txt(rec).splitlines() if line.startswith("serial_blocks1.")]
+    assert rows == ["serial_blocks1.1", "serial_blocks1.2"] * 2  # the timing table and the roofline table
+    assert max(len(line) for line in txt.layers_txt(rec).splitlines()) <= txt.WIDTH
+    assert "\nstem            features.0 (" in before  # short labels: the column as before

@@ -188,7 +188,9 @@ def layers_txt(rec: dict) -> str:
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
     )
     kernel = "kernel_coverage" in r
-    cols = f"{'unit':<16}{'module (type)':<40}{'output':>18}{'params':>12}{'GMACs':>10}"  # ViT-H: 1e9 params
+    # Generic units are module paths (serial_blocks1.0): the column widens to the longest, so none is cut.
+    lw = min(max(16, *(len(u["label"]) + 1 for u in units)), 28)
+    cols = f"{'unit':<{lw}}{'module (type)':<40}{'output':>18}{'params':>12}{'GMACs':>10}"  # ViT-H: 1e9 params
     cols += f"{'median ms':>10}{'mean ms':>9}{'std ms':>8}{'p90 ms':>8}{'share':>7}" + (f"{'kernel ms':>10}" if kernel else "")
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
@@ -196,17 +198,17 @@ def layers_txt(rec: dict) -> str:
     for u in units:
         s, c = u["stats"], costs.get(u["label"], {})
         module = f"{u['path'] or u['note']} ({u['type']})"
-        text += (f"{u['label'][:15]:<16}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+        text += (f"{u['label'][:lw - 1]:<{lw}}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
                  f"{c.get('params', 0):>12,}{c.get('macs', 0) / 1e9:>10.3f}"
                  f"{s['median_ms']:>10.3f}{s['mean_ms']:>9.3f}{s['std_ms']:>8.3f}{s['p90_ms']:>8.3f}"
                  f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if kernel else "")
                  + ("  NOISY" if s["noisy"] else "") + ("  FLAGGED" if u["label"] in flagged else "") + "\n")
-    cols = f"{'unit':<16}{'input':>18}{'output':>18}{'act MiB':>9}{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}"
+    cols = f"{'unit':<{lw}}{'input':>18}{'output':>18}{'act MiB':>9}{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}"
     cols += f"{'bound':>9}{'of roof':>9}"
     text += "\nCost and roofline per unit (median time):\n" + cols + "\n" + "-" * len(cols) + "\n"
     for u in units:
         c = costs.get(u["label"], {})
-        text += (f"{u['label'][:15]:<16}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+        text += (f"{u['label'][:lw - 1]:<{lw}}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
                  f"{c.get('feature_mib', 0):>9.2f}" + _roofline_cells(u.get("roofline")) + "\n")
     w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
     text += "\n"
