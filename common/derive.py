@@ -68,3 +68,25 @@ def kernel_coverage(result: dict) -> float | None:
     if not whole or not units or any(u.get("kernel_ms") is None for u in units):
         return None
     return coverage([u["kernel_ms"] for u in units], whole)
+
+
+# A functional unit (ops between module units) taking more than this share of the
+# units' summed time while holding no parameters and no MACs is flagged: time the
+# per-unit table cannot place (a forward that runs blocks no unit exposes, or heavy
+# parameter-free ops).
+FLAG_SHARE = 0.05
+
+
+def functional_flags(units: list[dict], cost_units: list[dict], threshold: float = FLAG_SHARE) -> dict:
+    """The functional units' share of the units' summed mean time, and those above
+    ``threshold`` with no parameters and no MACs (``units``: a per-unit record's
+    timed units; ``cost_units``: its cost's units, matched by label)."""
+    total = sum(u["stats"]["mean_ms"] for u in units)
+    costs = {c["label"]: c for c in cost_units}
+    share = {u["label"]: u["stats"]["mean_ms"] / total if total > 0 else 0.0 for u in units}
+    functional = [u for u in units if u["path"] is None]
+    flagged = [{"label": u["label"], "share": share[u["label"]], "note": u["note"]} for u in functional
+               if share[u["label"]] > threshold and not costs.get(u["label"], {}).get("params")
+               and not costs.get(u["label"], {}).get("macs")]
+    return {"threshold": threshold, "functional_share": sum(share[u["label"]] for u in functional),
+            "flagged": flagged}

@@ -155,6 +155,7 @@ def measure_timing(req: Request, session: Session, model: nn.Module | None = Non
                                                                cand["achieved_tflops"])
     if req.per_unit:
         _add_roofline(result, run_req, session.peaks)
+        result["functional_flags"] = derive.functional_flags(result["units"], result["cost"]["units"])
     return result
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from common.derive import MIB
@@ -51,6 +52,11 @@ class Cost:
     input_bytes: int
     uncounted_ops: dict[str, int]  # op name -> calls with no FLOP formula
     units: list[UnitCost] = field(default_factory=list)
+    # Parameters no op of the forward reads (auxiliary heads in eval()), counted in
+    # ``params`` too; ``unused`` names them by their outermost modules.
+    params_unused: int = 0
+    unused: list[str] = field(default_factory=list)
+    params_in_units: int = 0  # parameters read by the forward that module units hold, each once
 
     @property
     def macs(self) -> int:
@@ -66,6 +72,9 @@ class Cost:
             "feature_mib": self.feature_bytes / MIB,
             "input_mib": self.input_bytes / MIB,
             "uncounted_ops": self.uncounted_ops,
+            "params_unused": self.params_unused,
+            "unused": self.unused,
+            "params_in_units": self.params_in_units,
             "units": [
                 {"label": u.label, "path": u.path, "params": u.params, "macs": u.macs, "flops": u.flops,
                  "feature_mib": u.feature_bytes / MIB, "out_shape": u.out_shape}
@@ -87,19 +96,32 @@ def _is_view(func: torch._ops.OpOverload) -> bool:
 
 
 class _CostMode(TorchDispatchMode):
-    def __init__(self, registry: dict):
+    def __init__(self, registry: dict, params: dict[int, nn.Parameter], gap_after: dict[int, int]):
         super().__init__()
         self.registry = registry
         self.current = -1  # index of the unit running now; -1: outside any unit
         self.enclosing: list[int] = []  # units the running one is nested in, innermost last
+        # Ops outside every unit belong to the functional unit of their gap: the one
+        # listed right after the last unit to finish (``gap_after``), else to none (-1).
+        self.finished = -1
+        self.gap_after = gap_after
+        self.params = params  # id -> parameter, of the whole model
+        self.read: dict[int, int] = {}  # parameter id -> bucket of the first op reading it
         self.flops: Counter = Counter()
         self.feature: Counter = Counter()
         self.uncounted: Counter = Counter()
         self.last_shape: dict[int, list[int]] = {}
 
+    @property
+    def bucket(self) -> int:
+        return self.current if self.current != -1 else self.gap_after.get(self.finished, -1)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         packet = func.overloadpacket
+        for t in tree_flatten((args, kwargs))[0]:
+            if id(t) in self.params:
+                self.read.setdefault(id(t), self.bucket)
         if packet not in self.registry:
             # Composite ops (conv2d, linear, batch_norm) reach the mode whole in
             # recent PyTorch: count what they decompose into, as FlopCounterMode does.
@@ -109,16 +131,16 @@ class _CostMode(TorchDispatchMode):
                 return out
         out = func(*args, **kwargs)
         if packet in self.registry:
-            self.flops[self.current] += self.registry[packet](*args, **kwargs, out_val=out)
+            self.flops[self.bucket] += self.registry[packet](*args, **kwargs, out_val=out)
         elif not _is_view(func) and not str(packet).startswith("aten.empty"):
             self.uncounted[str(packet)] += 1
         # Only the op's result: auxiliary outputs (max-pool indices, batch norm's
         # saved statistics) are not features.
         t = out[0] if isinstance(out, (tuple, list)) else out
         if isinstance(t, torch.Tensor):
-            self.last_shape[self.current] = list(t.shape)
+            self.last_shape[self.bucket] = list(t.shape)
             if not _is_alias(func):
-                self.feature[self.current] += t.numel() * FEATURE_BYTES
+                self.feature[self.bucket] += t.numel() * FEATURE_BYTES
         return out
 
 
@@ -130,14 +152,19 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
     """Run ``model(x)`` once (under ``inference_mode``) and account for its cost."""
     units = units or []
     modules = dict(model.named_modules())
-    mode = _CostMode(FlopCounterMode(display=False).flop_registry)
+    params = {id(p): p for p in model.parameters()}
+    # The functional unit listed right after unit i holds the ops run between i and the next unit.
+    gap_after = {i - 1: i for i, u in enumerate(units) if u.path is None}
+    mode = _CostMode(FlopCounterMode(display=False).flop_registry, params, gap_after)
     costs = [UnitCost(u.label, u.path) for u in units]
+    held: set[int] = set()  # parameters of module units
     handles = []
     for i, u in enumerate(units):
         if u.path is None:
             continue
         m = modules[u.path]
         costs[i].params = param_count(m)
+        held.update(id(p) for p in m.parameters())
 
         def pre(_m, _a, i=i):
             mode.enclosing.append(mode.current)
@@ -147,6 +174,8 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
             # Back to the enclosing unit (-1 when units do not nest): with nested
             # units each op is charged to the innermost unit running it.
             mode.current = mode.enclosing.pop() if mode.enclosing else -1
+            if mode.current == -1:
+                mode.finished = i
 
         handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
     try:
@@ -155,17 +184,13 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
     finally:
         for h in handles:
             h.remove()
-    # Ops outside every module unit belong to the functional unit, when the
-    # architecture has exactly one (MobileNet-V2's pooling); else they stay in
-    # the totals only.
-    gaps = [i for i, u in enumerate(units) if u.path is None]
-    bucket = {i: i for i in range(len(units))}
-    if len(gaps) == 1:
-        bucket[gaps[0]] = -1
     for i, c in enumerate(costs):
-        c.flops = mode.flops.get(bucket[i], 0)
-        c.feature_bytes = mode.feature.get(bucket[i], 0)
-        c.out_shape = mode.last_shape.get(bucket[i])
+        c.flops = mode.flops.get(i, 0)
+        c.feature_bytes = mode.feature.get(i, 0)
+        c.out_shape = mode.last_shape.get(i)
+        if c.path is None:  # parameters read in the gap that no module unit holds (a shared module's)
+            c.params = sum(params[k].numel() for k, b in mode.read.items() if b == i and k not in held)
+    unused = [k for k in params if k not in mode.read]
     return Cost(
         params=param_count(model),
         param_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
@@ -175,7 +200,24 @@ def analyze(model: nn.Module, x: torch.Tensor, units: list[Unit] | None = None) 
         input_bytes=x.numel() * FEATURE_BYTES,
         uncounted_ops=dict(sorted(mode.uncounted.items())),
         units=costs,
+        params_unused=sum(params[k].numel() for k in unused),
+        unused=outermost(model, set(unused)),
+        params_in_units=sum(params[k].numel() for k in mode.read if k in held),
     )
+
+
+def outermost(model: nn.Module, ids: set[int]) -> list[str]:
+    """The fewest names covering the parameters ``ids``: the outermost modules all of
+    whose parameters are among them, and any loose parameter's own name."""
+    out: list[str] = []
+    covered: set[int] = set()
+    for path, m in model.named_modules():
+        own = {id(p) for p in m.parameters()}
+        if path and own and own <= ids and not own <= covered:
+            out.append(path)
+            covered |= own
+    out += [n for n, p in model.named_parameters() if id(p) in ids and id(p) not in covered]
+    return out
 
 
 def step_flops(forward: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], None]) -> tuple[int, int]:

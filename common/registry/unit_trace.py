@@ -1,5 +1,6 @@
 """Generic units of any model: top-level children at depth 1, their children at
-depth 2, in execution order, found by tracing one forward pass on the meta device
+depth 2, in execution order (the blocks of a container the forward iterates over
+without calling it, a top-level ModuleList say, stand in its place), found by tracing one forward pass on the meta device
 (see ``generic``'s docstring for the rules: every executed module once, shared
 modules timed inside the functional units around them, functional gaps named)."""
 from __future__ import annotations
@@ -69,13 +70,22 @@ def select_units(model: nn.Module, tr: Trace, depth: int) -> list[str]:
     calls, spans = tr.calls(), tr.spans()
     children = {p: [f"{p}.{n}" if p else n for n, _ in m.named_children()] for p, m in model.named_modules()}
 
+    def running(path: str) -> list[str]:
+        """The children of ``path`` that run; a child never called itself (a
+        ModuleList, or a Sequential the forward iterates over) is replaced by its
+        own children that run, at the same level: its blocks become units."""
+        out: list[str] = []
+        for k in children.get(path, []):
+            out += [k] if calls[k] >= 1 else running(k)
+        return out
+
     def pick(path: str, level: int) -> list[str]:
-        kids = [k for k in children.get(path, []) if calls[k] >= 1]
+        kids = running(path)
         if level >= depth or not kids:
             return [path]
         return [u for k in kids if calls[k] == 1 for u in pick(k, level + 1)]
 
-    chosen = [u for k in children[""] if calls[k] == 1 for u in pick(k, 1)]
+    chosen = [u for k in running("") if calls[k] == 1 for u in pick(k, 1)]
     chosen.sort(key=lambda p: spans[p][0])
     kept: list[str] = []
     for p in chosen:  # a unit run inside another unit counts there
@@ -86,20 +96,28 @@ def select_units(model: nn.Module, tr: Trace, depth: int) -> list[str]:
 
 
 def gap_note(events: list[tuple[str, str]], calls: Counter) -> str:
-    """What runs between two units: shared modules (with their call counts) and ops."""
-    shared, ops, depth = Counter(), Counter(), 0
-    for kind, p in events:
+    """What runs between two units: the modules called there (shared ones with
+    their call counts) and the ops. A module only entered or only left in the gap
+    (a parent of the next unit or of the last one) encloses it: not named, and
+    what runs inside it here is."""
+    stack: list[int] = []
+    whole: set[int] = set()  # indices of the pre and post events of modules run wholly in the gap
+    for i, (kind, p) in enumerate(events):
         if kind == "pre":
-            if depth == 0:
-                shared[p] += 1
-            depth += 1
-        elif kind == "post":
-            depth = max(depth - 1, 0)
-        elif depth == 0:
-            ops[p] += 1
-    parts = [f"{p} x{calls[p]} shared" if calls[p] > 1 else p for p in shared]
-    parts += [f"{op}" + (f" x{n}" if n > 1 else "") for op, n in ops.most_common()]
-    return ", ".join(parts)
+            stack.append(i)
+        elif kind == "post" and stack and events[stack[-1]][1] == p:
+            whole.update((stack.pop(), i))
+    shared, ops, depth = Counter(), Counter(), 0
+    for i, (kind, p) in enumerate(events):
+        if kind == "op":
+            ops[p] += depth == 0
+        elif i in whole:
+            shared[p] += kind == "pre" and depth == 0
+            depth += 1 if kind == "pre" else -1
+    parts = [f"{p} x{calls[p]} shared" if calls[p] > 1 else p for p, n in shared.items() if n]
+    parts += [f"{op}" + (f" x{n}" if n > 1 else "") for op, n in ops.most_common() if n]
+    entered = [p for i, (kind, p) in enumerate(events) if kind == "pre" and i not in whole]
+    return ", ".join(parts) or f"no ops (entering {', '.join(entered)})"
 
 
 def units_from_trace(model: nn.Module, tr: Trace, depth: int) -> list[Unit]:

@@ -105,3 +105,33 @@ def unit_kernel_lines(r: dict) -> str:
             + _independent(r) +
             "# Span = what the user waits (host time included); kernel ms = the GPU time of the kernels the\n"
             "# unit launched (union of their intervals), from torch.profiler with a range per unit.\n")
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def unused_params(cost: dict) -> str:
+    """The parameters no op of the forward reads (auxiliary heads in eval()), by module; '' when none
+    (or a record from before they were counted)."""
+    n = cost.get("params_unused")
+    return f"{n:,} never read by the forward ({_names(cost['unused'])})" if n else ""
+
+
+def unit_account_lines(r: dict) -> str:
+    """Where a per-unit record's parameters and time sit: the parameters the forward
+    reads and the share of them the units hold, those it never reads; the functional
+    units' share of the time and each one flagged (``derive.functional_flags``)."""
+    c, text = r.get("cost") or {}, ""
+    if "params_unused" in c:
+        run = c["params"] - c["params_unused"]
+        held = f"{c['params_in_units'] / run:.1%}" if run else "-"
+        text += (f"Parameters: {c['params']:,}; read by the forward {run:,}, held by the units {c['params_in_units']:,}"
+                 f" ({held})" + (f"; {unused_params(c)}" if c["params_unused"] else "") + "\n")
+    ff = r.get("functional_flags")
+    if ff:
+        text += f"Functional units (ops between module units): {ff['functional_share']:.1%} of the units' time\n"
+        for f in ff["flagged"]:
+            text += (f"  FLAGGED {f['label']}: {f['share']:.1%} of the units' time (above {ff['threshold']:.0%}) "
+                     f"with no parameters and no MACs: time no module unit accounts for ({f['note']})\n")
+    return text

@@ -24,7 +24,8 @@ from typing import Callable
 
 from common import catalogue, records
 from common.render import select
-from common.render.evidence import gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_kernel_lines
+from common.render.evidence import (gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_account_lines,
+                                    unit_kernel_lines, unused_params)
 
 TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
 
@@ -193,24 +194,27 @@ def layers_txt(rec: dict) -> str:
         "# synchronize per iteration). 'functional' units are ops between modules.\n\n"
     )
     kernel = "kernel_coverage" in r
-    cols = f"{'unit':<16}{'module (type)':<40}{'output':>18}{'params':>12}{'GMACs':>10}"  # ViT-H: 1e9 params
+    # Generic units are module paths (serial_blocks1.0): the column widens to the longest, so none is cut.
+    lw = min(max(16, *(len(u["label"]) + 1 for u in units)), 28)
+    cols = f"{'unit':<{lw}}{'module (type)':<40}{'output':>18}{'params':>12}{'GMACs':>10}"  # ViT-H: 1e9 params
     cols += f"{'median ms':>10}{'mean ms':>9}{'std ms':>8}{'p90 ms':>8}{'share':>7}" + (f"{'kernel ms':>10}" if kernel else "")
     text += cols + "\n" + "-" * len(cols) + "\n"
     total_mean = sum(u["stats"]["mean_ms"] for u in units)
+    flagged = {f["label"] for f in (r.get("functional_flags") or {}).get("flagged", [])}
     for u in units:
         s, c = u["stats"], costs.get(u["label"], {})
         module = f"{u['path'] or u['note']} ({u['type']})"
-        text += (f"{u['label'][:15]:<16}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+        text += (f"{u['label'][:lw - 1]:<{lw}}{module[:39]:<40}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
                  f"{c.get('params', 0):>12,}{c.get('macs', 0) / 1e9:>10.3f}"
                  f"{s['median_ms']:>10.3f}{s['mean_ms']:>9.3f}{s['std_ms']:>8.3f}{s['p90_ms']:>8.3f}"
                  f"{s['mean_ms'] / total_mean:>7.1%}" + (kernel_cell(u) if kernel else "")
-                 + ("  NOISY" if s["noisy"] else "") + "\n")
-    cols = f"{'unit':<16}{'input':>18}{'output':>18}{'act MiB':>9}{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}"
+                 + ("  NOISY" if s["noisy"] else "") + ("  FLAGGED" if u["label"] in flagged else "") + "\n")
+    cols = f"{'unit':<{lw}}{'input':>18}{'output':>18}{'act MiB':>9}{'MB moved':>10}{'FLOP/B':>8}{'TFLOP/s':>9}"
     cols += f"{'bound':>9}{'of roof':>9}"
     text += "\nCost and roofline per unit (median time):\n" + cols + "\n" + "-" * len(cols) + "\n"
     for u in units:
         c = costs.get(u["label"], {})
-        text += (f"{u['label'][:15]:<16}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
+        text += (f"{u['label'][:lw - 1]:<{lw}}{_shape(u['in_shape']):>18}{_shape(u['out_shape'] or c.get('out_shape')):>18}"
                  f"{c.get('feature_mib', 0):>9.2f}" + _roofline_cells(u.get("roofline")) + "\n")
     w, span = r["timing"]["stats"], r["hooked_span"]["stats"]
     text += "\n"
@@ -224,7 +228,7 @@ def layers_txt(rec: dict) -> str:
     if r.get("coverage_reliable") is False:
         text += (f"  UNRELIABLE coverage: the whole-model reference has {r['coverage_whole']['iters']} samples, "
                  f"fewer than {r['coverage_min_samples']}\n")
-    text += repeats_lines(r) + unit_kernel_lines(r) + kernel_lines(rec) + peak_line(r)
+    text += unit_account_lines(r) + repeats_lines(r) + unit_kernel_lines(r) + kernel_lines(rec) + peak_line(r)
     text += ("# Roofline: bytes = input + weights + output, each once; bound = compute when FLOP/B is at or\n"
              "# above the measured ridge (peak FLOP/s / copy bandwidth), else memory; 'of roof' = achieved\n"
              "# rate / attainable rate at that intensity. Needs results/records/<device>/peak/peak.json (python -m common.measure.peak).\n")
@@ -255,6 +259,7 @@ def memory_txt(rec: dict) -> str:
             text += f"  {k:<30} {pk[k]:>16.2f}\n"
     text += f"  measured as: {pk['method']}\n"
     text += f"Parameters:                      {cost['params']:>16,}  ({cost['params'] / 1e6:.3f} M)\n"
+    text += f"  of which {unused_params(cost)}\n" if unused_params(cost) else ""
     text += f"Parameter memory:                {cost['param_mib']:>16.2f} MiB  (+ buffers {cost['buffer_mib']:.2f} MiB)\n"
     text += f"MACs:                            {cost['macs']:>16,}  ({cost['macs'] / 1e9:.3f} GMACs)\n"
     text += f"FLOPs (= 2 x MACs):              {cost['flops']:>16,}  ({cost['flops'] / 1e9:.3f} GFLOPs)\n"
@@ -289,6 +294,7 @@ def structure_txt(rec: dict) -> str:
                  f"{str(kernel):>9}{row['macs']:>17,}\n")
     text += "-" * len(cols) + "\n"
     text += f"Total parameters: {r['params']:,} ({r['params'] / 1e6:.3f} M), each counted once\n"
+    text += f"  of which {unused_params(cost)}\n" if unused_params(cost) else ""
     text += (f"Total MACs: {cost['macs']:,} ({cost['macs'] / 1e9:.3f} GMACs)   "
              f"FLOPs (= 2 x MACs): {cost['flops'] / 1e9:.3f} G\n")
     text += "MACs count convolutions and matrix products (torch.utils.flop_counter formulas); not counted: "
