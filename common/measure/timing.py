@@ -108,6 +108,10 @@ class Clock(Protocol):
         """Elapsed ms since ``start`` returned ``token``, after the device finished."""
         ...
 
+    def sync(self) -> None:
+        """Wait until the device has finished all the work queued so far."""
+        ...
+
 
 class Marks(Protocol):
     """Time marks dropped inside one iteration (by hooks or between phases);
@@ -122,6 +126,8 @@ class Marks(Protocol):
     def elapsed(self, a: object, b: object) -> float:
         """ms from mark ``a`` to mark ``b``."""
         ...
+
+    def sync(self) -> None: ...
 
 
 class CudaMarks:
@@ -139,6 +145,9 @@ class CudaMarks:
 
     def elapsed(self, a: object, b: object) -> float:
         return round(a.elapsed_time(b), SAMPLE_DECIMALS)  # type: ignore[attr-defined]
+
+    def sync(self) -> None:
+        torch.cuda.synchronize()
 
 
 class HostMarks:
@@ -159,6 +168,9 @@ class HostMarks:
 
     def elapsed(self, a: object, b: object) -> float:
         return round((b - a) * 1e3, SAMPLE_DECIMALS)  # type: ignore[operator]
+
+    def sync(self) -> None:
+        self._sync()
 
 
 def make_marks(clock: str, device: torch.device) -> Marks:
@@ -183,6 +195,9 @@ class MarkClock:
         end = self.marks.mark()
         self.marks.finish(end)
         return self.marks.elapsed(token, end)
+
+    def sync(self) -> None:
+        self.marks.sync()
 
 
 def make_clock(name: str, device: torch.device) -> Clock:
@@ -239,22 +254,27 @@ def run_loop(
     since it began, but only after ``min_iters`` samples. ``probe()`` (the GPU's
     clocks) is read just before and just after the timed loop.
     """
-    timed_warmup = bool(warmup and warmup_s)  # the fake clocks of tests see no extra reading otherwise
-    t0, done_warm = now() if timed_warmup else 0.0, 0
+    # The host only queues work on a GPU: a warm-up ended by host time could leave
+    # thousands of iterations queued (CUDA graph replays launch in microseconds), and
+    # the timed loop's budget would be spent draining them. So each warm-up iteration
+    # is waited for, and nothing is queued when the probe is read and the clock starts.
+    t0, done_warm = now(), 0
     with tqdm(total=warmup, desc=f"{desc} warm-up", leave=False, disable=warmup == 0) as bar:
-        while done_warm < warmup or (timed_warmup and now() - t0 < warmup_s):
+        while done_warm < warmup or (warmup and now() - t0 < warmup_s):
             fn()
+            clock.sync()
             done_warm += 1
             bar.update(1)
+    clock.sync()
     extra: dict = {}
-    if timed_warmup:
+    if warmup and warmup_s:
         extra.update(warmup_min_s=warmup_s, warmup_iters_run=done_warm, warmup_seconds=now() - t0)
     if probe is not None:
         extra["clocks"] = {"start": probe()}
     samples: list[float] = []
     done = deadline(max_seconds, min_iters, now)
     stopped_early = False
-    start = now() if max_seconds is not None else 0.0
+    start = now()
     with tqdm(total=iters, desc=desc, leave=False) as bar:
         for i in range(iters):
             token = clock.start()
