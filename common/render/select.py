@@ -30,6 +30,7 @@ from typing import Callable
 
 from common import derive, records, registry
 from common.errors import UserError
+from common.render.evidence import budget_text
 from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
 from common.render.publish import (  # noqa: F401 - the rule's names, re-exported for the renderers
     REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text)
@@ -179,7 +180,7 @@ def _facts(rec: dict) -> dict:
     if "timing" in result:
         t = result["timing"]
         facts.update(clock=t["clock"], warmup=str(t["warmup"]), iters=str(t["iters"]),
-                     noisy=trust_flags(result))
+                     noisy=", ".join(f for f in (trust_flags(result), budget_text(rec)) if f))
     if "peak" in result:
         facts["peak_method"] = result["peak"]["method"]
     return facts
@@ -224,6 +225,7 @@ class Mode:
     superseded: str | None = None
     reduced: bool = False  # a record below the stated protocol
     path: str = ""
+    budget: str = ""  # 'timed 43% of a 1 s budget': its loop was cut short (evidence.budget_timed)
 
 
 @dataclass
@@ -282,7 +284,7 @@ def _mode_of(rec: dict) -> tuple[tuple, Mode] | None:
     entry = Mode(m["mode"], s["median_ms"], s["mean_ms"], s["fps"], r.get("achieved_tflops"),
                  r.get("fraction_of_peak"), utc(rec["env"]["date"]), rec["env"]["device_name"],
                  fastest=req.get("search") == "fastest", superseded=rec.get("superseded") or None,
-                 reduced=not meets(rec), path=rec["_path"])
+                 reduced=not meets(rec), path=rec["_path"], budget=budget_text(rec))
     return (rec["device_tag"], req["model"], req["input"]["name"], m["variant"]), entry
 
 

@@ -24,7 +24,8 @@ from typing import Callable
 
 from common import records, registry
 from common.render import select
-from common.render.evidence import gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_kernel_lines
+from common.render.evidence import (budget_line, gpu_clocks, kernel_cell, kernel_lines, repeats_lines,
+                                     unit_kernel_lines)
 
 TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
 
@@ -55,7 +56,7 @@ def text_for(rec: dict) -> str:
     """The ``.txt`` of ``rec``; a superseded record says so on its first line, a
     reduced-protocol one on the next (``reduced_line``)."""
     text = FORMATTERS[rec["kind"]](rec)
-    text = reduced_line(rec) + text
+    text = reduced_line(rec) + budget_line(rec) + text
     if rec.get("superseded"):
         text = f"# SUPERSEDED: {rec['superseded']} (kept for reference; not current)\n" + text
     return "".join(_fit(line) + "\n" for line in text.split("\n")[:-1]) + text.split("\n")[-1]

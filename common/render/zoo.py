@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import records, registry
+from common.render.evidence import budget_text
 from common.render.markdown import md_table
 from common.render.throughput import throughput_txt, throughput_txt_path
 
@@ -261,7 +262,8 @@ def rows_of(table: Table) -> list[list[str]]:
 
 
 def _mark(rec: dict | None, stated: str) -> str:
-    return " *" if rec is not None and protocol_of(rec) != stated else ""
+    short = f" ({budget_text(rec)})" if rec is not None and budget_text(rec) else ""
+    return short + (" *" if rec is not None and protocol_of(rec) != stated else "")
 
 
 HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
