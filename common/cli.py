@@ -28,6 +28,13 @@ from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_cloc
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors; no abbreviated options: drivers see which flags were given
+    (``--inp pascal`` was taken as --input by argparse, yet not seen by the driver)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # one line, not usage + line
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
@@ -187,13 +194,14 @@ def check(req: Request) -> None:
 
 
 def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module | None = None,
-                     with_timing: bool = False) -> list[Path]:
+                     with_timing: bool = False, cap: int | None = None) -> list[Path]:
     """Measure and save; ``with_timing`` (a per-unit request): also save the
-    whole-model timing record its run carries (``run.timing_record``)."""
+    whole-model timing record its run carries (``run.timing_record``); ``cap``: a
+    throughput request's largest batch (default: ``throughput.CAP`` of the device)."""
     if req.kind == "throughput":  # images/s: its own record kind (common.zoo.throughput)
         from common.zoo import throughput
 
-        return throughput.measure_and_save(req, session)
+        return throughput.measure_and_save(req, session, cap)
     guard.check_cpu(req)
     session.prepare(req)
     if with_timing:
@@ -297,11 +305,10 @@ def main(tool: str, family: str | None = None, argv: list[str] | None = None, pr
     state: dict = {}
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        device = torch.device("cpu") if tool == "mem" and args.struct else envmod.resolve_device(args.device)
-        state["req"] = req = request_from_args(args, tool, device, family)
-        return measure_and_save(req, run.Session(device, args.out_dir, args.tag))
+        with envmod.cpu_threads(args.threads):
+            device = torch.device("cpu") if tool == "mem" and args.struct else envmod.resolve_device(args.device)
+            state["req"] = req = request_from_args(args, tool, device, family)
+            return measure_and_save(req, run.Session(device, args.out_dir, args.tag))
 
     def what() -> str:
         return f"{args.model} input {args.size or args.input} batch {args.batch}"
@@ -334,10 +341,9 @@ def main_layers(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        device = envmod.resolve_device(args.device)
-        return measure_and_save(layer_request(args, device), run.Session(device, args.out_dir, args.tag))
+        with envmod.cpu_threads(args.threads):
+            device = envmod.resolve_device(args.device)
+            return measure_and_save(layer_request(args, device), run.Session(device, args.out_dir, args.tag))
 
     return guarded(parser.prog, work, lambda: f"layer set {args.layer_set}")
 

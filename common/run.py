@@ -360,10 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     req = Request.from_dict(json.loads(Path(args[0]).read_text(encoding="utf-8")))
-    if req.threads:
-        torch.set_num_threads(req.threads)
     device = envmod.resolve_device(req.device)
-    with __import__("tempfile").TemporaryDirectory(prefix="bp-child-") as tmp:
+    with envmod.cpu_threads(req.threads), __import__("tempfile").TemporaryDirectory(prefix="bp-child-") as tmp:
         session = Session(device, Path(tmp), args[2] if len(args) > 2 else None)
         records.write_record(Path(args[1]), measure(req, session))
     return 0

@@ -15,8 +15,10 @@ from common.inputs import InputSpec
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CLOCKS = ("cuda-event", "perf_counter")
-# Record kinds. 'train' requests write 'train-timing' / 'train-layers' records.
-KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
+# Request kinds. 'train' requests write 'train-timing' / 'train-layers' records.
+KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench", "throughput")
+# Every record kind: a request's, and those written about runs (failures, jobs, sweeps, checks).
+RECORD_KINDS = KINDS + ("failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden", "burden-run")
 SEARCHES = ("as-given", "fastest")
 MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile")
 DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
@@ -76,6 +78,10 @@ class Request:
     output_stride: int = 32  # 8 | 16: dilated last stages (segmentation-ready); 32: the model as published
     features: bool = False  # the model returns its multi-scale stage features (timm features_only)
     kernels: bool = True  # GPU kernel profile (kernel time, busy fraction) after the timed loops; no-op on the CPU
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown request kind {self.kind!r}; one of {', '.join(KINDS)}")
 
     @property
     def mode(self) -> str:

@@ -219,7 +219,7 @@ def test_zoo_md_from_fake_records(tmp_path):
 def test_sweep_records_failures_and_goes_on(tmp_path, monkeypatch, capsys):
     seen = []
 
-    def fake_measure(req, session, model=None, with_timing=False):
+    def fake_measure(req, session, model=None, with_timing=False, cap=None):
         seen.append((req.model, req.kind))
         if req.model == "efficientnet_b0":
             raise RuntimeError("forward failed at this size")
