@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="write nothing; exit 1 listing every file that would change")
     p.add_argument("--short-loops", action="store_true",
                    help="write nothing; list every current record whose timed loop stopped on its --max-seconds "
-                        f"budget before --iters having timed less than {BUDGET_TIMED_AT_LEAST:.0%} of it")
+                        f"budget before --iters having timed less than {BUDGET_TIMED_AT_LEAST:.0%}% of it")
     args = p.parse_args(argv)
     results_dir = args.results if args.results is not None else args.root / "results"
     if args.short_loops:
