@@ -23,7 +23,8 @@ from common import env as envmod
 from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
-from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
+from common.measure import execution, kernels, layerbench, oom, timing, training
+from common import protocol as protocols
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
 
@@ -51,14 +52,15 @@ def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
 
 
 def loop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warmup", type=non_negative, default=25, metavar="N",
-                   help="warm-up iterations on the timed instance (default: 25, the seeds' protocol)")
-    p.add_argument("--iters", type=positive(int), default=300, metavar="N",
-                   help="timed iterations (default: 300, the seeds' protocol)")
+    p.add_argument("--protocol", choices=protocols.NAMES, default="full", metavar="NAME",
+                   help=f"named protocol ({' | '.join(protocols.NAMES)}; common.protocol), for the device type; "
+                        "the flags below change single values of it (default: full, the seeds' 25 warm-up + 300 "
+                        "timed iterations)")
+    p.add_argument("--warmup", type=non_negative, metavar="N", help="warm-up iterations on the timed instance")
+    p.add_argument("--iters", type=positive(int), metavar="N", help="timed iterations (at most)")
     p.add_argument("--max-seconds", type=positive(float), metavar="S",
-                   help="stop the timed loop after S seconds once --min-iters ran (default: no limit)")
-    p.add_argument("--min-iters", type=positive(int), default=timing.MIN_ITERS, metavar="N",
-                   help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
+                   help="stop the timed loop after S seconds once --min-iters ran (full: no limit)")
+    p.add_argument("--min-iters", type=positive(int), metavar="N", help="fewest iterations with --max-seconds")
     p.add_argument("--clock", choices=CLOCKS, metavar="CLOCK",
                    help="cuda-event | perf_counter (default: cuda-event on a GPU, perf_counter on the CPU)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", metavar="P",
@@ -92,8 +94,8 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                        help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (ResNets only; "
                             "default: 1)")
         loop_options(p)
-        p.add_argument("--warmup-seconds", type=float, default=timing.WARMUP_MIN_S, metavar="S",
-                       help="warm-up also lasts at least S seconds of wall time (default: "
+        p.add_argument("--warmup-seconds", type=float, metavar="S",
+                       help="warm-up also lasts at least S seconds of wall time (full: "
                             f"{timing.WARMUP_MIN_S:g}; 0: the iteration count alone)")
         p.add_argument("--repeats", type=positive(int), metavar="N",
                        help="run the protocol N times on fresh model instances; report the median of the medians "
@@ -140,6 +142,21 @@ def build_parser(tool: str, family: str | None) -> Parser:
     return p
 
 
+def protocol_from_args(args: argparse.Namespace, device: torch.device, train: bool = False) -> protocols.Protocol:
+    """``--protocol``'s preset for the device type, with the single values the loop flags change."""
+    given = {"warmup": args.warmup, "iters": args.iters, "max_seconds": args.max_seconds,
+             "min_iters": args.min_iters, "warmup_s": getattr(args, "warmup_seconds", None),
+             "repeats": 1 if train else getattr(args, "repeats", None)}
+    changes = {k: v for k, v in given.items() if v is not None}
+    base = protocols.preset(getattr(args, "protocol", None) or "full", str(device))
+    if changes.get("warmup", base.warmup) == 0:
+        changes["warmup_s"] = 0.0  # no warm-up at all: nothing to last
+    try:
+        return base.with_changes(**changes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def request_from_args(args: argparse.Namespace, tool: str, device: torch.device, family: str | None = None,
                       preset: str | None = None, depth: int | None = None) -> Request:
     """The whole request; ``preset``/``depth`` override the flags (drivers loop over them)."""
@@ -153,7 +170,8 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   output_stride=getattr(args, "output_stride", 32), features=getattr(args, "features", False))
     if tool == "mem":
         kind = "structure" if args.struct else "memory"
-        req = Request(kind=kind, clock="none", warmup=0, iters=1, depth=args.depth if args.struct else 1, **common)
+        req = Request(kind=kind, clock="none", protocol=protocols.Protocol("none", 0, 1),
+                      depth=args.depth if args.struct else 1, **common)
         registry.check_input(req)
         return req
     layers, train = args.layers, args.pass_ == "train"
@@ -163,16 +181,14 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
             raise UserError("--throughput measures eager fp32 and the fastest mode itself; drop "
                             "--layers/--pass train/--mode")
         kind = "throughput"
-    req = Request(kind=kind, clock=args.clock or default_clock(str(device)), warmup=args.warmup, iters=args.iters,
-                  max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
+    if args.warmup_seconds is not None and not 0 <= args.warmup_seconds < float("inf"):
+        raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
+    req = Request(kind=kind, clock=args.clock or default_clock(str(device)),
+                  protocol=protocol_from_args(args, device, train), precision=args.precision,
                   channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                   cuda_graph=args.cuda_graph, compile=args.compile, depth=depth or args.depth, search=args.mode,
                   search_compile=args.search_compile, with_optimizer=args.with_optimizer,
-                  repeats=1 if train else args.repeats or repeats.default_repeats(str(device)),
-                  fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0,
-                  kernels=args.kernels and kernels.supported(device), **common)
-    if not 0 <= args.warmup_seconds < float("inf"):
-        raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
+                  fresh_process=args.fresh_process, kernels=args.kernels and kernels.supported(device), **common)
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
     check(req)
@@ -329,9 +345,9 @@ def build_layer_parser() -> Parser:
 
 def layer_request(args: argparse.Namespace, device: torch.device, layer_set: str | None = None) -> Request:
     req = Request(kind="layer-bench", model="layers", input=inputs.resolve("imagenet", None), device=str(device),
-                  clock=args.clock or default_clock(str(device)), warmup=args.warmup, iters=args.iters,
-                  max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
-                  layer_set=layer_set or args.layer_set, tag=args.tag, threads=args.threads)
+                  clock=args.clock or default_clock(str(device)),
+                  protocol=protocol_from_args(args, device).with_changes(warmup_s=0.0, repeats=1),
+                  precision=args.precision, layer_set=layer_set or args.layer_set, tag=args.tag, threads=args.threads)
     execution.check_supported(req)
     return req
 

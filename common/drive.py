@@ -29,21 +29,17 @@ import torch
 from tqdm import tqdm
 
 from common import bootstrap, cli, records, registry, run
+from common import protocol as protocols
 from common import env as envmod
 from common.errors import UserError
 from common.measure import kernels
 from common.spec import Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
-# profile.sh on a machine without a GPU: every timed loop bounded, so the whole job
-# fits in minutes on 2 cores; every file states its warm-up and iteration counts.
-CPU_QUICK = ["--warmup", "1", "--iters", "2"]
-# ... and at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
-# without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
-# On a GPU: each timed loop at most 0.5 s (at least 5 iterations) after the 25 warm-up
-# iterations and at least 0.5 s of warm-up; two repeats of the whole-model loop (the
-# spread between them is reported); the full protocol has three.
-GPU_QUICK = ["--max-seconds", "0.5", "--warmup-seconds", "0.5", "--repeats", "2"]
+# profile.sh runs the 'quick' protocol (common.protocol) unless --full; on a machine
+# without a GPU also per unit at depth 1 only at Cityscapes size (ResNet blocks at
+# PASCAL size), and without seed 004's training steps (scripts/seed004.sh, or --full,
+# runs them), so the whole job fits in ten minutes on 2 cores.
 
 
 @dataclass
@@ -190,8 +186,8 @@ def seed004_steps(argv: list[str], session: Callable[[argparse.Namespace], run.S
 
 def _loop_only(argv: list[str]) -> list[str]:
     """The flags the layer profiler shares with timer.py (device, loop, precision)."""
-    keep = {"--device", "--threads", "--tag", "--out-dir", "--warmup", "--iters", "--max-seconds", "--min-iters",
-            "--clock", "--precision"}
+    keep = {"--device", "--threads", "--tag", "--out-dir", "--protocol", "--warmup", "--iters", "--max-seconds",
+            "--min-iters", "--clock", "--precision"}
     out, i = [], 0
     while i < len(argv):
         flag = argv[i].split("=", 1)[0]
@@ -226,7 +222,7 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
     gpu = envmod.resolve_device(args.device).type == "cuda"
     common = ["--device", args.device, *(["--tag", args.tag] if args.tag else []),
               *(["--out-dir", str(args.out_dir)] if args.out_dir else []), *(["--size", args.size] if args.size else [])]
-    timer = common + ([] if args.full else (GPU_QUICK if gpu else CPU_QUICK)) + extra
+    timer = common + ["--protocol", "full" if args.full else "quick"] + extra
     shallow = ("cityscapes",) if not (gpu or args.full) else ()
     models = args.models or registry.names("catalogue")
     steps: list[Step] = []
@@ -261,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
     pr.add_argument("--full", action="store_true",
                     help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
-                         f"included) instead of the quick one (GPU: {' '.join(GPU_QUICK)}; CPU: "
-                         f"{' '.join(CPU_QUICK)}, per unit at depth 1 only at Cityscapes, no seed 004)")
+                         f"included) instead of the quick one (GPU: {protocols.preset('quick', 'cuda').text}; CPU: "
+                         f"{protocols.preset('quick', 'cpu').text}; per unit at depth 1 only at Cityscapes, "
+                         "no seed 004)".replace("%", "%%"))
     pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
     pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
     pr.add_argument("--out-dir", type=Path, metavar="DIR", help="root for every output (default: the repository)")

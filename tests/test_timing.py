@@ -373,7 +373,7 @@ def test_profile_units_rejects_unit_that_runs_twice():
 
 def _spec(**kw) -> Request:
     kw.setdefault("clock", "perf_counter")
-    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
+    return Request.of(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
 
 
 def _conv_model():
@@ -436,7 +436,7 @@ def test_check_supported_accepts_cpu_modes(kw):
 
 def _gpu_spec(**kw) -> Request:
     """A request for a CUDA device: check_supported's GPU branch is plain logic, testable here."""
-    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0",
+    return Request.of(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0",
                    clock="cuda-event", **kw)
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common import protocol as protocols
+
 # A run is flagged noisy when its interquartile range exceeds this fraction of
 # its median (the same rule torch.utils.benchmark uses to warn about variance).
 NOISE_IQR_FRACTION = 0.10
@@ -205,13 +207,15 @@ def make_clock(name: str, device: torch.device) -> Clock:
 
 
 def deadline(max_seconds: float | None, min_iters: int,
-             now: Callable[[], float] = time.monotonic) -> Callable[[int], bool]:
+             now: Callable[[], float] = time.monotonic, cap_s: float | None = None) -> Callable[[int], bool]:
     """``done(n)``: True once ``n >= min_iters`` samples exist and ``max_seconds``
-    have passed since this call; always False without a time budget."""
+    have passed since this call, or once another sample would end past ``cap_s``
+    (``common.protocol.stop_after``); always False without a time budget."""
     if max_seconds is None:
         return lambda n: False
-    end = now() + max_seconds
-    return lambda n: n >= min_iters and now() >= end
+    rule = protocols.Protocol("loop", 0, 2**62, max_seconds, min_iters, cap_s=cap_s)
+    start = now()
+    return lambda n: protocols.stop_after(rule, n, now() - start)
 
 
 def expected_iters(n: int, elapsed_s: float, max_seconds: float, iters: int, min_iters: int) -> int:
@@ -246,12 +250,14 @@ def run_loop(
     desc: str = "timing",
     warmup_s: float = 0.0,
     probe: Callable[[], dict] | None = None,
+    cap_s: float | None = None,
 ) -> Measurement:
     """Warm up ``fn`` ``warmup`` times and for at least ``warmup_s`` seconds
     (with ``warmup`` > 0), then time up to ``iters`` calls.
 
     With ``max_seconds`` the timed loop stops once that much wall time has passed
-    since it began, but only after ``min_iters`` samples. ``probe()`` (the GPU's
+    since it began, but only after ``min_iters`` samples, or before a sample that would
+    end past ``cap_s`` (``common.protocol``). ``probe()`` (the GPU's
     clocks) is read just before and just after the timed loop.
     """
     # The host only queues work on a GPU: a warm-up ended by host time could leave
@@ -272,7 +278,7 @@ def run_loop(
     if probe is not None:
         extra["clocks"] = {"start": probe()}
     samples: list[float] = []
-    done = deadline(max_seconds, min_iters, now)
+    done = deadline(max_seconds, min_iters, now, cap_s)
     stopped_early = False
     start = now()
     with tqdm(total=iters, desc=desc, leave=False) as bar:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from common import derive, records
+from common import protocol as protocols
 
 
 def gpu_clocks(c: dict) -> str:
@@ -117,7 +118,8 @@ def budget_timed(rec: dict) -> tuple[float, float] | None:
     """(share of the budget timed, budget in s) of ``rec``'s least-timed whole-model loop
     (each repeat's) that stopped on its budget having timed less than
     ``BUDGET_TIMED_AT_LEAST`` of it; None when no loop did."""
-    result, budget = rec.get("result"), rec.get("request", {}).get("max_seconds")
+    result = rec.get("result")
+    budget = protocols.from_request(rec["request"]).max_seconds if isinstance(rec.get("request"), dict) else None
     if not isinstance(result, dict) or not budget or not isinstance(result.get("timing"), dict):
         return None
     loops = [result["timing"], *((result.get("repeats") or {}).get("runs") or [])]

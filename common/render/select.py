@@ -33,7 +33,7 @@ from common.errors import UserError
 from common.render.evidence import budget_text
 from common.render.markdown import PRESETS, model_key, short_name, utc, cudnn, day
 from common.render.publish import (  # noqa: F401 - the rule's names, re-exported for the renderers
-    REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text)
+    REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text, verdict_protocol)
 from common.spec import DEFAULT_CLOCK, variant_of
 
 KINDS = ("timing", "memory", "layers")  # default-mode table kinds

@@ -66,12 +66,16 @@ def reduced_line(rec: dict) -> str:
     """'# REDUCED PROTOCOL: ...' when ``rec``'s timed loop is below the stated protocol
     of its device type, naming what the tables publish instead (from the earlier runs
     kept beside it, ``records.load_history``); '' otherwise."""
-    if "timing" not in rec["result"] or select.meets(rec):
+    if "timing" not in rec["result"]:
+        return ""
+    judge = select.verdict_protocol(rec, registry.get(rec["request"]["model"]).family == "zoo")
+    if judge.met_by(rec["result"]["timing"], rec["request"]):
         return ""
     t = rec["result"]["timing"]
     n = select.samples(t)
-    line = (f"# REDUCED PROTOCOL: warm-up {t['warmup']}, {n} timed sample{'s' * (n != 1)}: below the tables' "
-            f"stated protocol ({select.stated(rec['env']['device_type']).text})")
+    whose = "" if judge.name.startswith("its own") else "the tables' stated protocol "
+    line = (f"# REDUCED PROTOCOL: warm-up {t['warmup']}, {n} timed sample{'s' * (n != 1)}: below {whose}"
+            f"({judge.text})")
     if not select.tabled(rec):
         return line + "\n"
     best = select.published([rec, *records.load_history(Path(rec["_path"]))]) if rec.get("_path") else rec

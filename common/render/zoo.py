@@ -22,6 +22,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import protocol as protocols
 from common import records, registry
 from common.render.evidence import budget_text
 from common.render.markdown import md_table
@@ -281,12 +282,8 @@ def points(table: Table, slot: str) -> list[Point]:
 
 
 def protocol_of(rec: dict) -> str:
-    """A timing record's protocol in words."""
-    q = rec["request"]
-    bound = f", at most {q['max_seconds']:g} s per timed loop (at least {q['min_iters']} iterations)" \
-        if q.get("max_seconds") else ""
-    repeats = f", {q['repeats']} repeats on fresh instances" if (q.get("repeats") or 1) > 1 else ""
-    return f"{q['warmup']} warm-up + up to {q['iters']} timed iterations{bound}{repeats}, batch 1"
+    """A timing record's protocol in words, from the protocol its request carries."""
+    return protocols.from_request(rec["request"]).text + ", batch 1"
 
 
 def _timed(table: Table) -> list[tuple[str, str, dict]]:

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from common import cli, inputs, records, registry, run
+from common import protocol as protocols
 from common import env as envmod
 from common.argtypes import non_negative, positive
 from common.errors import UserError
@@ -41,10 +42,6 @@ from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F4
                                   write_run_record)
 
 DEFAULT_INPUTS = ("imagenet", "cityscapes")
-# The zoo's bounded protocols (stated in every record and in zoo.md).
-GPU_PROTOCOL = ["--warmup", "10", "--iters", "100", "--max-seconds", "2", "--min-iters", "10", "--repeats", "1"]
-CPU_PROTOCOL = ["--warmup", "1", "--iters", "3", "--max-seconds", "5", "--min-iters", "2"]
-THROUGHPUT_PROTOCOL = ["--warmup", "3", "--iters", "50", "--max-seconds", "1", "--min-iters", "3"]
 CPU_SHORT_LIST = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
                   "convnext_tiny")
 RUN_NAME = "zoo"
@@ -94,16 +91,19 @@ def _reason(stderr: str, prog: str) -> str:
     return line.split(": error: ", 1)[-1].strip()[:300]
 
 
+OVERRIDES = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters"}
+
+
+def zoo_protocol(args: argparse.Namespace, gpu: bool) -> protocols.Protocol:
+    """The zoo's bounded protocol (stated in every record and in zoo.md), with the values the call changed."""
+    given = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    return protocols.preset("zoo", "cuda" if gpu else "cpu").with_changes(**given)
+
+
 def protocol_args(args: argparse.Namespace, gpu: bool) -> list[str]:
-    base = list(GPU_PROTOCOL if gpu else CPU_PROTOCOL)
-    for flag, value in (("--warmup", args.warmup), ("--iters", args.iters), ("--max-seconds", args.max_seconds),
-                        ("--min-iters", args.min_iters)):
-        if value is not None:
-            i = base.index(flag)
-            base[i + 1] = str(value)
-    if not gpu:
-        base = [a for a in base if a != "--repeats"]
-    return base
+    """The timer's flags naming the zoo's protocol and the values this call changed."""
+    return ["--protocol", "zoo"] + [a for k, flag in OVERRIDES.items() if getattr(args, k) is not None
+                                    for a in (flag, str(getattr(args, k)))]
 
 
 def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
@@ -114,8 +114,7 @@ def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
     if slot == "memory":
         return common
     if slot == "throughput":
-        proto = list(THROUGHPUT_PROTOCOL)
-        return common + proto + ["--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
+        return common + ["--protocol", "throughput", "--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
     # No kernel profile: each would cost a model rebuild after the sweep's timed loops
     # (a profile must not precede a timed loop of the process: common.run_kernels).
     proto = protocol_args(a, gpu) + NO_KERNELS
@@ -248,10 +247,10 @@ def _fatal(reason: str) -> bool:
 
 def protocol_text(args: argparse.Namespace, gpu: bool) -> str:
     """The zoo's protocol in words, as its zoo-run record states it."""
-    return (" ".join(protocol_args(args, gpu)) + ("; fastest search: compile left out" if not args.search_compile
-                                                  else "; fastest search includes compile")
-            + (f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {args.throughput_cap}"
-               if "throughput" in args.what else "")
+    return (zoo_protocol(args, gpu).text + ("; fastest search: compile left out" if not args.search_compile
+                                           else "; fastest search includes compile")
+            + (f"; throughput: {protocols.preset('throughput', 'cuda' if gpu else 'cpu').text} per batch, batches up "
+               f"to {args.throughput_cap}" if "throughput" in args.what else "")
             + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
 
 
