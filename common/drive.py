@@ -31,6 +31,7 @@ from tqdm import tqdm
 from common import bootstrap, cli, records, registry, run
 from common import protocol as protocols
 from common import env as envmod
+from common.argtypes import positive
 from common.errors import UserError
 from common.measure import kernels
 from common.spec import Request
@@ -206,8 +207,6 @@ class Sessions:
         self._cache: dict = {}
 
     def __call__(self, args: argparse.Namespace) -> run.Session:
-        if getattr(args, "threads", None):
-            torch.set_num_threads(args.threads)
         device = envmod.resolve_device(args.device)
         key = (str(device), str(args.out_dir), args.tag)
         if key not in self._cache:
@@ -284,7 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     steps = with_deferred(steps)
     failures: list[tuple[str, int]] = []
-    code = run_steps(f"{args.cmd}", steps, failures)
+    threads = cli.Parser(prog=p.prog, add_help=False)
+    threads.add_argument("--threads", type=positive(int))
+    with envmod.cpu_threads(threads.parse_known_args(rest)[0].threads):  # every step's --threads, restored after
+        code = run_steps(f"{args.cmd}", steps, failures)
     wall = time.monotonic() - t0
     sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {wall:.0f} s\n")
     if args.cmd == "profile" and code not in (130, 143):

@@ -78,3 +78,13 @@ def test_cpu_threads_are_restored_after_a_request(capsys):
     # A run that fails after its --threads was applied leaves the process's count as it was.
     assert cli.main("timer", None, ["--model", "no_such_model", "--threads", str(before + 1), "--device", "cpu"]) == 2
     assert driver.torch.get_num_threads() == before
+
+
+def test_a_driver_restores_the_thread_count_after_its_steps(monkeypatch):
+    before = driver.torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(drive, "run_steps",
+                        lambda prog, steps, failures: seen.append(driver.torch.get_num_threads()) or 0)
+    assert drive.main(["stats", "--model", "resnet18", "--no-layers", "--device", "cpu", "--threads",
+                       str(before + 1)]) == 0
+    assert seen == [before + 1] and driver.torch.get_num_threads() == before
