@@ -15,8 +15,9 @@ then renders results/*.md, README's tables and every .txt from the records.
   --device DEV      auto | cpu | cuda | cuda:N (default: auto, the GPU when present)
   --tag NAME        device folder name for every output (default: from the device)
   --full            the seeds' full protocol (25 warm-up + 300 iterations per loop);
-                    default is the quick one: GPU --max-seconds 0.5 --warmup-seconds 0.5 --repeats 2; CPU --warmup 1
-                    --iters 2, per unit at depth 1 only at Cityscapes, seed 004 left out
+                    default is the quick one (common/protocol.py): GPU at most 0.5 s per loop after 0.5 s
+                    of warm-up, 2 repeats; CPU at least 10 samples and 1 s per loop within 12 s (never
+                    below 2), per unit at depth 1 only at Cityscapes, seed 004 left out
                     (run scripts/seed004.sh for it)
   --models NAME...  only these models
 Other flags go to every timer run (e.g. --threads 2). Outputs: results/records/

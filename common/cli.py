@@ -23,12 +23,20 @@ from common import env as envmod
 from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
-from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
+from common.measure import execution, kernels, layerbench, oom, timing, training
+from common import protocol as protocols
 from common.render import txt
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors; no abbreviated options: drivers see which flags were given
+    (``--inp pascal`` was taken as --input by argparse, yet not seen by the driver)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # one line, not usage + line
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
@@ -45,14 +53,15 @@ def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
 
 
 def loop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--warmup", type=non_negative, default=25, metavar="N",
-                   help="warm-up iterations on the timed instance (default: 25, the seeds' protocol)")
-    p.add_argument("--iters", type=positive(int), default=300, metavar="N",
-                   help="timed iterations (default: 300, the seeds' protocol)")
+    p.add_argument("--protocol", choices=protocols.NAMES, default="full", metavar="NAME",
+                   help=f"named protocol ({' | '.join(protocols.NAMES)}; common.protocol), for the device type; "
+                        "the flags below change single values of it (default: full, the seeds' 25 warm-up + 300 "
+                        "timed iterations)")
+    p.add_argument("--warmup", type=non_negative, metavar="N", help="warm-up iterations on the timed instance")
+    p.add_argument("--iters", type=positive(int), metavar="N", help="timed iterations (at most)")
     p.add_argument("--max-seconds", type=positive(float), metavar="S",
-                   help="stop the timed loop after S seconds once --min-iters ran (default: no limit)")
-    p.add_argument("--min-iters", type=positive(int), default=timing.MIN_ITERS, metavar="N",
-                   help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
+                   help="stop the timed loop after S seconds once --min-iters ran (full: no limit)")
+    p.add_argument("--min-iters", type=positive(int), metavar="N", help="fewest iterations with --max-seconds")
     p.add_argument("--clock", choices=CLOCKS, metavar="CLOCK",
                    help="cuda-event | perf_counter (default: cuda-event on a GPU, perf_counter on the CPU)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", metavar="P",
@@ -86,8 +95,8 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
                        help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (ResNets only; "
                             "default: 1)")
         loop_options(p)
-        p.add_argument("--warmup-seconds", type=float, default=timing.WARMUP_MIN_S, metavar="S",
-                       help="warm-up also lasts at least S seconds of wall time (default: "
+        p.add_argument("--warmup-seconds", type=float, metavar="S",
+                       help="warm-up also lasts at least S seconds of wall time (full: "
                             f"{timing.WARMUP_MIN_S:g}; 0: the iteration count alone)")
         p.add_argument("--repeats", type=positive(int), metavar="N",
                        help="run the protocol N times on fresh model instances; report the median of the medians "
@@ -134,6 +143,21 @@ def build_parser(tool: str, family: str | None) -> Parser:
     return p
 
 
+def protocol_from_args(args: argparse.Namespace, device: torch.device, train: bool = False) -> protocols.Protocol:
+    """``--protocol``'s preset for the device type, with the single values the loop flags change."""
+    given = {"warmup": args.warmup, "iters": args.iters, "max_seconds": args.max_seconds,
+             "min_iters": args.min_iters, "warmup_s": getattr(args, "warmup_seconds", None),
+             "repeats": 1 if train else getattr(args, "repeats", None)}
+    changes = {k: v for k, v in given.items() if v is not None}
+    base = protocols.preset(getattr(args, "protocol", None) or "full", str(device))
+    if changes.get("warmup", base.warmup) == 0:
+        changes["warmup_s"] = 0.0  # no warm-up at all: nothing to last
+    try:
+        return base.with_changes(**changes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def request_from_args(args: argparse.Namespace, tool: str, device: torch.device, family: str | None = None,
                       preset: str | None = None, depth: int | None = None) -> Request:
     """The whole request; ``preset``/``depth`` override the flags (drivers loop over them)."""
@@ -147,7 +171,8 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   output_stride=getattr(args, "output_stride", 32), features=getattr(args, "features", False))
     if tool == "mem":
         kind = "structure" if args.struct else "memory"
-        req = Request(kind=kind, clock="none", warmup=0, iters=1, depth=args.depth if args.struct else 1, **common)
+        req = Request(kind=kind, clock="none", protocol=protocols.Protocol("none", 0, 1),
+                      depth=args.depth if args.struct else 1, **common)
         registry.check_input(req)
         return req
     layers, train = args.layers, args.pass_ == "train"
@@ -157,16 +182,14 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
             raise UserError("--throughput measures eager fp32 and the fastest mode itself; drop "
                             "--layers/--pass train/--mode")
         kind = "throughput"
-    req = Request(kind=kind, clock=args.clock or default_clock(str(device)), warmup=args.warmup, iters=args.iters,
-                  max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
+    if args.warmup_seconds is not None and not 0 <= args.warmup_seconds < float("inf"):
+        raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
+    req = Request(kind=kind, clock=args.clock or default_clock(str(device)),
+                  protocol=protocol_from_args(args, device, train), precision=args.precision,
                   channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                   cuda_graph=args.cuda_graph, compile=args.compile, depth=depth or args.depth, search=args.mode,
                   search_compile=args.search_compile, with_optimizer=args.with_optimizer,
-                  repeats=1 if train else args.repeats or repeats.default_repeats(str(device)),
-                  fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0,
-                  kernels=args.kernels and kernels.supported(device), **common)
-    if not 0 <= args.warmup_seconds < float("inf"):
-        raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
+                  fresh_process=args.fresh_process, kernels=args.kernels and kernels.supported(device), **common)
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
     check(req)
@@ -188,13 +211,14 @@ def check(req: Request) -> None:
 
 
 def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module | None = None,
-                     with_timing: bool = False) -> list[Path]:
+                     with_timing: bool = False, cap: int | None = None) -> list[Path]:
     """Measure and save; ``with_timing`` (a per-unit request): also save the
-    whole-model timing record its run carries (``run.timing_record``)."""
+    whole-model timing record its run carries (``run.timing_record``); ``cap``: a
+    throughput request's largest batch (default: ``throughput.CAP`` of the device)."""
     if req.kind == "throughput":  # images/s: its own record kind (common.zoo.throughput)
         from common.zoo import throughput
 
-        return throughput.measure_and_save(req, session)
+        return throughput.measure_and_save(req, session, cap)
     guard.check_cpu(req)
     prepare(req, session)
     if with_timing:
@@ -313,11 +337,10 @@ def main(tool: str, family: str | None = None, argv: list[str] | None = None, pr
     state: dict = {}
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        device = torch.device("cpu") if tool == "mem" and args.struct else envmod.resolve_device(args.device)
-        state["req"] = req = request_from_args(args, tool, device, family)
-        return measure_and_save(req, run.Session(device, args.out_dir, args.tag))
+        with envmod.cpu_threads(args.threads):
+            device = torch.device("cpu") if tool == "mem" and args.struct else envmod.resolve_device(args.device)
+            state["req"] = req = request_from_args(args, tool, device, family)
+            return measure_and_save(req, run.Session(device, args.out_dir, args.tag))
 
     def what() -> str:
         return f"{args.model} input {args.size or args.input} batch {args.batch}"
@@ -338,9 +361,9 @@ def build_layer_parser() -> Parser:
 
 def layer_request(args: argparse.Namespace, device: torch.device, layer_set: str | None = None) -> Request:
     req = Request(kind="layer-bench", model="layers", input=inputs.resolve("imagenet", None), device=str(device),
-                  clock=args.clock or default_clock(str(device)), warmup=args.warmup, iters=args.iters,
-                  max_seconds=args.max_seconds, min_iters=args.min_iters, precision=args.precision,
-                  layer_set=layer_set or args.layer_set, tag=args.tag, threads=args.threads)
+                  clock=args.clock or default_clock(str(device)),
+                  protocol=protocol_from_args(args, device).with_changes(warmup_s=0.0, repeats=1),
+                  precision=args.precision, layer_set=layer_set or args.layer_set, tag=args.tag, threads=args.threads)
     execution.check_supported(req)
     return req
 
@@ -350,10 +373,9 @@ def main_layers(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        device = envmod.resolve_device(args.device)
-        return measure_and_save(layer_request(args, device), run.Session(device, args.out_dir, args.tag))
+        with envmod.cpu_threads(args.threads):
+            device = envmod.resolve_device(args.device)
+            return measure_and_save(layer_request(args, device), run.Session(device, args.out_dir, args.tag))
 
     return guarded(parser.prog, work, lambda: f"layer set {args.layer_set}")
 

@@ -29,12 +29,18 @@ import torch
 from tqdm import tqdm
 
 from common import bootstrap, cli, records, registry, run
+from common import protocol as protocols
 from common import env as envmod
+from common.argtypes import positive
 from common.errors import UserError
 from common.measure import kernels
-from common.spec import CPU_QUICK, GPU_QUICK, Request
+from common.spec import Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
+# profile.sh runs the 'quick' protocol (common.protocol) unless --full; on a machine
+# without a GPU also per unit at depth 1 only at Cityscapes size (ResNet blocks at
+# PASCAL size), and without seed 004's training steps (scripts/seed004.sh, or --full,
+# runs them), so the whole job fits in ten minutes on 2 cores.
 
 
 @dataclass
@@ -182,8 +188,8 @@ def seed004_steps(argv: list[str], session: Callable[[argparse.Namespace], run.S
 
 def _loop_only(argv: list[str]) -> list[str]:
     """The flags the layer profiler shares with timer.py (device, loop, precision)."""
-    keep = {"--device", "--threads", "--tag", "--out-dir", "--warmup", "--iters", "--max-seconds", "--min-iters",
-            "--clock", "--precision"}
+    keep = {"--device", "--threads", "--tag", "--out-dir", "--protocol", "--warmup", "--iters", "--max-seconds",
+            "--min-iters", "--clock", "--precision"}
     out, i = [], 0
     while i < len(argv):
         flag = argv[i].split("=", 1)[0]
@@ -202,8 +208,6 @@ class Sessions:
         self._cache: dict = {}
 
     def __call__(self, args: argparse.Namespace) -> run.Session:
-        if getattr(args, "threads", None):
-            torch.set_num_threads(args.threads)
         device = envmod.resolve_device(args.device)
         key = (str(device), str(args.out_dir), args.tag)
         if key not in self._cache:
@@ -218,7 +222,7 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
     gpu = envmod.resolve_device(args.device).type == "cuda"
     common = ["--device", args.device, *(["--tag", args.tag] if args.tag else []),
               *(["--out-dir", str(args.out_dir)] if args.out_dir else []), *(["--size", args.size] if args.size else [])]
-    timer = common + ([] if args.full else (GPU_QUICK if gpu else CPU_QUICK)) + extra
+    timer = common + ["--protocol", "full" if args.full else "quick"] + extra
     shallow = ("cityscapes",) if not (gpu or args.full) else ()
     models = args.models or registry.names("catalogue")
     steps: list[Step] = []
@@ -253,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
     pr.add_argument("--full", action="store_true",
                     help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
-                         f"included) instead of the quick one (GPU: {' '.join(GPU_QUICK)}; CPU: "
-                         f"{' '.join(CPU_QUICK)}, per unit at depth 1 only at Cityscapes, no seed 004)")
+                         f"included) instead of the quick one (GPU: {protocols.preset('quick', 'cuda').text}; CPU: "
+                         f"{protocols.preset('quick', 'cpu').text}; per unit at depth 1 only at Cityscapes, "
+                         "no seed 004)".replace("%", "%%"))
     pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
     pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
     pr.add_argument("--out-dir", type=Path, metavar="DIR", help="root for every output (default: the repository)")
@@ -279,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     steps = with_deferred(steps)
     failures: list[tuple[str, int]] = []
-    code = run_steps(f"{args.cmd}", steps, failures)
+    threads = cli.Parser(prog=p.prog, add_help=False)
+    threads.add_argument("--threads", type=positive(int))
+    with envmod.cpu_threads(threads.parse_known_args(rest)[0].threads):  # every step's --threads, restored after
+        code = run_steps(f"{args.cmd}", steps, failures)
     wall = time.monotonic() - t0
     sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {wall:.0f} s\n")
     if args.cmd == "profile" and code not in (130, 143):

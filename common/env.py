@@ -1,16 +1,31 @@
 """The environment a number was measured in: device, driver, versions, flags."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import re
 import socket
 import subprocess
+from typing import Iterator
 
 import torch
 
 from common.errors import UserError
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """PyTorch's CPU threads set to ``n`` (None: left as they are) for the block and
+    restored after it: a request's --threads must not leak into the caller's later work."""
+    before = torch.get_num_threads()
+    try:
+        if n:
+            torch.set_num_threads(n)
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(name: str) -> torch.device:

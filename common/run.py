@@ -164,7 +164,7 @@ def _loop(req: Request, run_req: Request, prepared: execution.Prepared, device: 
     probe = (lambda: clocks.snapshot(device)) if device.type == "cuda" else None
     return timing.run_loop(prepared.fn, timing.make_clock(run_req.clock, device), run_req.warmup, run_req.iters,
                            batch=req.input.batch, max_seconds=req.max_seconds, min_iters=req.min_iters,
-                           desc=desc, warmup_s=req.warmup_s, probe=probe)
+                           desc=desc, warmup_s=req.warmup_s, probe=probe, cap_s=req.protocol.cap_s)
 
 
 def _in_process_repeats(req: Request, run_req: Request, session: Session, model: nn.Module | None,
@@ -197,7 +197,7 @@ def _in_process_repeats(req: Request, run_req: Request, session: Session, model:
 
 def _fresh_process_repeats(run_req: Request, session: Session, result: dict) -> None:
     """Every repeat in a fresh process (``python -m common.run``), its record collected."""
-    one = replace(run_req, kind="timing", repeats=1, fresh_process=False, search="as-given", depth=1)
+    one = replace(run_req.with_protocol(repeats=1), kind="timing", fresh_process=False, search="as-given", depth=1)
     children = []
     for _ in tqdm(range(run_req.repeats), desc=f"{run_req.model} fresh-process repeats", leave=False):
         children.append(repeats.fresh_process_run(one.to_dict(), session.tag)["result"])
@@ -226,8 +226,9 @@ def _per_unit(req: Request, prepared: execution.Prepared, device: torch.device, 
     returns the units (their kernel time is profiled by the caller)."""
     unit_list = registry.units_for(req, prepared.model)
     profiles, spans = layerwise.profile_units(
-        prepared.model, prepared.fn, unit_list, device, req.warmup, req.iters,
-        deadline=timing.deadline(req.max_seconds, req.min_iters))
+        prepared.model, prepared.fn, unit_list, device, req.warmup,
+        min(req.iters, req.protocol.unit_iters or req.iters),  # the quick CPU protocol's hooked loop: 2
+        deadline=timing.deadline(req.max_seconds, req.min_iters, cap_s=req.protocol.cap_s))
     result["units"] = [p.to_dict(req.input.batch) for p in profiles]
     result["hooked_span"] = {"stats": timing.summarize(spans, req.input.batch).to_dict(), "samples_ms": spans}
     result["coverage"] = derive.coverage([u["stats"]["mean_ms"] for u in result["units"]], whole["stats"]["mean_ms"])
@@ -361,10 +362,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     req = Request.from_dict(json.loads(Path(args[0]).read_text(encoding="utf-8")))
-    if req.threads:
-        torch.set_num_threads(req.threads)
     device = envmod.resolve_device(req.device)
-    with __import__("tempfile").TemporaryDirectory(prefix="bp-child-") as tmp:
+    with envmod.cpu_threads(req.threads), __import__("tempfile").TemporaryDirectory(prefix="bp-child-") as tmp:
         session = Session(device, Path(tmp), args[2] if len(args) > 2 else None)
         records.write_record(Path(args[1]), measure(req, session))
     return 0

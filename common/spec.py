@@ -10,25 +10,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from common import protocol as protocols
 from common.inputs import InputSpec
+from common.protocol import Protocol
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CLOCKS = ("cuda-event", "perf_counter")
-# Record kinds. 'train' requests write 'train-timing' / 'train-layers' records.
-KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
+# Request kinds. 'train' requests write 'train-timing' / 'train-layers' records.
+KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench", "throughput")
+# Every record kind: a request's, and those written about runs (failures, jobs, sweeps, checks).
+RECORD_KINDS = KINDS + ("failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden", "burden-run")
 SEARCHES = ("as-given", "fastest")
 MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile")
 DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
-# ./profile.sh (common.drive) on a machine without a GPU: every timed loop bounded, so the whole job
-# fits in minutes on 2 cores; every file states its warm-up and iteration counts.
-CPU_QUICK = ["--warmup", "1", "--iters", "2"]
-# ... and (common.drive) at Cityscapes size per unit at depth 1 only (ResNet blocks at PASCAL size), and
-# without seed 004's training steps (scripts/seed004.sh, or --full, runs them).
-# On a GPU: each timed loop at most 0.5 s (at least 5 iterations) after the 25 warm-up
-# iterations and at least 0.5 s of warm-up; two repeats of the whole-model loop (the
-# spread between them is reported); the full protocol has three.
-GPU_QUICK = ["--max-seconds", "0.5", "--warmup-seconds", "0.5", "--repeats", "2"]
+PROTOCOL_FIELDS = ("warmup", "iters", "max_seconds", "min_iters", "warmup_s", "repeats")
 
 
 def default_clock(device: str) -> str:
@@ -63,10 +59,7 @@ class Request:
     input: InputSpec
     device: str  # "cpu" or "cuda:N", resolved
     clock: str = "cuda-event"  # perf_counter on the CPU; "none" where nothing is timed
-    warmup: int = 25  # the seeds' protocol: 25 warm-up iterations ...
-    iters: int = 300  # ... then 300 timed
-    max_seconds: float | None = None  # a bounded protocol stops each timed loop after this
-    min_iters: int = 5  # ... but never before this many samples
+    protocol: Protocol = Protocol()  # warm-up, samples, time budget, repeats (common.protocol)
     precision: str = "fp32"  # fp32 means IEEE fp32: TF32 off in cuDNN and matmul
     channels_last: bool = False
     cudnn_benchmark: bool = False  # PyTorch's default
@@ -79,12 +72,30 @@ class Request:
     layer_set: str | None = None  # layer-bench: which set
     tag: str | None = None  # device folder; None: derived from the device
     threads: int | None = None  # CPU threads; None: PyTorch's choice (recorded in env)
-    repeats: int = 1  # the protocol N times on fresh instances (the CLI: 3 on a GPU, 1 on the CPU)
     fresh_process: bool = False  # each repeat in its own process (python -m common.run)
-    warmup_s: float = 0.0  # warm-up lasts at least this long too (the CLI: timing.WARMUP_MIN_S)
     output_stride: int = 32  # 8 | 16: dilated last stages (segmentation-ready); 32: the model as published
     features: bool = False  # the model returns its multi-scale stage features (timm features_only)
     kernels: bool = True  # GPU kernel profile (kernel time, busy fraction) after the timed loops; no-op on the CPU
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown request kind {self.kind!r}; one of {', '.join(KINDS)}")
+
+    def __getattr__(self, name: str) -> object:
+        """The protocol's values read as the request's (``req.warmup``, ``req.max_seconds``)."""
+        if name in PROTOCOL_FIELDS:
+            return getattr(self.protocol, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def of(cls, *args: object, **kw: object) -> "Request":
+        """A Request with its protocol's values given flat (``warmup=1, iters=3``)."""
+        base = kw.pop("protocol", Protocol())
+        loop = {k: kw.pop(k) for k in PROTOCOL_FIELDS if k in kw}
+        return cls(*args, **kw, protocol=base.with_changes(**loop))  # type: ignore[arg-type, union-attr]
+
+    def with_protocol(self, **changes: object) -> "Request":
+        return replace(self, protocol=self.protocol.with_changes(**changes))
 
     @property
     def mode(self) -> str:
@@ -143,13 +154,16 @@ class Request:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input"]["shape"] = list(self.input.shape)
+        d.update({k: d["protocol"][k] for k in PROTOCOL_FIELDS})  # derived, as records before protocols had them
         d["variant"] = self.variant
         d["mode"] = self.mode
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Request":
-        """The request a record was made from (derived keys such as 'mode' ignored)."""
-        names = {f.name for f in fields(cls)}
+        """The request a record was made from (derived keys such as 'mode' ignored; a
+        record made before protocols were named: the protocol its loop fields describe)."""
+        names = {f.name for f in fields(cls)} - {"input", "protocol"}
         inp = {k: v for k, v in d["input"].items() if k != "shape"}
-        return cls(**{k: v for k, v in d.items() if k in names and k != "input"}, input=InputSpec(**inp))
+        return cls(**{k: v for k, v in d.items() if k in names}, input=InputSpec(**inp),
+                   protocol=protocols.from_request(d))

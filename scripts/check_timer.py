@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         for inp in input_specs:
-            req = Request("timing", name, inp, str(device), clock=default_clock(str(device)), warmup=args.warmup,
+            req = Request.of("timing", name, inp, str(device), clock=default_clock(str(device)), warmup=args.warmup,
                           iters=args.iters, max_seconds=args.max_seconds, min_iters=args.min_iters,
                           threads=args.threads, repeats=1)
             if args.fresh_process:

@@ -31,7 +31,7 @@ def dev():
 
 
 def _req(size: str = "64x64", batch: int = 2, **kw) -> Request:
-    return Request("timing", "resnet18", inputs.resolve(None, size, batch), "cuda:0",
+    return Request.of("timing", "resnet18", inputs.resolve(None, size, batch), "cuda:0",
                    **{"clock": "cuda-event", "warmup": 3, "iters": 10, **kw})
 
 
@@ -156,7 +156,7 @@ def test_one_step_fits_with_channels_last_and_a_cuda_graph(dev, monkeypatch):
 
 
 def test_one_step_fits_training_step_on_the_gpu(dev):
-    req = Request("train-timing", "resnet18", inputs.resolve(None, "1024x2048", 64), "cuda:0", clock="cuda-event",
+    req = Request.of("train-timing", "resnet18", inputs.resolve(None, "1024x2048", 64), "cuda:0", clock="cuda-event",
                   channels_last=True, precision="bf16", with_optimizer=True)
     assert oom.one_step_fits(req, 2) is True
     total = torch.cuda.get_device_properties(dev).total_memory

@@ -124,7 +124,7 @@ def _gpu_records(tmp_path, busy: float, with_graph: bool):
     from common.measure import timing
     from common.spec import Request
 
-    req = Request("timing", "resnet18", inp.resolve("pascal", None), "cuda:0", clock="cuda-event", repeats=3)
+    req = Request.of("timing", "resnet18", inp.resolve("pascal", None), "cuda:0", clock="cuda-event", repeats=3)
     t = timing.Measurement([2.0, 2.0, 2.1], 1, "cuda-event", 25, 3,
                            extra={"clocks": {"start": {"sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0,
                                                        "power_w": 120.0, "temperature_c": 40.0, "source": "nvml"},

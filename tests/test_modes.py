@@ -15,7 +15,7 @@ CPU = torch.device("cpu")
 
 
 def _req(**kw) -> Request:
-    return Request("timing", "resnet18", inputs.resolve(None, "8x8"), "cpu", clock="perf_counter", iters=5,
+    return Request.of("timing", "resnet18", inputs.resolve(None, "8x8"), "cpu", clock="perf_counter", iters=5,
                    search="fastest", **kw)
 
 

@@ -94,12 +94,12 @@ def test_timer_flags_reach_the_request():
     with pytest.raises(cli.UserError):
         cli.request_from_args(p.parse_args(["--model", "resnet18", "--size", "32x32", "--layers",
                                             "--fresh-process"]), "timer", torch.device("cpu"))
-    old = {k: v for k, v in req.to_dict().items() if k not in ("repeats", "fresh_process", "warmup_s")}
+    old = {k: v for k, v in req.to_dict().items() if k not in ("repeats", "fresh_process", "warmup_s", "protocol")}
     assert Request.from_dict(old).repeats == 1  # a record made before these fields reads back
 
 
 def test_layers_on_the_cpu_repeat_and_call_a_short_reference_unreliable(tmp_path):
-    req = Request("layers", "resnet18", inputs.resolve(None, "32x32", 1), "cpu", clock="perf_counter",
+    req = Request.of("layers", "resnet18", inputs.resolve(None, "32x32", 1), "cpu", clock="perf_counter",
                   warmup=1, iters=3, repeats=2)
     rec = runmod.measure(req, runmod.Session(torch.device("cpu"), tmp_path))
     r = rec["result"]
@@ -146,7 +146,7 @@ def test_per_unit_kernel_coverage_on_a_real_model_trace(monkeypatch):
 
 
 def _tiny(**kw) -> Request:
-    return Request("timing", "resnet18", inputs.resolve(None, "32x32", 1), "cpu", clock="perf_counter",
+    return Request.of("timing", "resnet18", inputs.resolve(None, "32x32", 1), "cpu", clock="perf_counter",
                    warmup=1, iters=3, **kw)
 
 

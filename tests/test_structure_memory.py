@@ -199,7 +199,7 @@ def _mem_req(**kw):
     from common import inputs
     from common.spec import Request
 
-    return Request("memory", "resnet18", inputs.resolve(None, "8x8", 2), "cpu", clock="none", **kw)
+    return Request.of("memory", "resnet18", inputs.resolve(None, "8x8", 2), "cpu", clock="none", **kw)
 
 
 @pytest.mark.parametrize("train", [False, True])

@@ -92,6 +92,9 @@ class FakeClock:
         self.stops += 1
         return next(self.values)
 
+    def sync(self):
+        pass
+
 
 class Counter:
     def __init__(self):
@@ -164,6 +167,58 @@ def test_deadline_at_last_iteration_is_not_early():
     m = timing.run_loop(fn, FakeClock(range(100)), warmup=0, iters=5, max_seconds=1.0, min_iters=5,
                         now=_work_clock(fn, 50.0))
     assert len(m.samples_ms) == 5 and m.stopped_early is False
+
+
+class Device:
+    """A GPU as the host sees it: a call only queues ``work_s`` of device time after
+    ``launch_s`` of host time; waiting for the device (``sync``, or a stop event)
+    moves host time to when the queue is empty. The clock is CUDA-event-like: a
+    sample is the device time between its start and stop events."""
+
+    name = "fake-events"
+
+    def __init__(self, launch_s: float, work_s: float):
+        self.host = self.free = 0.0
+        self.launch_s, self.work_s = launch_s, work_s
+
+    def call(self) -> None:
+        self.host += self.launch_s
+        self.free = max(self.free, self.host) + self.work_s
+
+    def now(self) -> float:
+        return self.host
+
+    def sync(self) -> None:
+        self.host = max(self.host, self.free)
+
+    def start(self) -> float:
+        self.free = max(self.free, self.host)  # the start event runs once the queue before it has
+        return self.free
+
+    def stop(self, token: float) -> float:
+        self.free = max(self.free, self.host)
+        self.host = self.free  # the host waits for the stop event
+        return (self.free - token) * 1e3
+
+
+def test_timed_loop_gets_its_budget_after_a_warmup_that_queued_work():
+    """Launches cost 0.1 ms, the work 1 ms: a warm-up ended by host time (1 s) left
+    9 s of work queued, and the timed loop's 1 s budget ended while it drained
+    (5 samples, 5 ms of 1 s timed). The warm-up now waits for the device."""
+    dev = Device(launch_s=1e-4, work_s=1e-3)
+    m = timing.run_loop(dev.call, dev, warmup=10, iters=100_000, max_seconds=1.0, min_iters=5, now=dev.now,
+                        warmup_s=1.0)
+    assert sum(m.samples_ms) >= 0.8 * 1000.0  # at least 80% of the budget timed
+    assert m.samples_ms[0] == pytest.approx(1.1)  # its own launch and work, not the queue's
+    assert m.extra["warmup_seconds"] >= 1.0 and dev.free <= dev.host
+
+
+def test_clocks_probe_is_read_with_nothing_queued():
+    dev = Device(launch_s=1e-4, work_s=1e-3)
+    seen = []
+    timing.run_loop(dev.call, dev, warmup=50, iters=3, now=dev.now,
+                    probe=lambda: seen.append(dev.free - dev.host) or {})
+    assert seen[0] <= 0  # the start reading follows the warm-up's last kernel
 
 
 def test_deadline_helper_needs_both_min_iters_and_time():
@@ -318,7 +373,7 @@ def test_profile_units_rejects_unit_that_runs_twice():
 
 def _spec(**kw) -> Request:
     kw.setdefault("clock", "perf_counter")
-    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
+    return Request.of(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cpu", **kw)
 
 
 def _conv_model():
@@ -381,7 +436,7 @@ def test_check_supported_accepts_cpu_modes(kw):
 
 def _gpu_spec(**kw) -> Request:
     """A request for a CUDA device: check_supported's GPU branch is plain logic, testable here."""
-    return Request(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0",
+    return Request.of(kind="timing", model="resnet18", input=inputs.resolve(None, "16x16"), device="cuda:0",
                    clock="cuda-event", **kw)
 
 

@@ -33,7 +33,7 @@ class Tiny(nn.Module):
 
 
 def _spec(batch: int = 2, size: str = "8x8", **kw) -> Request:
-    return Request("train-timing", "tiny", inputs.resolve(None, size, batch), "cpu",
+    return Request.of("train-timing", "tiny", inputs.resolve(None, size, batch), "cpu",
                    **{"clock": "perf_counter", "warmup": 2, "iters": 20, **kw})
 
 
@@ -158,7 +158,7 @@ def test_unit_without_gradient_is_reported():
 # plain sequential units are covered by Tiny above.
 @pytest.mark.parametrize("name,size", [("resnet18", "32x32"), ("mobilenet_v2", "32x32")])
 def test_model_units_all_get_backward_spans(name, size):
-    spec = Request("train-layers", name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
+    spec = Request.of("train-layers", name, inputs.resolve(None, size, 2), "cpu", clock="perf_counter", warmup=0, iters=2)
     model = registry.build(name)
     got, profiles, _ = training.profile_train(model, inputs.make(spec.input, CPU), spec,
                                               registry.units(name, model, 2 if name == "resnet18" else 1))
@@ -326,7 +326,7 @@ def test_one_step_fits_runs_one_inference_in_the_request_mode(fits_model, monkey
     prepared = []
     real_prepare = oom.execution.prepare
     monkeypatch.setattr(oom.execution, "prepare", lambda m, x, req: prepared.append(req) or real_prepare(m, x, req))
-    req = Request("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter",
+    req = Request.of("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter",
                   precision="bf16", channels_last=True)
     assert oom.one_step_fits(req, 4) is False
     assert oom.one_step_fits(req, 2) is True
@@ -350,6 +350,6 @@ def test_one_step_fits_lets_other_errors_through(monkeypatch):
             raise RuntimeError("a bug")
 
     monkeypatch.setattr(registry, "build", lambda name, device="cpu", options=None: Broken())
-    req = Request("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter")
+    req = Request.of("timing", "tiny", inputs.resolve(None, "8x8", 8), "cpu", clock="perf_counter")
     with pytest.raises(RuntimeError, match="a bug"):
         oom.one_step_fits(req, 4)

@@ -206,10 +206,10 @@ def test_zoo_md_from_fake_records(tmp_path):
     assert "out of memory at vit_b_16" in text and "`convnext_tiny`" in text and "resnet50" not in text
     assert "82.5" in text  # convnext_tiny: torchvision weights metadata, acc@1 82.52
     # The table states its cells' common protocol; a cell measured otherwise is marked and named.
-    assert "Protocol: 10 warm-up + up to 100 timed iterations, at most 2 s per timed loop" in text
+    assert "Protocol: custom: 10 warm-up + at least 10 timed iterations and 2 s, at most 100, batch 1." in text
     assert "2.000 *" in text and "3.000 *" not in text
-    assert ("\\* Measured at another protocol, 10 warm-up + up to 100 timed iterations, at most 1 s per timed loop "
-            "(at least 10 iterations), 3 repeats on fresh instances, batch 1: `efficientnet_b0` eager.") in text
+    assert ("\\* Measured at another protocol, custom: 10 warm-up + at least 10 timed iterations and 1 s, at most "
+            "100, 3 repeats on fresh instances, batch 1: `efficientnet_b0` eager.") in text
     frontier = text.split("Pareto frontier, eager fp32")[1].split("Pareto frontier, fastest")[0]
     assert "`efficientnet_b0`" in frontier and "`convnext_tiny`" in frontier  # 2 ms 77.7 %, 3 ms 82.5 %
     figs = render_zoo.figures(tmp_path)
@@ -219,7 +219,7 @@ def test_zoo_md_from_fake_records(tmp_path):
 def test_sweep_records_failures_and_goes_on(tmp_path, monkeypatch, capsys):
     seen = []
 
-    def fake_measure(req, session, model=None, with_timing=False):
+    def fake_measure(req, session, model=None, with_timing=False, cap=None):
         seen.append((req.model, req.kind))
         if req.model == "efficientnet_b0":
             raise RuntimeError("forward failed at this size")

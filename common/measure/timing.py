@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common import protocol as protocols
+
 # A run is flagged noisy when its interquartile range exceeds this fraction of
 # its median (the same rule torch.utils.benchmark uses to warn about variance).
 NOISE_IQR_FRACTION = 0.10
@@ -108,6 +110,10 @@ class Clock(Protocol):
         """Elapsed ms since ``start`` returned ``token``, after the device finished."""
         ...
 
+    def sync(self) -> None:
+        """Wait until the device has finished all the work queued so far."""
+        ...
+
 
 class Marks(Protocol):
     """Time marks dropped inside one iteration (by hooks or between phases);
@@ -122,6 +128,8 @@ class Marks(Protocol):
     def elapsed(self, a: object, b: object) -> float:
         """ms from mark ``a`` to mark ``b``."""
         ...
+
+    def sync(self) -> None: ...
 
 
 class CudaMarks:
@@ -139,6 +147,9 @@ class CudaMarks:
 
     def elapsed(self, a: object, b: object) -> float:
         return round(a.elapsed_time(b), SAMPLE_DECIMALS)  # type: ignore[attr-defined]
+
+    def sync(self) -> None:
+        torch.cuda.synchronize()
 
 
 class HostMarks:
@@ -159,6 +170,9 @@ class HostMarks:
 
     def elapsed(self, a: object, b: object) -> float:
         return round((b - a) * 1e3, SAMPLE_DECIMALS)  # type: ignore[operator]
+
+    def sync(self) -> None:
+        self._sync()
 
 
 def make_marks(clock: str, device: torch.device) -> Marks:
@@ -184,19 +198,24 @@ class MarkClock:
         self.marks.finish(end)
         return self.marks.elapsed(token, end)
 
+    def sync(self) -> None:
+        self.marks.sync()
+
 
 def make_clock(name: str, device: torch.device) -> Clock:
     return MarkClock(make_marks(name, device))
 
 
 def deadline(max_seconds: float | None, min_iters: int,
-             now: Callable[[], float] = time.monotonic) -> Callable[[int], bool]:
+             now: Callable[[], float] = time.monotonic, cap_s: float | None = None) -> Callable[[int], bool]:
     """``done(n)``: True once ``n >= min_iters`` samples exist and ``max_seconds``
-    have passed since this call; always False without a time budget."""
+    have passed since this call, or once another sample would end past ``cap_s``
+    (``common.protocol.stop_after``); always False without a time budget."""
     if max_seconds is None:
         return lambda n: False
-    end = now() + max_seconds
-    return lambda n: n >= min_iters and now() >= end
+    rule = protocols.Protocol("loop", 0, 2**62, max_seconds, min_iters, cap_s=cap_s)
+    start = now()
+    return lambda n: protocols.stop_after(rule, n, now() - start)
 
 
 def expected_iters(n: int, elapsed_s: float, max_seconds: float, iters: int, min_iters: int) -> int:
@@ -231,30 +250,37 @@ def run_loop(
     desc: str = "timing",
     warmup_s: float = 0.0,
     probe: Callable[[], dict] | None = None,
+    cap_s: float | None = None,
 ) -> Measurement:
     """Warm up ``fn`` ``warmup`` times and for at least ``warmup_s`` seconds
     (with ``warmup`` > 0), then time up to ``iters`` calls.
 
     With ``max_seconds`` the timed loop stops once that much wall time has passed
-    since it began, but only after ``min_iters`` samples. ``probe()`` (the GPU's
+    since it began, but only after ``min_iters`` samples, or before a sample that would
+    end past ``cap_s`` (``common.protocol``). ``probe()`` (the GPU's
     clocks) is read just before and just after the timed loop.
     """
-    timed_warmup = bool(warmup and warmup_s)  # the fake clocks of tests see no extra reading otherwise
-    t0, done_warm = now() if timed_warmup else 0.0, 0
+    # The host only queues work on a GPU: a warm-up ended by host time could leave
+    # thousands of iterations queued (CUDA graph replays launch in microseconds), and
+    # the timed loop's budget would be spent draining them. So each warm-up iteration
+    # is waited for, and nothing is queued when the probe is read and the clock starts.
+    t0, done_warm = now(), 0
     with tqdm(total=warmup, desc=f"{desc} warm-up", leave=False, disable=warmup == 0) as bar:
-        while done_warm < warmup or (timed_warmup and now() - t0 < warmup_s):
+        while done_warm < warmup or (warmup and now() - t0 < warmup_s):
             fn()
+            clock.sync()
             done_warm += 1
             bar.update(1)
+    clock.sync()
     extra: dict = {}
-    if timed_warmup:
+    if warmup and warmup_s:
         extra.update(warmup_min_s=warmup_s, warmup_iters_run=done_warm, warmup_seconds=now() - t0)
     if probe is not None:
         extra["clocks"] = {"start": probe()}
     samples: list[float] = []
-    done = deadline(max_seconds, min_iters, now)
+    done = deadline(max_seconds, min_iters, now, cap_s)
     stopped_early = False
-    start = now() if max_seconds is not None else 0.0
+    start = now()
     with tqdm(total=iters, desc=desc, leave=False) as bar:
         for i in range(iters):
             token = clock.start()

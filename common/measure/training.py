@@ -107,6 +107,7 @@ def train_loop(step: TrainStep, marks: Marks, limits: Limits, *, batch: int = 1,
         if hooks:
             hooks.reset()
         step.run()
+    marks.sync()  # nothing of the warm-up left queued when the budget's clock starts
     samples: dict[str, list[float]] = {p: [] for p in PHASES if p != "optimizer" or step.optimizer}
     stopped_early = False
     done = deadline(limits.max_seconds, limits.min_iters, now)

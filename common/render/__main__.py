@@ -39,6 +39,7 @@ from common import records
 from common.errors import UserError
 from common.render import figures as figs
 from common.render import checks, data, page, pages, readme, segmentation, select, sweeps, tables, txt
+from common.render.evidence import BUDGET_TIMED_AT_LEAST, budget_text, budget_timed
 
 PROG = "common.render"
 
@@ -122,8 +123,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder holding records/; pages and figures/ are written here (default: ROOT/results)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 listing every file that would change")
+    p.add_argument("--short-loops", action="store_true",
+                   help="write nothing; list every current record whose timed loop stopped on its --max-seconds "
+                        f"budget before --iters having timed less than {BUDGET_TIMED_AT_LEAST:.0%}% of it")
     args = p.parse_args(argv)
     results_dir = args.results if args.results is not None else args.root / "results"
+    if args.short_loops:
+        recs, _ = records.load_records(results_dir)
+        short = [(records.short(r["_path"]), budget_text(r)) for r in recs if budget_timed(r)]
+        for path, text in sorted(short):
+            print(f"{path}: {text}")
+        sys.stderr.write(f"{PROG}: {len(short)} of {len(recs)} records timed less than "
+                         f"{BUDGET_TIMED_AT_LEAST:.0%} of their budget\n")
+        return 0
     try:
         out, plan, problems = text_outputs(results_dir, args.root)
         for problem in problems:

@@ -123,6 +123,8 @@ def _published_sources(recs: list[dict], res: select.Results) -> tuple[dict, dic
     for (tag, model, preset, _), m in res.modes.items():
         if m.search_iters is None and m.path in by_path:  # a full record, not a search's sample
             rec = by_path[m.path]
+            if select.segmentation_variant(rec["request"]):  # an output-stride build: results/segmentation.md
+                continue
             timing[(tag, model, preset, records.measured(rec)["mode"])] = rec
     memory = {(r.tag, r.model, r.preset): by_path[r.path] for r in res.rows.values()
               if r.kind == "memory" and r.path in by_path}

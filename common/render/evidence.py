@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from common import derive, records
+from common import protocol as protocols
 
 
 def gpu_clocks(c: dict) -> str:
@@ -135,3 +136,38 @@ def unit_account_lines(r: dict) -> str:
             text += (f"  FLAGGED {f['label']}: {f['share']:.1%} of the units' time (above {ff['threshold']:.0%}) "
                      f"with no parameters and no MACs: time no module unit accounts for ({f['note']})\n")
     return text
+
+
+# A timed loop that stopped on its --max-seconds budget before --iters yet timed less
+# than this share of the budget spent the rest waiting: until the warm-up waited for the
+# device, work it left queued on a GPU was drained on the budget's clock.
+BUDGET_TIMED_AT_LEAST = 0.8
+
+
+def budget_timed(rec: dict) -> tuple[float, float] | None:
+    """(share of the budget timed, budget in s) of ``rec``'s least-timed whole-model loop
+    (each repeat's) that stopped on its budget having timed less than
+    ``BUDGET_TIMED_AT_LEAST`` of it; None when no loop did."""
+    result = rec.get("result")
+    budget = protocols.from_request(rec["request"]).max_seconds if isinstance(rec.get("request"), dict) else None
+    if not isinstance(result, dict) or not budget or not isinstance(result.get("timing"), dict):
+        return None
+    loops = [result["timing"], *((result.get("repeats") or {}).get("runs") or [])]
+    shares = [sum(t["samples_ms"]) / 1e3 / float(budget) for t in loops
+              if t.get("stopped_early") and "samples_ms" in t]
+    low = min(shares, default=None)
+    return (low, float(budget)) if low is not None and low < BUDGET_TIMED_AT_LEAST else None
+
+
+def budget_text(rec: dict) -> str:
+    """'timed 43% of a 1 s budget' for a record ``budget_timed`` names; '' otherwise."""
+    got = budget_timed(rec)
+    return f"timed {got[0]:.0%} of a {got[1]:g} s budget" if got else ""
+
+
+def budget_line(rec: dict) -> str:
+    """The .txt's line for a loop cut short (see ``budget_timed``); '' otherwise."""
+    text = budget_text(rec)
+    return (f"# SHORT TIMED LOOP: {text} (it stopped on its --max-seconds budget before --iters: work the "
+            "warm-up left queued on the device was drained on the budget's clock; to be re-measured)\n"
+            if text else "")

@@ -2,15 +2,15 @@
 
 Records accumulate (earlier runs are kept under ``<kind>/history/``, see
 ``common.records``); every table states a minimum protocol per device type
-(``STATED``): what ``./profile.sh`` runs by default there (``common.spec.CPU_QUICK`` /
-``GPU_QUICK``, imported, never retyped):
+(``STATED``): what ``./profile.sh`` runs by default there, its 'quick' protocol
+(``common.protocol.PRESETS``, read, never retyped):
 
-- on the CPU (and any device type other than CUDA): at least CPU_QUICK's
-  ``--warmup`` warm-up iterations and at least its ``--iters`` timed samples;
-- on a CUDA GPU: at least the seeds' 25 warm-up iterations (GPU_QUICK leaves
-  ``--warmup`` at its default) and a timed loop at least as long as the quick
-  one: the full 300 timed samples, or a loop that a ``--max-seconds`` budget of
-  at least GPU_QUICK's 0.5 s stopped (``stopped_early``).
+- on the CPU (and any device type other than CUDA): at least the quick protocol's
+  warm-up iterations and at least the fewest timed samples it can keep (its
+  ``iters``, or ``CAP_FLOOR`` where its ``cap_s`` may end a slow loop first);
+- on a CUDA GPU: at least its warm-up iterations and a timed loop at least as
+  long as the quick one: its ``iters`` timed samples, or a loop that a
+  ``--max-seconds`` budget of at least its ``max_seconds`` stopped (``stopped_early``).
 
 Compared are the timed loop's warm-up (``result.timing.warmup``) and its samples
 (``len(result.timing.samples_ms)``, ``samples``): what was run, not what was asked.
@@ -25,10 +25,10 @@ reduced, then newest, then path; ``published`` takes the first.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from common import protocol as protocols
 from common.render.markdown import utc
-from common.spec import CPU_QUICK, GPU_QUICK, Request
 
 REDUCED = "reduced protocol"  # the mark of a row whose record is below the stated protocol
 
@@ -47,7 +47,7 @@ class Protocol:
             return False
         if samples(timing) >= self.samples:
             return True
-        budget = request.get("max_seconds")
+        budget = protocols.from_request(request).max_seconds
         return self.budget_s is not None and bool(timing.get("stopped_early")) and budget is not None \
             and budget >= self.budget_s
 
@@ -64,19 +64,15 @@ def samples(timing: dict) -> int:
     return len(timing["samples_ms"]) if "samples_ms" in timing else int(timing["iters"])
 
 
-def _flag(argv: list[str], flag: str, default: object) -> str:
-    return argv[argv.index(flag) + 1] if flag in argv else str(default)
-
-
 @functools.lru_cache(maxsize=1)
 def stated_protocols() -> dict[str, Protocol]:
-    """Per device type, what ./profile.sh runs there by default."""
-    seeds = {f.name: f.default for f in fields(Request)}  # the seeds' protocol: 25 warm-up, 300 timed
-    return {"cpu": Protocol("CPU", int(_flag(CPU_QUICK, "--warmup", seeds["warmup"])),
-                            int(_flag(CPU_QUICK, "--iters", seeds["iters"]))),
-            "cuda": Protocol("GPU", int(_flag(GPU_QUICK, "--warmup", seeds["warmup"])),
-                             int(_flag(GPU_QUICK, "--iters", seeds["iters"])),
-                             float(_flag(GPU_QUICK, "--max-seconds", "inf")))}
+    """Per device type, what ./profile.sh runs there by default (its quick preset)."""
+    out = {}
+    for dev, words in (("cpu", "CPU"), ("cuda", "GPU")):
+        q = protocols.preset("quick", dev)
+        fewest = protocols.CAP_FLOOR if q.cap_s else q.iters
+        out[dev] = Protocol(words, q.warmup, fewest, None if q.cap_s else q.max_seconds)
+    return out
 
 
 def __getattr__(name: str) -> object:
@@ -94,6 +90,23 @@ def stated(device_type: str) -> Protocol:
 def stated_text() -> str:
     """The stated protocols in one sentence, for table headers and footnotes."""
     return "; ".join(p.text for p in stated_protocols().values())
+
+
+def own_protocol(request: dict) -> Protocol:
+    """What a record's own protocol promises: its warm-up, and its ``min_iters`` samples under
+    a time budget (``CAP_FLOOR`` where a cap may end the loop first) or else all its ``iters``."""
+    p = protocols.from_request(request)
+    fewest = (protocols.CAP_FLOOR if p.cap_s else p.min_iters) if p.max_seconds is not None else p.iters
+    return Protocol(f"its own protocol ({p.name})", p.warmup, fewest)
+
+
+def verdict_protocol(rec: dict, zoo: bool) -> Protocol:
+    """The protocol a record's .txt is judged against: a zoo model's record (``zoo``), or one
+    made with the zoo's preset, against its own protocol (the zoo's, or the one it was given);
+    any other against the tables' stated protocol."""
+    if zoo or protocols.from_request(rec["request"]).name == "zoo":
+        return own_protocol(rec["request"])
+    return stated(rec["env"]["device_type"])
 
 
 def meets(rec: dict) -> bool:

@@ -69,6 +69,7 @@ class Mode:
     superseded: str | None = None
     reduced: bool = False  # a record below the stated protocol
     path: str = ""
+    budget: str = ""  # 'timed 43% of a 1 s budget': its loop was cut short (evidence.budget_timed)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.render import publish, select
+from common.render.evidence import budget_text
 from common.render.markdown import md_table
 
 PAGE = "segmentation.md"
@@ -66,6 +67,7 @@ def _latency(rec: dict) -> tuple[str, str]:
     ms = rep.get("median_of_medians_ms", res["timing"]["stats"]["median_ms"])
     spread = rep.get("spread")
     mark = " (superseded)" if rec.get("superseded") else ""
+    mark += f" ({budget_text(rec)})" if budget_text(rec) else ""
     return f"{ms:.2f}{mark}", "-" if spread is None else f"{spread:.1%}"
 
 

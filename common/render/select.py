@@ -29,9 +29,10 @@ from typing import Callable
 
 from common import catalogue, derive, records
 from common.errors import UserError
+from common.render.evidence import budget_text
 from common.render.markdown import PRESETS, utc, cudnn
 from common.render.publish import (  # noqa: F401 - the rule's names, re-exported for the renderers
-    REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text)
+    REDUCED, Protocol, meets, published, rank, samples, stated, stated_protocols, stated_text, verdict_protocol)
 from common.render.results import Device, Mode, Results, Row  # noqa: F401 - re-exported for the renderers
 from common.spec import DEFAULT_CLOCK, variant_of
 
@@ -148,7 +149,7 @@ def _facts(rec: dict) -> dict:
     if "timing" in result:
         t = result["timing"]
         facts.update(clock=t["clock"], warmup=str(t["warmup"]), iters=str(t["iters"]),
-                     noisy=trust_flags(result))
+                     noisy=", ".join(f for f in (trust_flags(result), budget_text(rec)) if f))
     if "peak" in result:
         facts["peak_method"] = result["peak"]["method"]
     return facts
@@ -172,26 +173,44 @@ def _keep(table: dict, key: tuple, rec: dict, item: object) -> None:
         table[key] = (rank(rec), item)
 
 
+def build_of(req: dict) -> str:
+    """How the model was built when not as published ('output stride 8', 'stage features'):
+    a mode row of another build is another measurement, keyed and named apart."""
+    words = [f"output stride {req['output_stride']}"] if req.get("output_stride", 32) != 32 else []
+    return ", ".join(words + (["stage features"] if req.get("features") else []))
+
+
+def _mode_key(rec: dict, variant_: str) -> tuple:
+    """(tag, model, preset, variant[@build]): every request field that changes what a mode row measured
+    (batch 1 and the default clock are the rows' own conditions)."""
+    req, build = rec["request"], build_of(rec["request"])
+    return rec["device_tag"], req["model"], req["input"]["name"], variant_ + (f"@{build}" if build else "")
+
+
+def _mode_name(mode: str, req: dict) -> str:
+    return mode + (f" ({build_of(req)})" if build_of(req) else "")
+
+
 def _mode_of(rec: dict) -> tuple[tuple, Mode] | None:
     """A full-protocol whole-model timing at batch 1 on a preset, in any mode, default clock."""
     req = rec["request"]
     if rec["kind"] != "timing" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS \
-            or not default_clock(rec) or segmentation_variant(req):
+            or not default_clock(rec):
         return None
     r, s, m = rec["result"], rec["result"]["timing"]["stats"], records.measured(rec)
     check_numbers({"median_ms": s["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
-    entry = Mode(m["mode"], s["median_ms"], s["mean_ms"], s["fps"], r.get("achieved_tflops"),
+    entry = Mode(_mode_name(m["mode"], req), s["median_ms"], s["mean_ms"], s["fps"], r.get("achieved_tflops"),
                  r.get("fraction_of_peak"), utc(rec["env"]["date"]), rec["env"]["device_name"],
                  fastest=req.get("search") == "fastest", superseded=rec.get("superseded") or None,
-                 reduced=not meets(rec), path=rec["_path"])
-    return (rec["device_tag"], req["model"], req["input"]["name"], m["variant"]), entry
+                 reduced=not meets(rec), path=rec["_path"], budget=budget_text(rec))
+    return _mode_key(rec, m["variant"]), entry
 
 
 def _candidates(rec: dict) -> list[tuple[tuple, Mode]]:
     """A fastest search's brief look at each mode it tried."""
     req, r = rec["request"], rec["result"]
     if rec["kind"] != "timing" or not r.get("fastest") or req["input"]["batch"] != 1 \
-            or req["input"]["name"] not in PRESETS or not default_clock(rec) or segmentation_variant(req):
+            or req["input"]["name"] not in PRESETS or not default_clock(rec):
         return []
     out = []
     for c in r["fastest"]["candidates"]:
@@ -199,8 +218,8 @@ def _candidates(rec: dict) -> list[tuple[tuple, Mode]]:
             continue
         s = c["timing"]["stats"]
         check_numbers({"median_ms": c["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
-        out.append(((rec["device_tag"], req["model"], req["input"]["name"], c["variant"]),
-                    Mode(c["mode"], c["median_ms"], s["mean_ms"], s["fps"], c.get("achieved_tflops"),
+        out.append((_mode_key(rec, c["variant"]),
+                    Mode(_mode_name(c["mode"], req), c["median_ms"], s["mean_ms"], s["fps"], c.get("achieved_tflops"),
                          c.get("fraction_of_peak"), utc(rec["env"]["date"]), rec["env"]["device_name"],
                          search_iters=c["timing"]["iters"], superseded=rec.get("superseded") or None)))
     return out

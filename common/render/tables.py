@@ -232,7 +232,8 @@ def modes_table(res: Results, tag: str) -> str:
     for k in keys:
         e = res.modes[k]
         mode = e.mode + (" (picked by --mode fastest)" if e.fastest else "") \
-            + (f" (search sample: {e.search_iters} iterations)" if e.search_iters else "")
+            + (f" (search sample: {e.search_iters} iterations)" if e.search_iters else "") \
+            + (f" ({e.budget})" if e.budget else "")
         rows.append([display(k[1], bool(e.superseded), e.reduced), k[2], mode, num(e.mean_ms, ".3f"),
                      num(e.median_ms, ".3f"), num(e.fps, ".2f"), num(e.tflops, ".2f"), pct(e.of_peak),
                      e.date.strftime("%Y-%m-%d")])

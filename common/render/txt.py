@@ -24,8 +24,8 @@ from typing import Callable
 
 from common import catalogue, records
 from common.render import select
-from common.render.evidence import (gpu_clocks, kernel_cell, kernel_lines, repeats_lines, unit_account_lines,
-                                    unit_kernel_lines, unused_params)
+from common.render.evidence import (budget_line, gpu_clocks, kernel_cell, kernel_lines, repeats_lines,
+                                    unit_account_lines, unit_kernel_lines, unused_params)
 
 TXT_KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench")
 
@@ -56,7 +56,7 @@ def text_for(rec: dict) -> str:
     """The ``.txt`` of ``rec``; a superseded record says so on its first line, a
     reduced-protocol one on the next (``reduced_line``)."""
     text = FORMATTERS[rec["kind"]](rec)
-    text = reduced_line(rec) + text
+    text = reduced_line(rec) + budget_line(rec) + text
     if rec.get("superseded"):
         text = f"# SUPERSEDED: {rec['superseded']} (kept for reference; not current)\n" + text
     return "".join(_fit(line) + "\n" for line in text.split("\n")[:-1]) + text.split("\n")[-1]
@@ -66,12 +66,16 @@ def reduced_line(rec: dict) -> str:
     """'# REDUCED PROTOCOL: ...' when ``rec``'s timed loop is below the stated protocol
     of its device type, naming what the tables publish instead (from the earlier runs
     kept beside it, ``records.load_history``); '' otherwise."""
-    if "timing" not in rec["result"] or select.meets(rec):
+    if "timing" not in rec["result"]:
+        return ""
+    judge = select.verdict_protocol(rec, catalogue.family(rec["request"]["model"]) == "zoo")
+    if judge.met_by(rec["result"]["timing"], rec["request"]):
         return ""
     t = rec["result"]["timing"]
     n = select.samples(t)
-    line = (f"# REDUCED PROTOCOL: warm-up {t['warmup']}, {n} timed sample{'s' * (n != 1)}: below the tables' "
-            f"stated protocol ({select.stated(rec['env']['device_type']).text})")
+    whose = "" if judge.name.startswith("its own") else "the tables' stated protocol "
+    line = (f"# REDUCED PROTOCOL: warm-up {t['warmup']}, {n} timed sample{'s' * (n != 1)}: below {whose}"
+            f"({judge.text})")
     if not select.tabled(rec):
         return line + "\n"
     best = select.published([rec, *records.load_history(Path(rec["_path"]))]) if rec.get("_path") else rec

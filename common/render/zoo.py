@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import catalogue, records
+from common import protocol as protocols
+from common.render.evidence import budget_text
 from common.render.markdown import md_table
 from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
 from common.render.throughput import throughput_txt, throughput_txt_path
@@ -230,7 +232,8 @@ def rows_of(table: Table) -> list[list[str]]:
 
 
 def _mark(rec: dict | None, stated: str) -> str:
-    return " *" if rec is not None and protocol_of(rec) != stated else ""
+    short = f" ({budget_text(rec)})" if rec is not None and budget_text(rec) else ""
+    return short + (" *" if rec is not None and protocol_of(rec) != stated else "")
 
 
 HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
@@ -248,12 +251,8 @@ def points(table: Table, slot: str) -> list[Point]:
 
 
 def protocol_of(rec: dict) -> str:
-    """A timing record's protocol in words."""
-    q = rec["request"]
-    bound = f", at most {q['max_seconds']:g} s per timed loop (at least {q['min_iters']} iterations)" \
-        if q.get("max_seconds") else ""
-    repeats = f", {q['repeats']} repeats on fresh instances" if (q.get("repeats") or 1) > 1 else ""
-    return f"{q['warmup']} warm-up + up to {q['iters']} timed iterations{bound}{repeats}, batch 1"
+    """A timing record's protocol in words, from the protocol its request carries."""
+    return protocols.from_request(rec["request"]).text + ", batch 1"
 
 
 def _timed(table: Table) -> list[tuple[str, str, dict]]:

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import gc
 import io
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,17 +32,16 @@ import torch
 from tqdm import tqdm
 
 from common import cli, inputs, records, registry, run
+from common import protocol as protocols
 from common import env as envmod
+from common.argtypes import non_negative, positive
 from common.errors import UserError
 from common.registry.generic import oneline
 from common.zoo import throughput as throughput_mod
+from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F401 - re-exported
+                                  write_run_record)
 
-SLOTS = ("eager", "fastest", "memory", "throughput")
 DEFAULT_INPUTS = ("imagenet", "cityscapes")
-# The zoo's bounded protocols (stated in every record and in zoo.md).
-GPU_PROTOCOL = ["--warmup", "10", "--iters", "100", "--max-seconds", "2", "--min-iters", "10", "--repeats", "1"]
-CPU_PROTOCOL = ["--warmup", "1", "--iters", "3", "--max-seconds", "5", "--min-iters", "2"]
-THROUGHPUT_PROTOCOL = ["--warmup", "3", "--iters", "50", "--max-seconds", "1", "--min-iters", "3"]
 CPU_SHORT_LIST = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
                   "convnext_tiny")
 RUN_NAME = "zoo"
@@ -93,16 +91,19 @@ def _reason(stderr: str, prog: str) -> str:
     return line.split(": error: ", 1)[-1].strip()[:300]
 
 
+OVERRIDES = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters"}
+
+
+def zoo_protocol(args: argparse.Namespace, gpu: bool) -> protocols.Protocol:
+    """The zoo's bounded protocol (stated in every record and in zoo.md), with the values the call changed."""
+    given = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    return protocols.preset("zoo", "cuda" if gpu else "cpu").with_changes(**given)
+
+
 def protocol_args(args: argparse.Namespace, gpu: bool) -> list[str]:
-    base = list(GPU_PROTOCOL if gpu else CPU_PROTOCOL)
-    for flag, value in (("--warmup", args.warmup), ("--iters", args.iters), ("--max-seconds", args.max_seconds),
-                        ("--min-iters", args.min_iters)):
-        if value is not None:
-            i = base.index(flag)
-            base[i + 1] = str(value)
-    if not gpu:
-        base = [a for a in base if a != "--repeats"]
-    return base
+    """The timer's flags naming the zoo's protocol and the values this call changed."""
+    return ["--protocol", "zoo"] + [a for k, flag in OVERRIDES.items() if getattr(args, k) is not None
+                                    for a in (flag, str(getattr(args, k)))]
 
 
 def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
@@ -113,8 +114,7 @@ def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
     if slot == "memory":
         return common
     if slot == "throughput":
-        proto = list(THROUGHPUT_PROTOCOL)
-        return common + proto + ["--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
+        return common + ["--protocol", "throughput", "--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
     # No kernel profile: each would cost a model rebuild after the sweep's timed loops
     # (a profile must not precede a timed loop of the process: common.run_kernels).
     proto = protocol_args(a, gpu) + NO_KERNELS
@@ -134,10 +134,6 @@ def _request(model: str, preset: str, slot: str, sweep: Sweep):
 
         req = throughput.request_of(req)
     return req
-
-
-def failure_path(results: Path, tag: str, model: str, preset: str, slot: str) -> Path:
-    return records.record_path(results, tag, "failure", f"{slot}__{model.replace('/', '__')}_{preset}")
 
 
 def record_failure(sweep: Sweep, model: str, preset: str, slot: str, reason: str, code: int, req=None) -> None:
@@ -167,7 +163,8 @@ def run_slot(sweep: Sweep, model: str, preset: str, slot: str) -> Outcome:
         if path.exists() and not force:
             state["skipped"] = True
             return []
-        return cli.measure_and_save(req, sweep.session)
+        cap = sweep.args.throughput_cap if sweep.device.type == "cuda" else None
+        return cli.measure_and_save(req, sweep.session, cap=cap)
 
     def guarded() -> int:
         return cli.guarded(prog, work, lambda: what,
@@ -250,51 +247,11 @@ def _fatal(reason: str) -> bool:
 
 def protocol_text(args: argparse.Namespace, gpu: bool) -> str:
     """The zoo's protocol in words, as its zoo-run record states it."""
-    return (" ".join(protocol_args(args, gpu)) + ("; fastest search: compile left out" if not args.search_compile
-                                                  else "; fastest search includes compile")
-            + (f"; throughput: {' '.join(THROUGHPUT_PROTOCOL)} per batch, batches up to {args.throughput_cap}"
-               if "throughput" in args.what else "")
+    return (zoo_protocol(args, gpu).text + ("; fastest search: compile left out" if not args.search_compile
+                                           else "; fastest search includes compile")
+            + (f"; throughput: {protocols.preset('throughput', 'cuda' if gpu else 'cpu').text} per batch, batches up "
+               f"to {args.throughput_cap}" if "throughput" in args.what else "")
             + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
-
-
-def failures_on_disk(results: Path, tag: str, models: list[str], presets: list[str]) -> list[dict]:
-    """Every failure record of these models at these inputs (a slot that later
-    succeeded has had its failure record removed), so a run record spanning several
-    calls lists the failures of all of them."""
-    out = []
-    for model in models:
-        for preset in presets:
-            for slot in SLOTS:
-                path = failure_path(results, tag, model, preset, slot)
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    r = json.loads(path.read_text())["result"]
-                    out.append({"step": r.get("step", f"{model} {preset} {slot}"), "reason": r["reason"],
-                                "exit_code": r.get("exit_code")})
-    return out
-
-
-def previous_run(results: Path, tag: str, name: str) -> dict:
-    """The zoo-run record's result before this call ({} when there is none)."""
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        return json.loads(records.record_path(results, tag, "zoo-run", name).read_text())["result"]
-    return {}
-
-
-def write_run_record(results: Path, tag: str, env: dict, name: str, prev: dict, models: list[str],
-                     presets: list[str], what: list[str], protocol: str, wall_s: float, **counts: object) -> Path:
-    """The zoo-run record (the models listed, inputs, protocol, wall time, failures),
-    accumulated over calls: ``prev`` is its result before this call (``previous_run``).
-    ``python -m common.zoo`` writes it after every model, a Dask sweep of kind ``zoo``
-    after every task."""
-    listed = list(dict.fromkeys(prev.get("models", []) + models))
-    presets_all = list(dict.fromkeys(prev.get("inputs", []) + list(presets)))
-    result = {"models": listed, "inputs": presets_all, "what": list(what), "protocol": protocol, **counts,
-              "failed": failures_on_disk(results, tag, listed, presets_all),
-              "wall_s": prev.get("wall_s", 0.0) + wall_s, "calls": prev.get("calls", 0) + 1}
-    req = {"model": "zoo", "input": {"name": "+".join(presets)}, "kind": "zoo-run"}
-    path = records.record_path(results, tag, "zoo-run", name)
-    records.write_record(path, records.make_record("zoo-run", tag, req, env, result))
-    return path
 
 
 def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: int) -> None:
@@ -340,22 +297,23 @@ def build_parser() -> cli.Parser:
     p.add_argument("--what", nargs="+", choices=SLOTS, metavar="SLOT",
                    help=f"slots per model and input: {' '.join(SLOTS)} (throughput at the first input only; "
                         "default: all on a GPU, all but throughput on the CPU)")
-    p.add_argument("--warmup", type=int, metavar="N", help="override the protocol's warm-up")
-    p.add_argument("--iters", type=int, metavar="N", help="override the protocol's iterations")
-    p.add_argument("--max-seconds", type=float, metavar="S", help="override the protocol's bound per timed loop")
-    p.add_argument("--min-iters", type=int, metavar="N", help="override the protocol's fewest iterations")
+    p.add_argument("--warmup", type=non_negative, metavar="N", help="override the protocol's warm-up")
+    p.add_argument("--iters", type=positive(int), metavar="N", help="override the protocol's iterations")
+    p.add_argument("--max-seconds", type=positive(float), metavar="S",
+                   help="override the protocol's bound per timed loop")
+    p.add_argument("--min-iters", type=positive(int), metavar="N", help="override the protocol's fewest iterations")
     p.add_argument("--search-compile", action="store_true",
                    help="include torch.compile(max-autotune) in the fastest search (minutes per model)")
     # The timer's cap: at 1024 every catalogue model still fit on an H200 at 224, so the
     # table showed the cap rather than the largest batch that fits.
-    p.add_argument("--throughput-cap", type=int, default=throughput_mod.CAP["cuda"], metavar="N",
+    p.add_argument("--throughput-cap", type=positive(int), default=throughput_mod.CAP["cuda"], metavar="N",
                    help="largest batch the throughput search tries on a GPU (default: %(default)s, as timer.py "
                         "--throughput; a model that fits it is shown '(cap)')")
     p.add_argument("--force", action="store_true", help="re-measure zoo-family models whose records exist")
     p.add_argument("--force-catalogue", action="store_true",
                    help="also re-measure catalogue backbones' existing records (their full-protocol records "
                         "would be replaced by the zoo's bounded protocol)")
-    p.add_argument("--budget-s", type=float, metavar="S",
+    p.add_argument("--budget-s", type=positive(float), metavar="S",
                    help="start no new model after S seconds (a later call resumes: existing records are skipped)")
     p.add_argument("--shard", type=parse_shard, metavar="I/N", help="every N-th model from the I-th (one GPU each)")
     p.add_argument("--run-name", default=RUN_NAME, metavar="NAME", help="name of the zoo-run record (default: zoo)")
@@ -370,9 +328,12 @@ def build_parser() -> cli.Parser:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    with envmod.cpu_threads(args.threads):
+        return _sweep(p, args)
+
+
+def _sweep(p: cli.Parser, args: argparse.Namespace) -> int:
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         device = envmod.resolve_device(args.device)
         gpu = device.type == "cuda"
         defaults(args, gpu)
@@ -387,8 +348,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")
         return exc.exit_code
     sweep = Sweep(args, device, session)
-    if device.type == "cuda":
-        throughput_mod.CAP["cuda"] = args.throughput_cap
     sweep.previous = previous_run(sweep.results, session.tag, args.run_name)
     t0 = time.monotonic()
     total = len(models) * len(args.inputs) * len(args.what)

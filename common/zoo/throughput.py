@@ -165,13 +165,13 @@ def request_of(req: Request) -> Request:
     return replace(req.with_mode({"precision": "fp32"}), kind=KIND, search="as-given")
 
 
-def measure_and_save(req: Request, session: object) -> list[Path]:
+def measure_and_save(req: Request, session: object, cap: int | None = None) -> list[Path]:
     """Measure, write the record and its .txt (``common.render.zoo`` renders it again)."""
     from common.render import throughput as render_tp
 
     req = request_of(req)
     records.ensure_writable(session.record_path(req).parent)  # type: ignore[attr-defined]
-    result = measure(req, session.device)  # type: ignore[attr-defined]
+    result = measure(req, session.device, cap)  # type: ignore[attr-defined]
     rec = records.make_record(KIND, session.tag, req.to_dict(), session.env, result)  # type: ignore[attr-defined]
     rec["model"] = registry.metadata(req)
     path = session.record_path(req)  # type: ignore[attr-defined]
