@@ -10,14 +10,14 @@ usage() {
   cat <<'TXT'
 usage: ./profile.sh [--device DEV] [--tag NAME] [--full] [--models NAME ...] [timer.py flags]
 
-Profiles every catalogue model (python -m common.registry list) on both presets,
+Profiles every catalogue model (python -m common list) on both presets,
 then renders results/*.md, README's tables and every .txt from the records.
   --device DEV      auto | cpu | cuda | cuda:N (default: auto, the GPU when present)
   --tag NAME        device folder name for every output (default: from the device)
   --full            the seeds' full protocol (25 warm-up + 300 iterations per loop);
                     default is the quick one: GPU --max-seconds 0.5 --warmup-seconds 0.5 --repeats 2; CPU --warmup 1
                     --iters 2, per unit at depth 1 only at Cityscapes, seed 004 left out
-                    (run scripts/seed004.sh for it)
+                    (run python -m common seed004 for it)
   --models NAME...  only these models
 Other flags go to every timer run (e.g. --threads 2). Outputs: results/records/
 (the truth), <family>_profiler/ (.txt), results/*.md, README.md.
@@ -26,6 +26,6 @@ TXT
 for a in "$@"; do case $a in -h|--help) usage; exit 0 ;; esac; done
 . scripts/setup_venv.sh
 status=0
-"$PYTHON" -m common.drive profile "$@" || status=$?
-"$PYTHON" -m common.render || status=$?
+"$PYTHON" -m common profile "$@" || status=$?
+"$PYTHON" -m common render || status=$?
 exit $status

@@ -1,6 +1,6 @@
 """The zoo sweep: many models, each in its own steps, failures recorded and the sweep goes on.
 
-    python -m common.zoo [--models NAME ... | --tag zoo] [--inputs imagenet cityscapes]
+    python -m common zoo [--models NAME ... | --tag zoo] [--inputs imagenet cityscapes]
                          [--what eager fastest memory throughput] [protocol flags] [--budget-s S]
 
 Per model and input, one step per slot: ``eager`` (timing, eager fp32), ``fastest``
@@ -198,7 +198,7 @@ def slots_at(what: list[str], preset: str, first_input: str) -> list[str]:
 
 
 def step_paths(argv: list[str], device: str, tag: str, out_dir: str | None) -> list[Path]:
-    """Where each step of ``python -m common.zoo ARGV`` on ``device`` leaves its
+    """Where each step of ``python -m common zoo ARGV`` on ``device`` leaves its
     outcome: the record, or the failure record of a request that cannot be made
     (the Dask sweep's check for work already done; no device is touched)."""
     args = build_parser().parse_args([*argv, "--device", device, "--tag", tag]
@@ -284,7 +284,7 @@ def write_run_record(results: Path, tag: str, env: dict, name: str, prev: dict, 
                      presets: list[str], what: list[str], protocol: str, wall_s: float, **counts: object) -> Path:
     """The zoo-run record (the models listed, inputs, protocol, wall time, failures),
     accumulated over calls: ``prev`` is its result before this call (``previous_run``).
-    ``python -m common.zoo`` writes it after every model, a Dask sweep of kind ``zoo``
+    ``python -m common zoo`` writes it after every model, a Dask sweep of kind ``zoo``
     after every task."""
     listed = list(dict.fromkeys(prev.get("models", []) + models))
     presets_all = list(dict.fromkeys(prev.get("inputs", []) + list(presets)))
@@ -331,7 +331,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> cli.Parser:
-    p = cli.Parser(prog="python -m common.zoo", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m common zoo", description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help="models or catalogue tags (zoo, backbone, ...); default on a GPU: the burden zoo's "
                         f"classification + timm models; on the CPU: {' '.join(CPU_SHORT_LIST)}")

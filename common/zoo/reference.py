@@ -9,7 +9,7 @@
 Our models run with random weights: the accuracy is that of the published weights
 of the same architecture, for the chooser's figure only.
 
-    python -m common.zoo.reference --from results-imagenet.csv [NAME ...]   rewrite the timm file
+    python -m common reference --from results-imagenet.csv [NAME ...]   rewrite the timm file
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def extract(results_csv: str, names: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common.zoo.reference", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m common reference", description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="source", type=Path, required=True, metavar="CSV",
                    help="timm's results/results-imagenet.csv")
     p.add_argument("names", nargs="*", help="timm models (default: the zoo's and the extra list)")
@@ -106,6 +106,3 @@ def main(argv: list[str] | None = None) -> int:
     print(TIMM_FILE)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
