@@ -25,7 +25,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -57,7 +57,7 @@ class Step:
     work: Callable[[], list[Path]]
     request: Callable[[], Request | None] = lambda: None
     deferred: Step | None = None  # run after every other step of the driver: its kernel profile
-    plan: Callable[[], Request] | None = None  # the step's request, built without measuring (--dry-run)
+    plan: Callable[[], list[Request]] | None = None  # the step's requests, built without measuring (--dry-run)
 
 
 def with_deferred(steps: list[Step]) -> list[Step]:
@@ -152,7 +152,12 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
         return run.add_kernels(state["req"], session(args), with_timing)
 
     deferred = Step(f"{label}: kernel profile", profile_kernels) if _profiles_kernels(args) else None
-    return Step(label, work, lambda: state.get("req"), deferred, lambda: build(envmod.resolve_device(args.device)))
+    def plan() -> list[Request]:
+        req = build(envmod.resolve_device(args.device))
+        # The per-unit run's whole-model loop is saved as the timing record too (run.timing_record).
+        return [req, replace(req, kind="timing", depth=1)] if with_timing else [req]
+
+    return Step(label, work, lambda: state.get("req"), deferred, plan)
 
 
 def _profiles_kernels(args: argparse.Namespace) -> bool:
@@ -178,9 +183,9 @@ def mem_steps(family: str | None, argv: list[str], session: Callable[[argparse.N
                 sess = session(args) if not args.struct else run.Session(torch.device("cpu"), args.out_dir)
                 return cli.measure_and_save(cli.request_from_args(args, "mem", sess.device, preset=preset), sess)
 
-            def plan(args: argparse.Namespace = args, preset: str | None = preset) -> Request:
+            def plan(args: argparse.Namespace = args, preset: str | None = preset) -> list[Request]:
                 device = torch.device("cpu") if args.struct else envmod.resolve_device(args.device)
-                return cli.request_from_args(args, "mem", device, preset=preset)
+                return [cli.request_from_args(args, "mem", device, preset=preset)]
 
             kind = "structure" if args.struct else "memory"
             steps.append(Step(f"{model} {preset or args.size or args.input} {kind}", work, plan=plan))
@@ -207,8 +212,8 @@ def layer_set_steps(argv: list[str], session: Callable[[argparse.Namespace], run
             sess = session(layer_args)
             return cli.measure_and_save(cli.layer_request(layer_args, sess.device, layer_set), sess)
 
-        def plan(layer_set: str = layer_set) -> Request:
-            return cli.layer_request(layer_args, envmod.resolve_device(layer_args.device), layer_set)
+        def plan(layer_set: str = layer_set) -> list[Request]:
+            return [cli.layer_request(layer_args, envmod.resolve_device(layer_args.device), layer_set)]
 
         steps.append(Step(f"layer set {layer_set}", work, plan=plan))
     return steps
@@ -341,8 +346,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_plan(steps: list[Step]) -> None:
     """One line per request, as JSON (``Request.to_dict``): what the driver would measure."""
     for step in steps:
-        if step.plan is not None:
-            print(json.dumps(step.plan().to_dict(), sort_keys=True))
+        for req in step.plan() if step.plan is not None else []:
+            print(json.dumps(req.to_dict(), sort_keys=True))
 
 
 def save_job(args: argparse.Namespace, sessions: Sessions, steps: int, failures: list[tuple[str, int]],

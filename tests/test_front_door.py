@@ -93,6 +93,19 @@ def test_dry_run_prints_the_plan_as_requests_without_argv_strings(capsys):
     assert {d["kind"] for d in plans} >= {"timing", "layers", "memory", "structure"}
 
 
+def test_zoo_dry_run_prints_requests_without_argv_strings(tmp_path, capsys):
+    assert door(["zoo", "--models", "convnext_tiny", "resnet18", "--inputs", "imagenet", "--device", "cpu",
+                 "--max-seconds", "0.5", "--dry-run", "--out-dir", str(tmp_path)]) == 0
+    plans = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["model"], d["kind"]) for d in plans] == [(m, k) for m in ("convnext_tiny", "resnet18")
+                                                        for k in ("timing", "timing", "memory")]
+    assert [d["search"] for d in plans[:2]] == ["as-given", "fastest"] and plans[0]["max_seconds"] == 0.5
+    for d in plans:
+        assert Request.from_dict(d).to_dict() == d
+        assert not [s for s in _strings(d) if s.startswith("-")], d
+    assert not list(tmp_path.rglob("*"))
+
+
 def test_dry_run_measures_nothing(tmp_path, capsys):
     assert door(["stats", "--model", "resnet18", "--dry-run", "--device", "cpu", "--out-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out and not list(tmp_path.rglob("*"))

@@ -363,8 +363,23 @@ def build_parser() -> cli.Parser:
                    help="leave the zoo-run record to the caller (a Dask sweep of kind zoo writes it: its tasks "
                         "run in parallel)")
     p.add_argument("--list", action="store_true", help="print the models and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (one Request a line, JSON; a step that cannot be made: one line on stderr) "
+                        "and measure nothing")
     cli.device_options(p, "zoo_profiler/")
     return p
+
+
+def print_plan(sweep: Sweep, models: list[str]) -> None:
+    """Each step's request as one JSON line, in the order the zoo would run them."""
+    a = sweep.args
+    for model in models:
+        for preset in a.inputs:
+            for slot in slots_at(a.what, preset, a.inputs[0]):
+                try:
+                    print(json.dumps(_request(model, preset, slot, sweep).to_dict(), sort_keys=True))
+                except UserError as exc:
+                    sys.stderr.write(f"zoo: {model} {preset} {slot}: cannot be made: {exc}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for item in args.inputs:
             inputs.of(item)
+        if args.dry_run:
+            print_plan(Sweep(args, device, None), models)  # type: ignore[arg-type]  # no session: nothing is run
+            return 0
         session = run.Session(device, args.out_dir, args.tag)
     except UserError as exc:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")
