@@ -10,7 +10,7 @@ usage() {
   cat <<'TXT'
 usage: ./profile.sh [--device DEV] [--tag NAME] [--full] [--models NAME ...] [timer.py flags]
 
-Profiles every catalogue model (python -m common.registry list) on both presets,
+Profiles every catalogue model (python -m common list) on both presets,
 then renders results/*.md, README's tables and every .txt from the records.
   --device DEV      auto | cpu | cuda | cuda:N (default: auto, the GPU when present)
   --tag NAME        device folder name for every output (default: from the device)
@@ -18,7 +18,7 @@ then renders results/*.md, README's tables and every .txt from the records.
                     default is the quick one (common/protocol.py): GPU at most 0.5 s per loop after 0.5 s
                     of warm-up, 2 repeats; CPU at least 10 samples and 1 s per loop within 12 s (never
                     below 2), per unit at depth 1 only at Cityscapes, seed 004 left out
-                    (run scripts/seed004.sh for it)
+                    (run python -m common seed004 for it)
   --models NAME...  only these models
 Other flags go to every timer run (e.g. --threads 2). Outputs: results/records/
 (the truth), <family>_profiler/ (.txt), results/*.md, README.md.
@@ -27,6 +27,6 @@ TXT
 for a in "$@"; do case $a in -h|--help) usage; exit 0 ;; esac; done
 . scripts/setup_venv.sh
 status=0
-"$PYTHON" -m common.drive profile "$@" || status=$?
-"$PYTHON" -m common.render || status=$?
+"$PYTHON" -m common profile "$@" || status=$?
+"$PYTHON" -m common render || status=$?
 exit $status

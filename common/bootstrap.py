@@ -12,14 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 
 
-def ensure_environment(prog: str) -> None:
-    """Return when torch is importable; else re-run this command in .venv's
-    Python, or exit 2 with the set-up hint when there is no usable .venv."""
+def ensure_environment(prog: str, argv: list[str] | None = None) -> None:
+    """Return when torch is importable; else re-run this command (``argv``: Python's
+    arguments, default this script's) in .venv's Python, or exit 2 with the set-up
+    hint when there is no usable .venv."""
     if importlib.util.find_spec("torch") is not None:
         return
     python = VENV / "bin" / "python"
     if python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
-        os.execv(str(python), [str(python), *sys.argv])
+        os.execv(str(python), [str(python), *(sys.argv if argv is None else argv)])
     sys.stderr.write(f"{prog}: error: the project's environment (.venv) is not set up: "
                      "run ./test.sh or ./profile.sh first\n")
     raise SystemExit(2)

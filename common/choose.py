@@ -1,6 +1,6 @@
 """Choose a backbone from the published measurements.
 
-    python -m common.choose --device nvidia-h200 --input cityscapes --max-ms 10 --min-top1 80
+    python -m common choose --device nvidia-h200 --input cityscapes --max-ms 10 --min-top1 80
                             [--mode eager|fastest|all|MODE] [--max-peak-mib N] [--max-params-m N]
                             [--sort median_ms|top1|peak_mib|params_m] [--data CSV]
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common.errors import UserError
 
-PROG = "common.choose"
+PROG = "python -m common choose"
 DATA = Path(__file__).resolve().parent.parent / "results" / "data" / "measurements.csv"
 EAGER = "eager fp32"
 NUMBERS = ("median_ms", "p90_ms", "top1", "peak_mib", "static_mib", "params_m", "gmacs")
@@ -163,8 +163,8 @@ def report(chosen: list[dict], front: list[dict], considered: int, device: str, 
     return "\n".join(lines) + "\n"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--device", required=True, help="device folder name, e.g. nvidia-h200")
     p.add_argument("--input", required=True, help="input preset, e.g. cityscapes, imagenet, pascal")
     p.add_argument("--max-ms", type=float, help="at most this median latency (ms, batch 1)")
@@ -178,17 +178,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    args = parser(prog).parse_args(argv)
     bounds = Bounds(args.max_ms, args.min_top1, args.max_peak_mib, args.max_params_m)
     try:
         chosen, front, considered = choose(load(args.data), args.device, args.input, bounds, args.mode, args.sort)
     except UserError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        sys.stderr.write(f"{prog}: error: {exc}\n")
         return exc.exit_code
     sys.stdout.write(report(chosen, front, considered, args.device, args.input, bounds, args.mode))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -379,10 +378,3 @@ def main_layers(argv: list[str] | None = None) -> int:
 
     return guarded(parser.prog, work, lambda: f"layer set {args.layer_set}")
 
-
-if __name__ == "__main__":  # python -m common.cli timer|mem ARGS: any catalogue model, its family's outputs
-    if sys.argv[1:2] not in (["timer"], ["mem"]):
-        sys.stderr.write("usage: python -m common.cli timer|mem --model NAME [options]\n")
-        sys.exit(2)
-    # scripts/timer.sh names itself; a direct call is named as typed.
-    sys.exit(main(sys.argv[1], None, sys.argv[2:], prog=os.environ.get("PROFILE_PROG", f"common.cli {sys.argv[1]}")))

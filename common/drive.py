@@ -1,10 +1,13 @@
 """Drivers: many requests in one process, with overall progress (step N of M).
 
-    python -m common.drive stats --model NAME|--family F [timer.py flags]  both presets (or the one given),
-                                                                    whole model + per unit at each depth
-    python -m common.drive mem --family FAMILY [mem.py flags]       every model of a family, both presets
-    python -m common.drive seed004 [timer.py flags]                 seed 004: training steps + layer sets
-    python -m common.drive profile [--device D] [--full] ...        everything profile.sh runs
+    python -m common stats --model NAME|--family F [timer.py flags]  both presets (or the one given),
+                                                                whole model + per unit at each depth
+    python -m common reports --family FAMILY [mem.py flags]     every model of a family, both presets
+    python -m common seed004 [timer.py flags]                   seed 004: training steps + layer sets
+    python -m common layer-sets [--set S ...] [loop flags]      seed 004's layer sets (default: both)
+    python -m common profile [--device D] [--full] ...          everything profile.sh runs
+
+``--dry-run`` prints the plan, one Request a line as JSON, and measures nothing.
 
 The model lists and unit depths come from the catalogue (``common.registry``); a
 model is built once per preset and re-used by the requests of that preset (each
@@ -19,9 +22,10 @@ so no profile runs before the last timed loop. ``--no-kernels`` leaves them out.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,10 +41,11 @@ from common.measure import kernels
 from common.spec import Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
+VERB_OF = {"mem": "reports"}  # the front door's verb for a subcommand, where they differ
 # profile.sh runs the 'quick' protocol (common.protocol) unless --full; on a machine
 # without a GPU also per unit at depth 1 only at Cityscapes size (ResNet blocks at
-# PASCAL size), and without seed 004's training steps (scripts/seed004.sh, or --full,
-# runs them), so the whole job fits in ten minutes on 2 cores.
+# PASCAL size), and without seed 004's training steps (python -m common seed004, or
+# --full, runs them), so the whole job fits in ten minutes on 2 cores.
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Step:
     work: Callable[[], list[Path]]
     request: Callable[[], Request | None] = lambda: None
     deferred: Step | None = None  # run after every other step of the driver: its kernel profile
+    plan: Callable[[], list[Request]] | None = None  # the step's requests, built without measuring (--dry-run)
 
 
 def with_deferred(steps: list[Step]) -> list[Step]:
@@ -120,13 +126,16 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
     label = f"{args.model} {preset or args.size or args.input}" + (f" per unit depth {depth}" if layers else "")
     label += " (+ whole model)" if with_timing else ""
 
+    def build(device: torch.device) -> Request:
+        step_args = argparse.Namespace(**{**vars(args), "layers": layers})
+        if layers and (depth or args.depth) > 1:
+            step_args.repeats = 1  # the whole-model repeats are the depth-1 run's; blocks need one reference
+        return cli.request_from_args(step_args, "timer", device, preset=preset, depth=depth)
+
     def work() -> list[Path]:
         try:
             sess = session(args)
-            step_args = argparse.Namespace(**{**vars(args), "layers": layers})
-            if layers and (depth or args.depth) > 1:
-                step_args.repeats = 1  # the whole-model repeats are the depth-1 run's; blocks need one reference
-            state["req"] = req = cli.request_from_args(step_args, "timer", sess.device, preset=preset, depth=depth)
+            state["req"] = req = build(sess.device)
             written = cli.measure_and_save(req, sess, instance(req), with_timing)
             state["saved"] = True  # this process wrote the record: its deferred profile may complete it
             return written
@@ -141,7 +150,12 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
         return cli.with_txt(run.add_kernels(state["req"], sess, with_timing), sess.root)
 
     deferred = Step(f"{label}: kernel profile", profile_kernels) if _profiles_kernels(args) else None
-    return Step(label, work, lambda: state.get("req"), deferred)
+    def plan() -> list[Request]:
+        req = build(envmod.resolve_device(args.device))
+        # The per-unit run's whole-model loop is saved as the timing record too (run.timing_record).
+        return [req, replace(req, kind="timing", depth=1)] if with_timing else [req]
+
+    return Step(label, work, lambda: state.get("req"), deferred, plan)
 
 
 def _profiles_kernels(args: argparse.Namespace) -> bool:
@@ -154,18 +168,25 @@ def _profiles_kernels(args: argparse.Namespace) -> bool:
         return False  # no such device: the timing step itself says so
 
 
-def mem_steps(family: str, argv: list[str], session: Callable[[argparse.Namespace], run.Session]) -> list[Step]:
+def mem_steps(family: str | None, argv: list[str], session: Callable[[argparse.Namespace], run.Session],
+              models: list[str] | None = None) -> list[Step]:
+    """Memory reports (structures with --struct) of every model of ``family`` (or of
+    ``models``, any the registry knows), on both presets or the one given."""
     steps = []
     explicit = _explicit(argv, "--input", "--size")
-    for model in registry.family_models(family):
-        args = cli.build_parser("mem", family).parse_args(["--model", model, *argv])
+    for model in models or registry.family_models(family):
+        args = cli.build_parser("mem", registry.get(model).family).parse_args(["--model", model, *argv])
         for preset in ([None] if explicit else PRESETS):
             def work(args: argparse.Namespace = args, preset: str | None = preset) -> list[Path]:
                 sess = session(args) if not args.struct else run.Session(torch.device("cpu"), args.out_dir)
                 return cli.measure_and_save(cli.request_from_args(args, "mem", sess.device, preset=preset), sess)
 
+            def plan(args: argparse.Namespace = args, preset: str | None = preset) -> list[Request]:
+                device = torch.device("cpu") if args.struct else envmod.resolve_device(args.device)
+                return [cli.request_from_args(args, "mem", device, preset=preset)]
+
             kind = "structure" if args.struct else "memory"
-            steps.append(Step(f"{model} {preset or args.size or args.input} {kind}", work))
+            steps.append(Step(f"{model} {preset or args.size or args.input} {kind}", work, plan=plan))
     return steps
 
 
@@ -176,13 +197,23 @@ def seed004_steps(argv: list[str], session: Callable[[argparse.Namespace], run.S
         args = cli.build_parser("timer", None).parse_args(
             ["--model", model, "--input", "imagenet", "--batch", str(batch), "--pass", "train", *argv])
         steps.append(_timer_step(args, None, False, None, session, lambda req: None, None))
-    layer_args = cli.build_layer_parser().parse_args(_loop_only(argv))
-    for layer_set in ("seed004", "large"):
+    return steps + layer_set_steps(_loop_only(argv), session)
+
+
+def layer_set_steps(argv: list[str], session: Callable[[argparse.Namespace], run.Session],
+                    sets: tuple[str, ...] = ("seed004", "large")) -> list[Step]:
+    """Seed 004's single-layer benchmarks, one step per set."""
+    layer_args = cli.build_layer_parser().parse_args(argv)
+    steps = []
+    for layer_set in sets:
         def work(layer_set: str = layer_set) -> list[Path]:
             sess = session(layer_args)
             return cli.measure_and_save(cli.layer_request(layer_args, sess.device, layer_set), sess)
 
-        steps.append(Step(f"layer set {layer_set}", work))
+        def plan(layer_set: str = layer_set) -> list[Request]:
+            return [cli.layer_request(layer_args, envmod.resolve_device(layer_args.device), layer_set)]
+
+        steps.append(Step(f"layer set {layer_set}", work, plan=plan))
     return steps
 
 
@@ -241,17 +272,25 @@ def profile_steps(args: argparse.Namespace, extra: list[str], sessions: Sessions
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``argv``: a subcommand (stats, mem, seed004, layer-sets, profile) and its flags, as the
+    front door's verbs ``stats``, ``reports``, ``seed004``, ``layer-sets``, ``profile`` pass them."""
     argv = sys.argv[1:] if argv is None else argv
-    p = cli.Parser(prog="python -m common.drive", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="stats|mem|seed004|profile")
+    p = cli.Parser(prog="python -m common", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="stats|mem|seed004|layer-sets|profile")
     s = sub.add_parser("stats", help="models: both presets, whole model and per unit")
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", nargs="+", metavar="NAME", help="catalogue model(s)")
     who.add_argument("--family", choices=registry.FAMILIES, metavar="FAMILY", help="every model of a family")
     s.add_argument("--no-layers", action="store_true", help="whole-model latency only (no per-unit runs)")
     m = sub.add_parser("mem", help="memory reports (or --struct structures) of a family")
-    m.add_argument("--family", required=True, choices=registry.FAMILIES, metavar="FAMILY")
+    who = m.add_mutually_exclusive_group(required=True)
+    who.add_argument("--family", choices=registry.FAMILIES, metavar="FAMILY", help="every model of a family")
+    who.add_argument("--model", nargs="+", metavar="NAME", help="these models (any the registry knows)")
     sub.add_parser("seed004", help="seed 004's training steps and layer sets")
+    ls = sub.add_parser("layer-sets", help="seed 004's single-layer benchmarks")
+    ls.add_argument("--set", dest="layer_sets", nargs="+", default=["seed004", "large"], choices=("seed004", "large"),
+                    metavar="SET", help="seed004: seed 004's shapes; large: the set that loads a modern GPU "
+                                        "(default: both)")
     pr = sub.add_parser("profile", help="everything ./profile.sh runs")
     pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
@@ -264,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
     pr.add_argument("--out-dir", type=Path, metavar="DIR", help="root for every output (default: the repository)")
     pr.add_argument("--size", metavar="HxW", help="one custom input size instead of both presets (a quick try)")
+    for s_ in sub.choices.values():
+        s_.prog = f"{p.prog} {VERB_OF.get(s_.prog.rsplit(' ', 1)[-1], s_.prog.rsplit(' ', 1)[-1])}"  # the verb
+        s_.add_argument("--dry-run", action="store_true",
+                        help="print the plan (one Request a line, JSON) and measure nothing")
     args, rest = p.parse_known_args(argv)
     sessions = Sessions()
     t0 = time.monotonic()
@@ -272,15 +315,20 @@ def main(argv: list[str] | None = None) -> int:
             steps = [s for m in (args.model or registry.family_models(args.family))
                      for s in stats_steps(m, rest, sessions, args.no_layers)]
         elif args.cmd == "mem":
-            steps = mem_steps(args.family, rest, sessions)
+            steps = mem_steps(args.family, rest, sessions, args.model)
         elif args.cmd == "seed004":
             steps = seed004_steps(rest, sessions)
+        elif args.cmd == "layer-sets":
+            steps = layer_set_steps(rest, sessions, tuple(args.layer_sets))
         else:
             for name in args.models or []:
                 registry.get(name)
             steps = profile_steps(args, rest, sessions)
+        if args.dry_run:
+            print_plan(steps)
+            return 0
     except UserError as exc:
-        sys.stderr.write(f"{p.prog} {args.cmd}: error: {exc}\n")
+        sys.stderr.write(f"{p.prog} {VERB_OF.get(args.cmd, args.cmd)}: error: {exc}\n")
         return exc.exit_code
     steps = with_deferred(steps)
     failures: list[tuple[str, int]] = []
@@ -291,19 +339,28 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - t0
     sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {wall:.0f} s\n")
     if args.cmd == "profile" and code not in (130, 143):
-        save_job(args, rest, sessions, len(steps), failures, wall)
+        save_job(args, sessions, len(steps), failures, wall)
     return code
 
 
-def save_job(args: argparse.Namespace, extra: list[str], sessions: Sessions, steps: int,
-             failures: list[tuple[str, int]], wall_s: float) -> Path:
+def print_plan(steps: list[Step]) -> None:
+    """One line per request, as JSON (``Request.to_dict``): what the driver would measure."""
+    for step in steps:
+        for req in step.plan() if step.plan is not None else []:
+            print(json.dumps(req.to_dict(), sort_keys=True))
+
+
+def save_job(args: argparse.Namespace, sessions: Sessions, steps: int, failures: list[tuple[str, int]],
+             wall_s: float) -> Path:
     """The whole job as a record (kind 'job'): how long profile.sh's measuring took
-    on this device with this protocol, so README's run times are measured, not typed."""
+    on this device with this protocol, so README's run times are measured, not typed.
+    The flags given to every step are not kept here as argv: each step's own record
+    carries its whole request."""
     out_dir = args.out_dir or records.ROOT
     sess = sessions(argparse.Namespace(device=args.device, out_dir=out_dir, tag=args.tag, threads=None))
     protocol = "full" if args.full else "quick"
     request = {"kind": "job", "command": "profile", "device": str(sess.device), "protocol": protocol,
-               "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004, "extra": extra,
+               "models": args.models or registry.names("catalogue"), "no_seed004": args.no_seed004,
                "seed004": not args.no_seed004 and (args.full or sess.device.type == "cuda")}
     result = {"wall_s": wall_s, "steps": steps, "failed": [{"step": w, "exit": c} for w, c in failures],
               "setup": bootstrap.setup_stamp()}  # .venv's first set-up: seconds and bytes (None: no stamp)
@@ -312,6 +369,3 @@ def save_job(args: argparse.Namespace, extra: list[str], sessions: Sessions, ste
     records.write_record(path, rec)
     return path
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,8 @@
-"""Memory report, or model structure with --struct for the mobilenetv2 family."""
+"""Memory report, or model structure with --struct for the mobilenetv2 family: python -m common memory (--help: its flags)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common.bootstrap import ensure_environment  # noqa: E402
+from common.__main__ import run  # noqa: E402
 
-ensure_environment("mobilenetv2_profiler/mem.py")
-from common.cli import main  # noqa: E402
-
-sys.exit(main("mem", "mobilenetv2"))
+sys.exit(run("memory", family="mobilenetv2", prog="mobilenetv2_profiler/mem.py"))

@@ -1,6 +1,4 @@
 #!/bin/sh
 # Model structures of every model of this family on both presets, one process;
-# extra arguments go to mem.py.
-root=$(cd "$(dirname "$0")/.." && pwd) || exit 1
-. "$root/scripts/python.sh"
-exec "$py" -m common.drive mem --family resnet --struct "$@"
+# extra arguments and --help: python -m common reports.
+exec sh "$(dirname "$0")/../scripts/common.sh" reports --family resnet --struct "$@"

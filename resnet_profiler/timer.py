@@ -1,11 +1,8 @@
-"""Inference latency, whole model or per unit (--layers) for the resnet family."""
+"""Inference latency, whole model or per unit (--layers) for the resnet family: python -m common time (--help: its flags)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common.bootstrap import ensure_environment  # noqa: E402
+from common.__main__ import run  # noqa: E402
 
-ensure_environment("resnet_profiler/timer.py")
-from common.cli import main  # noqa: E402
-
-sys.exit(main("timer", "resnet"))
+sys.exit(run("time", family="resnet", prog="resnet_profiler/timer.py"))

@@ -20,7 +20,7 @@
 #            'eager fastest') / SWEEP_NAME choose it; stops starting tasks when the suite budget is spent
 #   alone    the sweep stage's requests run alone, one fresh process each without Dask (the command lines the sweep
 #            prints with --dry-run), into ALONE_OUT (default results/evidence/h200-alone): python -m
-#            common.sweep.compare SWEEP_OUT ALONE_OUT compares the two
+#            common compare SWEEP_OUT ALONE_OUT compares the two
 #   train    seed 004: training steps and layer sets
 #   zoolayers  per unit for any model by name: convnext_tiny, efficientnet_b0, regnety_032, vit_base_patch16_224
 #            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
@@ -31,7 +31,7 @@
 #   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
 #            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model;
 #            ZOO_MODELS (default: the zoo tag) chooses the models
-#   zoosweep the same zoo steps through the Dask sweep (common.sweep --kinds zoo): one task per model, each in its
+#   zoosweep the same zoo steps through the Dask sweep (common sweep --kinds zoo): one task per model, each in its
 #            own process, one worker per GPU; stops starting tasks when the suite budget is spent (a later call
 #            resumes); ZOO_MODELS as for zoo
 set -uo pipefail
@@ -61,51 +61,51 @@ stage() {  # stage NAME CMD...: run unless the budget is spent; log duration and
   timeout $(( budget - (t0 - start) + 5 )) "${@:2}" >> "$out/stages.out" 2>> "$out/stages.err"; local rc=$?
   echo "$1 rc=$rc $(( $(date +%s) - t0 ))s" | tee -a "$out/log.txt"
 }
-six=$(python3 -m common.registry list --tag backbone --names)
+six=$(python3 -m common list --tag backbone --names)
 # The sweep stage's requests and protocol, shared with the alone stage so the two compare like for like.
 sweep=(--models ${SWEEP_MODELS:-catalogue} --inputs ${SWEEP_INPUTS:-cityscapes pascal} --modes ${SWEEP_MODES:-eager}
        --max-seconds 0.5 --warmup-seconds 0.5 --no-search-compile)
 for s in "${stages[@]}"; do
   case $s in
-    peak) stage peak python3 -m common.measure.peak --device cuda ;;
+    peak) stage peak python3 -m common peak --device cuda ;;
     gputest) stage gputest python3 -m pytest -q -m gpu tests ;;
-    core) stage core python3 -m common.drive profile --device cuda --no-seed004 "${extra[@]}" ;;
-    check) stage check python3 scripts/check_timer.py --device cuda --max-seconds 1 --no-coverage "${extra[@]}" ;;
-    honest) stage honest_fp32 python3 -m common.drive stats --model ${HONEST_MODELS:-$six} --max-seconds 2 "${extra[@]}" ;;
-    bf16) stage honest_bf16 python3 -m common.drive stats --model $six --precision bf16 --channels-last --layers \
+    core) stage core python3 -m common profile --device cuda --no-seed004 "${extra[@]}" ;;
+    check) stage check python3 -m common check-timer --device cuda --max-seconds 1 --no-coverage "${extra[@]}" ;;
+    honest) stage honest_fp32 python3 -m common stats --model ${HONEST_MODELS:-$six} --max-seconds 2 "${extra[@]}" ;;
+    bf16) stage honest_bf16 python3 -m common stats --model $six --precision bf16 --channels-last --layers \
             --depth 1 --max-seconds 2 "${extra[@]}" ;;
     fresh) for m in xception mobilenet_v2; do
-             stage "fresh_$m" python3 -m common.cli timer --model $m --input pascal --repeats 5 --fresh-process \
+             stage "fresh_$m" python3 -m common time --model $m --input pascal --repeats 5 --fresh-process \
                --max-seconds 2 "${extra[@]}"
            done ;;
-    modes) stage modes python3 -m common.drive stats --model $six --mode fastest --no-search-compile --no-layers \
+    modes) stage modes python3 -m common stats --model $six --mode fastest --no-search-compile --no-layers \
              --max-seconds 1 "${extra[@]}" ;;
     sweep) left=$(( budget - ($(date +%s) - start) - 60 ))
-           stage sweep python3 -m common.sweep "${sweep[@]}" --out-dir ${SWEEP_OUT:-results/evidence/h200-sweep} \
+           stage sweep python3 -m common sweep "${sweep[@]}" --out-dir ${SWEEP_OUT:-results/evidence/h200-sweep} \
              --budget-s $left --task-timeout 300 --name ${SWEEP_NAME:-catalogue} --no-dashboard "${extra[@]}" ;;
-    alone) python3 -m common.sweep "${sweep[@]}" --out-dir ${ALONE_OUT:-results/evidence/h200-alone} "${extra[@]}" \
+    alone) python3 -m common sweep "${sweep[@]}" --out-dir ${ALONE_OUT:-results/evidence/h200-alone} "${extra[@]}" \
              --dry-run > /tmp/alone.txt  # the sweep's own command lines, run one after another without Dask
            stage alone bash -c 'while read -r line; do eval "python3 ${line#python }" </dev/null \
              || echo "alone: failed: $line" >&2; done < /tmp/alone.txt' ;;
-    os) [ -n "${OS_STRIDES:-}" ] || stage os_plain python3 -m common.drive stats --model xception65 --input cityscapes \
+    os) [ -n "${OS_STRIDES:-}" ] || stage os_plain python3 -m common stats --model xception65 --input cityscapes \
           --depth 1 --max-seconds 2 "${extra[@]}"
         for st in ${OS_STRIDES:-16 8}; do
-          stage "os$st" python3 -m common.drive stats --model ${OS_MODELS:-resnet50 resnet101 xception65} --input cityscapes \
+          stage "os$st" python3 -m common stats --model ${OS_MODELS:-resnet50 resnet101 xception65} --input cityscapes \
             --output-stride $st --depth 1 --max-seconds 2 "${extra[@]}"
         done ;;
-    throughput) stage throughput python3 -m common.zoo --models catalogue --inputs imagenet --what throughput \
+    throughput) stage throughput python3 -m common zoo --models catalogue --inputs imagenet --what throughput \
                   "${extra[@]}" ;;
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
-         stage zoo python3 -m common.zoo --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes --what eager fastest memory \
+         stage zoo python3 -m common zoo --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes --what eager fastest memory \
            --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
     zoosweep) left=$(( budget - ($(date +%s) - start) - 60 ))  # the last task started may take a minute
-         stage zoosweep python3 -m common.sweep --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes \
+         stage zoosweep python3 -m common sweep --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes \
            --modes eager fastest --kinds zoo --max-seconds 0.3 --budget-s $left --task-timeout 300 --name zoo --no-dashboard \
            "${extra[@]}" ;;
-    zoolayers) stage zoolayers python3 -m common.drive stats --model convnext_tiny efficientnet_b0 regnety_032 \
+    zoolayers) stage zoolayers python3 -m common stats --model convnext_tiny efficientnet_b0 regnety_032 \
                  vit_base_patch16_224 swin_t deeplabv3_resnet50.backbone --input cityscapes --depth 1 --max-seconds 1 \
                  "${extra[@]}" ;;
-    train) stage train python3 -m common.drive seed004 --max-seconds 1 "${extra[@]}" ;;
+    train) stage train python3 -m common seed004 --max-seconds 1 "${extra[@]}" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done

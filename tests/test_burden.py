@@ -268,7 +268,7 @@ def test_committed_burden_pages_are_rendered_from_the_committed_records():
     pages = render.outputs(results)
     assert len(pages) == 107  # burden.md + 106 models
     stale = [str(p) for p, text in pages.items() if not p.exists() or p.read_text() != text]
-    assert not stale, f"re-render with python -m common.burden --render-only: {stale[:5]}"
+    assert not stale, f"re-render with python -m common burden --render-only: {stale[:5]}"
     entries, run, problems = store.load(results)
     assert not problems and run["result"]["models"] == len(entries) == 106
 

@@ -1,4 +1,4 @@
-"""python -m common.choose: bounds, the Pareto marking and order, --mode, and one-line errors."""
+"""python -m common choose: bounds, the Pareto marking and order, --mode, and one-line errors."""
 from __future__ import annotations
 
 import re
@@ -93,7 +93,7 @@ def test_unknown_device_input_or_mode_is_one_line(csv_path: Path, capsys: pytest
         argv += ["--input", "cityscapes"]
     assert choose.main(argv) == 2
     out = capsys.readouterr()
-    assert out.out == "" and out.err.count("\n") == 1 and out.err.startswith("common.choose: error: ")
+    assert out.out == "" and out.err.count("\n") == 1 and out.err.startswith("python -m common choose: error: ")
     for w in words:
         assert w in out.err
 

@@ -81,9 +81,8 @@ def test_an_unreadable_archive_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_compact_records_rounds_samples_and_keeps_everything_else(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("compact_records", ROOT / "scripts" / "compact_records.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    from common import compact as mod
+
     rec = _rec("2026-12-01T00:00:00+00:00", 1.5)
     rec["result"] = {"ms": 0.06867200136184692, "samples_ms": [0.06867200136184692, 1.0000004],
                      "units": [{"samples_ms": [2.00000049]}], "shape": [1, 3, 8, 8]}

@@ -84,10 +84,10 @@ def test_signal_mid_run_is_one_line_and_writes_nothing(tmp_path, sig, code, word
     assert not [p for p in snapshot(out) if p.endswith((".json", ".txt"))]
 
 
-def test_timer_sh_errors_name_timer_sh():
+def test_timer_sh_errors_name_the_verb_it_calls():
     proc = subprocess.run(["sh", str(ROOT / "scripts" / "timer.sh"), "--model", "resnet18", "--iters", "0"],
                           capture_output=True, text=True, timeout=120, env=child_env())
-    assert proc.returncode == 2 and proc.stderr.startswith("scripts/timer.sh: error: argument --iters")
+    assert proc.returncode == 2 and proc.stderr.startswith("python -m common time: error: argument --iters")
 
 
 def test_cpu_batch_that_cannot_fit_is_refused_before_measuring(tmp_path, monkeypatch, capsys):

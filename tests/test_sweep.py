@@ -81,7 +81,7 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
 
 
 def test_zoo_through_the_sweep_one_task_per_model_then_budget_and_resume(scheduler, tmp_path, capsys):
-    """Kind zoo: one task per model runs python -m common.zoo's steps in its own process;
+    """Kind zoo: one task per model runs python -m common zoo's steps in its own process;
     a step that cannot be made is a failed task with the zoo's reason; the sweep keeps the
     zoo-run record; a spent budget starts nothing and a re-run skips finished models."""
     argv = ["--models", "resnet18", "vit_b_16", "--kinds", "zoo", "--modes", "eager", *SMALL,
@@ -157,7 +157,7 @@ def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
     assert sweep_cli.main(["--models", "resnet18", *SMALL, "--device", "cpu",
                            "--out-dir", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m common.cli timer --model resnet18 --size 32x32")
+    assert len(lines) == 1 and lines[0].startswith("python -m common time --model resnet18 --size 32x32")
     argv = shlex.split(lines[0])
     assert argv[argv.index("--out-dir") + 1] == str(tmp_path) and "--device" not in argv
     subprocess.run([sys.executable, *argv[1:], "--device", "cpu"], cwd=task.ROOT, check=True, capture_output=True)

@@ -475,17 +475,12 @@ def test_spec_variant_and_mode_names():
     assert d["input"]["shape"] == [1, 3, 16, 16] and d["variant"] == "bf16-cl"
 
 
-# --------------------------------------------------------------------------- scripts/check_timer.py
+# --------------------------------------------------------------------------- common/check_timer.py
 
 def _check_timer():
-    import importlib.util
-    from pathlib import Path
+    from common import check_timer
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "check_timer.py"
-    spec = importlib.util.spec_from_file_location("check_timer", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return check_timer
 
 
 def test_check_timer_compares_the_medians_of_its_own_run(tmp_path, monkeypatch):

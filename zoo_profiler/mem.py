@@ -1,12 +1,8 @@
-"""Memory report, or model structure with --struct, of any torchvision/timm model."""
+"""Memory report, or model structure with --struct, of any torchvision/timm model: python -m common memory (--help: its flags)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common.bootstrap import ensure_environment  # noqa: E402
+from common.__main__ import run  # noqa: E402
 
-ensure_environment("zoo_profiler/mem.py")
-from common.cli import main  # noqa: E402
-
-if __name__ == "__main__":
-    sys.exit(main("mem", "zoo"))
+sys.exit(run("memory", family="zoo", prog="zoo_profiler/mem.py"))

@@ -1,12 +1,8 @@
-"""Inference latency, whole model or per unit (--layers), or --throughput, of any torchvision/timm model."""
+"""Inference latency, whole model or per unit (--layers), or --throughput, of any torchvision/timm model: python -m common time (--help: its flags)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common.bootstrap import ensure_environment  # noqa: E402
+from common.__main__ import run  # noqa: E402
 
-ensure_environment("zoo_profiler/timer.py")
-from common.cli import main  # noqa: E402
-
-if __name__ == "__main__":
-    sys.exit(main("timer", "zoo"))
+sys.exit(run("time", family="zoo", prog="zoo_profiler/timer.py"))

@@ -2,7 +2,7 @@
 MACs/FLOPs of every torchvision classification, segmentation and detection model
 and of any timm model, at its typical input size and across input sizes.
 
-    python -m common.burden [--models all|classification|segmentation|detection|timm|NAME ...]
+    python -m common burden [--models all|classification|segmentation|detection|timm|NAME ...]
                             [--scales 0.5,1,1.5,2,2.5,3] [--batch 128] [--out results] ...
 
 request -> measure -> record -> render, one module each:

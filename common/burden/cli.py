@@ -1,4 +1,4 @@
-"""python -m common.burden: parse -> one BurdenRequest per model -> profile -> record -> render."""
+"""python -m common burden: parse -> one BurdenRequest per model -> profile -> record -> render."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ from common.burden.profile import DEVICE_TAG, RUN_KIND, SEED_BATCH, BurdenReques
 from common.errors import UserError
 from common.registry import zoo
 
-PROG = "common.burden"
+PROG = "common burden"
 
 
 class _Parser(argparse.ArgumentParser):

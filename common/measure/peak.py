@@ -92,8 +92,8 @@ def load(tag: str, results: Path = records.RESULTS) -> dict | None:
     return {**rec["result"], "measured": rec.get("env", {}).get("date")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m common.measure.peak", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m common peak") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
                     help="results folder; the record goes to records/<tag>/peak/peak.json "

@@ -17,7 +17,7 @@ name is one line naming the closest names of all of them. Build options that
 change the architecture (``Options``: output stride, multi-scale features) travel
 with the request: ``build_for(req, device)`` / ``units_for(req, model)``.
 
-    python -m common.registry list [--tag TAG]
+    python -m common list [--tag TAG]
 """
 from __future__ import annotations
 
@@ -82,12 +82,12 @@ def get(name: str, options: Options | None = None) -> Entry:
         return found
     if name in generic.detection_names():
         raise UserError(f"{name} is a torchvision detection model: the timers take classification and "
-                        "segmentation models and backbones (its costs: python -m common.burden)")
+                        "segmentation models and backbones (its costs: python -m common burden)")
     pool = list(dict.fromkeys(list(REGISTRY) + generic.all_names()))
     near = close_matches(name.removeprefix("timm/"), pool)
     hint = f"; did you mean {', '.join(near)}?" if near else f"; the catalogue: {', '.join(REGISTRY)}"
     raise UserError(f"unknown model {name!r}: not in the catalogue, torchvision or timm{hint} "
-                    "(python -m common.registry list)")
+                    "(python -m common list)")
 
 
 def _catalogue_variant(entry: Entry, opts: Options) -> Entry:

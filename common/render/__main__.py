@@ -115,8 +115,8 @@ def _write(path: Path, data: str | bytes) -> None:
     records.write_atomic(path, data)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, default=records.ROOT, metavar="DIR",
                    help="repository root: family folders for .txt files and README.md (default: this checkout)")
     p.add_argument("--results", type=Path, default=None, metavar="DIR",

@@ -1,6 +1,7 @@
 """The results pages, one per subject, each a {path: markdown} entry:
 
-- ``results/latency.md``: summary across devices, the seeds beside ours, per-device latency;
+- ``results/latency.md``: summary across devices, every headline row (ours and the seeds'), the seeds
+  beside ours, per-device latency;
 - ``results/memory.md``: per-device memory, static memory beside the seeds';
 - ``results/modes.md``: execution modes per device;
 - ``results/training.md``: seed 004's training steps and single layers.
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from common.derive import LAUNCH_BOUND_BUSY, UNSTABLE_SPREAD
 from common.render import figures as figs
-from common.render import tables, train
+from common.render import headline, tables, train
 from common.render.markdown import PRESETS, preset_title
 from common.render.select import Results
 
@@ -28,6 +29,8 @@ def latency(res: Results, seeds: tables.Seeds, plan: list[figs.Figure]) -> str:
     out = [f"# {PAGES['latency']}\n", GENERATED.format(what=DEFAULT), tables.protocol_line(),
            "## Summary\n", tables.SUMMARY_NOTE]
     out += [f"### {preset_title(p)}\n\n{tables.summary_table(res, p)}" for p in PRESETS]
+    out.append("## Every row: our devices and the seeds'\n\n" + headline.FULL_NOTE)
+    out += [f"### {preset_title(p)}\n\n{headline.full_table(res, seeds, p)}" for p in PRESETS]
     out.append("## Comparison with the seeds' published figures\n\nMean latency (the seeds' 'Inference Time'). "
                "Speed-up = seed mean / our mean, for every pair of the same kind (GPU vs GPU, CPU vs CPU). "
                "The ratios compare whole setups (hardware, software, and the seeds' missing `eval()`), "

@@ -1,53 +1,22 @@
 """README's generated block (between ``<!-- results:begin -->`` and
-``<!-- results:end -->``): the headline tables a user of the seeds expects, one
-per preset (model, input, device, mean / median / std ms, FPS from the mean,
-static and peak memory, parameters), the seeds' devices beside ours, each
-device's protocol, and links to the results pages and figures. Every number in
-it comes from the records or from ``results/reference/seeds.json``."""
+``<!-- results:end -->``): one compact headline table per preset (rows: model;
+columns: median ms per device, then the seeds' figures; the full rows are in
+``results/latency.md``, ``common.render.headline``), each device's protocol, and
+links to the results pages and figures. Every number in it comes from the records
+or from ``results/reference/seeds.json``."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from common import bootstrap, catalogue, records
-from common.derive import LAUNCH_BOUND_BUSY, UNSTABLE_SPREAD
+from common import bootstrap, records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import pages, tables
-from common.render.markdown import MISSING, PRESETS, display, distinct, md_table, num, preset_title
+from common.render import headline, pages, tables
+from common.render.markdown import PRESETS, distinct, preset_title
 from common.render.select import Results
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def headline_table(res: Results, seeds: tables.Seeds, preset: str) -> str:
-    headers = ["Model", "Input", "Device", "Mean (ms)", "Median (ms)", "Std (ms)", "Spread", "FPS (from mean)",
-               "Static (MiB)", "Peak inference (MiB)", "# Params (M)", "Flag"]
-    timed = res.devices_with("timing")
-    body, used = [], []
-    # The seeds' six backbones: the other catalogue models are in results/latency.md.
-    for model in [m for m in res.models() if m in catalogue.BACKBONES]:
-        static = tables.static_source(res, model, preset)
-        params = tables.params_m(res, model, preset)
-        for d in timed:
-            t, m = res.get("timing", d.tag, model, preset), res.get("memory", d.tag, model, preset)
-            used += [r for r in (t, m) if r]
-            v = t.values if t else {}
-            body.append([display(model, any(r and r.superseded for r in (t, m))), preset, d.short,
-                         num(v.get("mean_ms"), ".3f"), num(v.get("median_ms"), ".3f"), num(v.get("std_ms"), ".3f"),
-                         num(v.get("spread"), ".1%"), num(v.get("fps"), ".2f"), num(static.values["static_mib"] if static else None, ".2f"),
-                         num(m.values["peak_inference_mib"] if m else None, ".2f"), num(params, ".3f"),
-                         t.flags if t else ""])
-        seed_mem = seeds.memory.get((model, preset)) or {}
-        for sid, s in seeds.devices.items():
-            lat = seeds.latency.get((sid, model, preset))
-            if lat is None:
-                continue
-            body.append([display(model), preset, f"{s['short']} (seed)", num(lat.get("mean_ms"), ".3f"), MISSING,
-                         num(lat.get("std_ms"), ".3f"), MISSING, num(lat.get("fps"), ".2f"),
-                         num(seed_mem.get("allocated_mib"), ".2f"), MISSING, num(seed_mem.get("params_m"), ".3f"),
-                         ""])
-    return md_table(headers, body, numeric_from=3) + tables.row_notes(sorted(set(used), key=lambda r: r.path))
 
 
 def protocols(res: Results, seeds: tables.Seeds) -> str:
@@ -83,16 +52,8 @@ def trust_line(res: Results, results_prefix: str) -> str:
 def block(res: Results, seeds: tables.Seeds, results_prefix: str, plan: list[figs.Figure],
           results_dir: Path | None = None) -> str:
     """The generated block; ``results_prefix`` is the results folder relative to README."""
-    out = [pages.GENERATED.format(what=pages.DEFAULT),
-           "Mean, median and std of the latency at batch 1, FPS = 1000 / mean (the seeds' FPS, likewise). Static "
-           "memory = weights + buffers + input; peak inference = what one inference adds on top (GPU: allocator "
-           "peak; CPU: peak RSS growth); MiB = 2^20 bytes. The seeds' rows are their published figures "
-           "(`results/reference/seeds.json`; they published no median and no peak); their static memory is "
-           "memlab's 'allocated'. Spread = (max - min) / median of the medians of the repeated runs (`--repeats`; "
-           "- for one run). Flags: NOISY, interquartile range above 10% of the median; unstable, spread above "
-           f"{UNSTABLE_SPREAD:.0%}; launch-bound, GPU busy below {LAUNCH_BOUND_BUSY:.0%} of the wall time; reduced "
-           "protocol, below the stated protocol.\n", tables.protocol_line()]
-    out += [f"#### {preset_title(p)}\n\n{headline_table(res, seeds, p)}" for p in PRESETS]
+    out = [pages.GENERATED.format(what=pages.DEFAULT), headline.COMPACT_NOTE, tables.protocol_line()]
+    out += [f"#### {preset_title(p)}\n\n{headline.compact_table(res, seeds, p)}" for p in PRESETS]
     out.append("Protocol of the rows:\n\n" + protocols(res, seeds))
     out.append(trust_line(res, results_prefix))
     if results_dir is not None:

@@ -1,4 +1,4 @@
-"""python -m common.sweep: flags, where the sweep runs, the closing table and record."""
+"""python -m common sweep: flags, where the sweep runs, the closing table and record."""
 from __future__ import annotations
 
 import argparse
@@ -22,8 +22,8 @@ KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="sweep", description="Run many requests (models x inputs x modes x kinds) as Dask tasks: "
-               "each task is one single run of common.cli in its own process, one task per device at a time; "
+    p = Parser(prog="python -m common sweep", description="Run many requests (models x inputs x modes x kinds) as Dask tasks: "
+               "each task is one single run of a verb (time, memory, zoo) in its own process, one task per device at a time; "
                "a re-run skips every request with a valid record. See docs/sweep.md.")
     w = p.add_argument_group("what")
     w.add_argument("--models", nargs="+", metavar="NAME", help="model names (catalogue, torchvision, timm) or "
@@ -32,7 +32,7 @@ def build_parser() -> Parser:
     w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or quoted "
                    "timer flags, e.g. '--precision bf16 --channels-last' (default: eager)")
     w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing); zoo: "
-                   "one task per model running python -m common.zoo's steps at every input (eager/fastest as "
+                   "one task per model running python -m common zoo's steps at every input (eager/fastest as "
                    "--modes says, and memory) with the zoo's bounded protocol, which --warmup, --iters, "
                    "--max-seconds, --min-iters and --threads override; the sweep writes the zoo-run record")
     w.add_argument("--file", type=Path, metavar="F", help="JSON or YAML file with the same keys (models, inputs, "

@@ -1,7 +1,7 @@
 """Compare the timing medians of two sweeps' outputs, request by request (e.g. the
 same list swept on GPU 0 and on GPU 1 into two folders, or swept and run alone).
 
-    python -m common.sweep.compare DIR_A DIR_B [--within PCT]
+    python -m common compare DIR_A DIR_B [--within PCT]
 
 Prints one row per request both hold (its stem): median ms of each, the spread of
 each (IQR as a share of its median: the noise a difference is read against), the
@@ -88,7 +88,7 @@ def gpus(ra: dict, rb: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common.sweep.compare", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m common compare", description=__doc__.splitlines()[0])
     p.add_argument("a", type=Path, metavar="DIR_A", help="--out-dir of the first sweep")
     p.add_argument("b", type=Path, metavar="DIR_B", help="--out-dir of the second sweep")
     p.add_argument("--within", type=float, default=3.0, metavar="PCT", help="allowed difference in %% (default: 3)")
@@ -111,6 +111,3 @@ def main(argv: list[str] | None = None) -> int:
           f"{worst:.2f}% (allowed {args.within:g}%)")
     return 0 if worst <= args.within and len(same) == len(rows) else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

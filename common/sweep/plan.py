@@ -1,8 +1,7 @@
 """What a sweep runs: requests from flags or a JSON/YAML file, as tasks.
 
-A task is one single run of an existing entry point, ``python -m common.cli
-timer|mem ARGS`` or, for kind ``zoo``, one model's zoo steps ``python -m common.zoo
---models M ARGS`` (every input, eager/fastest as the modes say, and memory), minus
+A task is one single run of a front-door verb, ``python -m common time|memory ARGS``
+or, for kind ``zoo``, one model's zoo steps ``python -m common zoo --models M ARGS`` (every input, eager/fastest as the modes say, and memory), minus
 ``--device`` (the worker that runs it adds its own) and ``--out-dir`` (the sweep's).
 The records a task writes, and so whether they already exist, follow from the same
 requests the entry point builds (``record_paths``).
@@ -25,7 +24,8 @@ DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes":
 PROTOCOL = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters",
             "warmup_seconds": "--warmup-seconds", "repeats": "--repeats", "batch": "--batch", "threads": "--threads"}
 MEM_PROTOCOL = ("batch", "threads")
-ZOO_PROTOCOL = ("warmup", "iters", "max_seconds", "min_iters", "threads")  # what python -m common.zoo takes
+ZOO_PROTOCOL = ("warmup", "iters", "max_seconds", "min_iters", "threads")  # what python -m common zoo takes
+VERB = {"timer": "time", "mem": "memory", "zoo": "zoo"}  # a task's tool -> the front door's verb
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Task:
 
     def command(self) -> list[str]:
         """The entry point, as ``python`` arguments."""
-        return ["-m", "common.zoo"] if self.tool == "zoo" else ["-m", "common.cli", self.tool]
+        return ["-m", "common", VERB[self.tool]]
 
     def argv(self, device: str | None, out_dir: str | None, tag: str | None) -> list[str]:
         """The single run's arguments; without a device, the run's own default (the GPU when there is one)."""
@@ -56,7 +56,7 @@ def expand_models(items: list[str]) -> list[str]:
             if name not in out:
                 out.append(name)
     if not out:
-        raise UserError(f"no catalogue model matches {' '.join(items)!r} (python -m common.registry list)")
+        raise UserError(f"no catalogue model matches {' '.join(items)!r} (python -m common list)")
     return out
 
 

@@ -1,5 +1,5 @@
 """Worker side of a sweep: which device this worker owns, and one task run in its
-own process (``python -m common.cli ...`` or ``python -m common.zoo ...``), so a crash, a kill or an out-of-memory
+own process (``python -m common time|memory ...`` or ``python -m common zoo ...``), so a crash, a kill or an out-of-memory
 error ends that run only and never the worker or the next task.
 """
 from __future__ import annotations

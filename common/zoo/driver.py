@@ -1,6 +1,6 @@
 """The zoo sweep: many models, each in its own steps, failures recorded and the sweep goes on.
 
-    python -m common.zoo [--models NAME ... | --tag zoo] [--inputs imagenet cityscapes]
+    python -m common zoo [--models NAME ... | --tag zoo] [--inputs imagenet cityscapes]
                          [--what eager fastest memory throughput] [protocol flags] [--budget-s S]
 
 Per model and input, one step per slot: ``eager`` (timing, eager fp32), ``fastest``
@@ -195,7 +195,7 @@ def slots_at(what: list[str], preset: str, first_input: str) -> list[str]:
 
 
 def step_paths(argv: list[str], device: str, tag: str, out_dir: str | None) -> list[Path]:
-    """Where each step of ``python -m common.zoo ARGV`` on ``device`` leaves its
+    """Where each step of ``python -m common zoo ARGV`` on ``device`` leaves its
     outcome: the record, or the failure record of a request that cannot be made
     (the Dask sweep's check for work already done; no device is touched)."""
     args = build_parser().parse_args([*argv, "--device", device, "--tag", tag]
@@ -288,7 +288,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> cli.Parser:
-    p = cli.Parser(prog="python -m common.zoo", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m common zoo", description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", metavar="NAME",
                    help="models or catalogue tags (zoo, backbone, ...); default on a GPU: the burden zoo's "
                         f"classification + timm models; on the CPU: {' '.join(CPU_SHORT_LIST)}")
@@ -321,8 +321,23 @@ def build_parser() -> cli.Parser:
                    help="leave the zoo-run record to the caller (a Dask sweep of kind zoo writes it: its tasks "
                         "run in parallel)")
     p.add_argument("--list", action="store_true", help="print the models and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (one Request a line, JSON; a step that cannot be made: one line on stderr) "
+                        "and measure nothing")
     cli.device_options(p, "zoo_profiler/")
     return p
+
+
+def print_plan(sweep: Sweep, models: list[str]) -> None:
+    """Each step's request as one JSON line, in the order the zoo would run them."""
+    a = sweep.args
+    for model in models:
+        for preset in a.inputs:
+            for slot in slots_at(a.what, preset, a.inputs[0]):
+                try:
+                    print(json.dumps(_request(model, preset, slot, sweep).to_dict(), sort_keys=True))
+                except UserError as exc:
+                    sys.stderr.write(f"zoo: {model} {preset} {slot}: cannot be made: {exc}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,6 +358,9 @@ def _sweep(p: cli.Parser, args: argparse.Namespace) -> int:
             return 0
         for item in args.inputs:
             inputs.of(item)
+        if args.dry_run:
+            print_plan(Sweep(args, device, None), models)  # type: ignore[arg-type]  # no session: nothing is run
+            return 0
         session = run.Session(device, args.out_dir, args.tag)
     except UserError as exc:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")

@@ -10,8 +10,8 @@
 Our models run with random weights: the accuracy is that of the published weights
 of the same architecture, for the chooser's figure only.
 
-    python -m common.zoo.reference --from results-imagenet.csv [NAME ...]   rewrite the timm file
-    python -m common.zoo.reference --torchvision                            rewrite the torchvision file
+    python -m common reference --from results-imagenet.csv [NAME ...]   rewrite the timm file
+    python -m common reference --torchvision                           rewrite the torchvision file
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def extract(results_csv: str, names: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common.zoo.reference", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m common reference", description=__doc__.splitlines()[0])
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--from", dest="source", type=Path, metavar="CSV", help="timm's results/results-imagenet.csv")
     which.add_argument("--torchvision", action="store_true",
@@ -104,6 +104,3 @@ def main(argv: list[str] | None = None) -> int:
     print(path)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,7 +44,7 @@ def write_run_record(results: Path, tag: str, env: dict, name: str, prev: dict, 
                      presets: list[str], what: list[str], protocol: str, wall_s: float, **counts: object) -> Path:
     """The zoo-run record (the models listed, inputs, protocol, wall time, failures),
     accumulated over calls: ``prev`` is its result before this call (``previous_run``).
-    ``python -m common.zoo`` writes it after every model, a Dask sweep of kind ``zoo``
+    ``python -m common zoo`` writes it after every model, a Dask sweep of kind ``zoo``
     after every task."""
     listed = list(dict.fromkeys(prev.get("models", []) + models))
     presets_all = list(dict.fromkeys(prev.get("inputs", []) + list(presets)))

@@ -1,16 +1,16 @@
-"""python -m common.registry list [--tag TAG]: the catalogue, one line per model."""
+"""python -m common list [--tag TAG]: the catalogue, one line per model."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from common import registry
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common.registry", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m common list") -> int:
+    """``argv``: ``list`` and its flags (the front door's verb ``list`` puts it first)."""
+    p = argparse.ArgumentParser(prog=prog.removesuffix(" list"), description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    ls = sub.add_parser("list", help="print the catalogue")
+    ls = sub.add_parser("list", help="print the catalogue", prog=prog)
     ls.add_argument("--tag", choices=registry.TAGS, metavar="TAG",
                     help=f"only entries with this tag: {', '.join(registry.TAGS)} (default: all)")
     ls.add_argument("--names", action="store_true", help="names only, space-separated (for shell drivers)")
@@ -27,6 +27,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:<16}{e.family:<13}{e.display:<14}{','.join(map(str, e.depths)):<8}{params:>13}  {tags}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

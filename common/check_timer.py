@@ -16,8 +16,8 @@ each one fresh-process run of our timer (``python -m common.run``, as
 drift of the machine (a noisy neighbour, clock changes) falls on both alike. It
 compares the median of each side's N medians (record stem ``timer_check_fresh``).
 
-    python scripts/check_timer.py [--models resnet18 ...] [--inputs cityscapes pascal] [--max-seconds S]
-    python scripts/check_timer.py --device cpu --models resnet18 resnet50 --inputs pascal --fresh-process 8 \
+    python -m common check-timer [--models resnet18 ...] [--inputs cityscapes pascal] [--max-seconds S]
+    python -m common check-timer --device cpu --models resnet18 resnet50 --inputs pascal --fresh-process 8 \
         --warmup 5 --iters 30
 """
 from __future__ import annotations
@@ -32,18 +32,17 @@ from pathlib import Path
 import torch
 from torch.utils import benchmark
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import derive, inputs, records, registry  # noqa: E402
-from common import env as envmod  # noqa: E402
-from common.argtypes import non_negative, positive  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.measure import execution, layerwise, timing  # noqa: E402
-from common.spec import Request, default_clock  # noqa: E402
+from common import derive, inputs, records, registry
+from common import env as envmod
+from common.argtypes import non_negative, positive
+from common.errors import UserError
+from common.measure import execution, layerwise, timing
+from common.spec import Request, default_clock
 
 AGREEMENT = 0.03  # the target: medians within 3%
 MIN_RUN_TIME_S = 1.0  # blocked_autorange measures for at least this long
 KIND, STEM = "timer-check", "timer_check"
-PROG = "scripts/check_timer.py"
+PROG = "python -m common check-timer"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -212,6 +211,3 @@ def main(argv: list[str] | None = None) -> int:
     print(out)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

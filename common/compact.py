@@ -2,18 +2,17 @@
 lists of numbers on one line), in place and atomically; history runs too. A record's
 content is otherwise unchanged and no history entry is made.
 
-    python scripts/compact_records.py [RESULTS_DIR]   (default: results/)
+    python -m common compact [RESULTS_DIR]   (default: results/)
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common import records  # noqa: E402
-from common.measure.timing import SAMPLE_DECIMALS  # noqa: E402
+from common import records
+from common.measure.timing import SAMPLE_DECIMALS
 
 
 def rounded_samples(value: object, key: str = "") -> object:
@@ -28,15 +27,17 @@ def rounded_samples(value: object, key: str = "") -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    root = Path(args[0]) if args else records.RESULTS
+    p = argparse.ArgumentParser(prog="python -m common compact", description=__doc__.splitlines()[0])
+    p.add_argument("results", nargs="?", type=Path, default=records.RESULTS, metavar="RESULTS_DIR",
+                   help="folder holding records/ (default: the repository's results/)")
+    root = p.parse_args(argv).results
     changed = saved = 0
     for path in sorted((root / "records").rglob("*.json")):
         text = path.read_text()
         try:
             new = records.dumps(rounded_samples(json.loads(text)))
         except ValueError as exc:
-            sys.stderr.write(f"compact_records: {path}: left as it is ({exc})\n")
+            sys.stderr.write(f"python -m common compact: {path}: left as it is ({exc})\n")
             continue
         if new != text:
             records.write_atomic(path, new)
@@ -45,6 +46,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{changed} record(s) rewritten, {saved / 2**20:.1f} MiB smaller")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
