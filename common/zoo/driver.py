@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import gc
 import io
+import json
 import sys
 import time
 from dataclasses import dataclass, field
