@@ -20,9 +20,9 @@ from typing import Callable
 import torch
 
 from common import env as envmod
-from common import guard, inputs, records, registry, run
+from common import guard, inputs, paths, records, registry, run
 from common.argtypes import non_negative, positive
-from common.errors import OutOfMemory, UserError
+from common.errors import OutOfMemory, UserError, WriteFailed, os_error_line
 from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
 from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
 
@@ -38,7 +38,8 @@ def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
                    help="auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
     p.add_argument("--threads", type=positive(int), metavar="N",
                    help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
-    p.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    p.add_argument("--tag", type=paths.tag_arg, metavar="NAME",
+                   help="device folder name: letters, digits, '-', '_', '.' (default: derived from the device)")
     p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
                    help=f"root for {outputs} and results/ outputs (default: the repository)")
 
@@ -233,6 +234,18 @@ def oom_message(what: str, first_line: str, fits: int | None, tried: list[int]) 
     return f"out of memory at {what}{hint}: {first_line[:200]}"
 
 
+def set_threads(threads: int | None) -> None:
+    """``--threads``: PyTorch's CPU threads; more than the cores this process may use is
+    refused (oversubscribed threads wait on each other and disturb every timing)."""
+    if not threads:
+        return
+    cores = len(envmod.cpu_affinity() or ()) or os.cpu_count() or 1
+    if threads > cores:
+        raise UserError(f"--threads {threads} is more than the {cores} core(s) this process may use; "
+                        f"use --threads {cores} or fewer")
+    torch.set_num_threads(threads)
+
+
 class Terminated(BaseException):
     """SIGTERM, raised where the process is, like Ctrl-C's KeyboardInterrupt."""
 
@@ -268,6 +281,9 @@ def guarded(prog: str, work: Callable[[], list[Path]], what: Callable[[], str] =
         sys.stderr.write(f"{prog}: error: input too small for a training step at {what()}: batch norm "
                          "needs more than one value per channel; use a larger --batch or --size\n")
         return UserError.exit_code
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be
+        sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
+        return WriteFailed.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted; no output was written for {what()}\n")
         return 130
@@ -297,8 +313,7 @@ def main(tool: str, family: str | None = None, argv: list[str] | None = None, pr
     state: dict = {}
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         device = torch.device("cpu") if tool == "mem" and args.struct else envmod.resolve_device(args.device)
         state["req"] = req = request_from_args(args, tool, device, family)
         return measure_and_save(req, run.Session(device, args.out_dir, args.tag))
@@ -334,8 +349,7 @@ def main_layers(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def work() -> list[Path]:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         device = envmod.resolve_device(args.device)
         return measure_and_save(layer_request(args, device), run.Session(device, args.out_dir, args.tag))
 

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import bootstrap, cli, records, registry, run
+from common import bootstrap, cli, paths, records, registry, run
 from common import env as envmod
 from common.errors import UserError
 from common.measure import kernels
@@ -210,8 +210,7 @@ class Sessions:
         self._cache: dict = {}
 
     def __call__(self, args: argparse.Namespace) -> run.Session:
-        if getattr(args, "threads", None):
-            torch.set_num_threads(args.threads)
+        cli.set_threads(getattr(args, "threads", None))
         device = envmod.resolve_device(args.device)
         key = (str(device), str(args.out_dir), args.tag)
         if key not in self._cache:
@@ -258,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed004", help="seed 004's training steps and layer sets")
     pr = sub.add_parser("profile", help="everything ./profile.sh runs")
     pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
-    pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
+    pr.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name for every output (default: from the device)")
     pr.add_argument("--full", action="store_true",
                     help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
                          f"included) instead of the quick one (GPU: {' '.join(GPU_QUICK)}; CPU: "

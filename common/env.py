@@ -7,6 +7,7 @@ import platform
 import re
 import socket
 import subprocess
+import uuid
 
 import torch
 
@@ -113,7 +114,10 @@ def cpu_facts() -> dict:
 def collect(device: torch.device) -> dict:
     """Everything a reader needs to know about where a number came from."""
     env = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # Milliseconds order runs started within one second; the run id tells runs apart
+        # (common.records keeps each concurrent run of one request, and never one twice).
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "run_id": uuid.uuid4().hex,
         "host": socket.gethostname(),
         "host_cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

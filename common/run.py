@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import derive, inputs, records, registry, run_kernels
+from common import derive, inputs, paths, records, registry, run_kernels
 from common import env as envmod
 from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
                             timing, training)
@@ -42,7 +42,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.env = self.env or envmod.collect(self.device)
-        self.tag = self.tag or envmod.device_tag(self.env)
+        self.tag = paths.plain(self.tag or envmod.device_tag(self.env), "device tag")
         self.peaks = peak.load(self.tag, self.results)
 
     @property
@@ -60,7 +60,7 @@ class Session:
         records.ensure_writable(self.record_path(req).parent)
         probe = {"kind": req.kind, "device_tag": self.tag_of(req), "request": req.to_dict(),
                  "_path": str(self.record_path(req))}
-        return records.ensure_writable(txt.path_for(probe, self.root).parent)
+        return records.ensure_writable(txt_path(probe, self.root).parent)
 
 
 def measure(req: Request, session: Session, model: nn.Module | None = None) -> dict:
@@ -93,12 +93,22 @@ def timing_record(layers_rec: dict) -> dict:
     return rec
 
 
+def txt_path(rec: dict, root: Path) -> Path:
+    """Where ``rec``'s .txt goes, proved to resolve under ``root`` (a model's name or a
+    tag is part of it; a symlinked folder must not lead elsewhere)."""
+    return paths.inside(txt.path_for(rec, root), root, ".txt path")
+
+
 def save(rec: dict, session: Session) -> list[Path]:
-    """Write the record (the truth) and render its .txt from it."""
+    """Write the record (the truth) and render its .txt from it, together: if either
+    fails, the earlier record and .txt stay as they were. A run older than the one
+    already recorded goes to history, its .txt left to the newer run."""
     path = records.path_of(rec, session.results)
-    records.write_record(path, rec)
-    rec = {**rec, "_path": str(path)}
-    return [txt.write(rec, session.root), path]
+    current = {**rec, "_path": str(path)}
+    txt_path(current, session.root)
+    written: list[Path] = []
+    where = records.write_record(path, rec, then=lambda: written.append(txt.write(current, session.root)))
+    return [*written, where]
 
 
 def add_kernels(target: Request | Path, session: Session, with_timing: bool = False) -> list[Path]:

@@ -33,7 +33,7 @@ import torch
 from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import derive, inputs, records, registry  # noqa: E402
+from common import derive, inputs, paths, records, registry  # noqa: E402
 from common import env as envmod  # noqa: E402
 from common.argtypes import non_negative, positive  # noqa: E402
 from common.errors import UserError  # noqa: E402
@@ -70,7 +70,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=positive(int), metavar="N",
                     help="CPU threads of every run (default: torch's default)")
     ap.add_argument("--benchmark-child", metavar="REQUEST_JSON", help=argparse.SUPPRESS)
-    ap.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    ap.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: derived from the device)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
                     help="results folder the record goes under (default: the repository's results/)")
     return ap.parse_args(argv)
