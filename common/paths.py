@@ -1,4 +1,4 @@
-"""Paths built from input: plain names, containment under a root, and a folder lock.
+"""Paths built from input (plain names, containment under a root); a folder lock; atomic writes.
 
 A tag, a record kind, a file stem or an archive member becomes part of a path;
 one that climbs out (``..``, an absolute path, a symlink pointing elsewhere) would
@@ -12,6 +12,8 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -81,3 +83,59 @@ def locked(folder: Path) -> Iterator[None]:
             held.discard(key)
     finally:
         os.close(fd)
+
+
+def _new_file_mode() -> int:
+    """Mode a plain open() would give a new file under the current umask
+    (mkstemp's temp files are 0600, which the rename would otherwise keep)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def temp_name(path: Path, suffix: str = "tmp") -> Path:
+    """A sibling name for a temporary file of ``path``, of the shape ``stale_temps`` finds."""
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.{suffix}"
+
+
+def stale_temps(path: Path, suffixes: str = "tmp") -> list[Path]:
+    """Temporary files of ``path`` left by a process killed mid-write (``bak``: the
+    second name ``write_record`` gives the earlier record meanwhile). Called with the
+    folder locked: every writer of ``path`` holds that lock, so none of them is live."""
+    pattern = re.compile(re.escape(f".{path.name}.") + rf"[A-Za-z0-9_]{{8}}\.({suffixes})")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    return [path.parent / n for n in names if pattern.fullmatch(n)]
+
+
+def unlink(path: Path | str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write via a temp file in the same folder + rename: readers never see a
+    half-written file and a failed run never clobbers the previous one. The folder is
+    locked meanwhile, and temp files a killed writer left for ``path`` are removed.
+    An OSError names ``path`` (a failed write alone names no file)."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with locked(path.parent):
+        for stale in stale_temps(path):
+            unlink(stale)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+            os.chmod(tmp, _new_file_mode())
+            os.replace(tmp, path)
+        except OSError as exc:
+            unlink(tmp)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        except BaseException:
+            unlink(tmp)
+            raise

@@ -25,13 +25,13 @@ import json
 import math
 import os
 import re
-import secrets
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from common import errors, paths
+from common.paths import write_atomic  # noqa: F401 (one home; callers use records.write_atomic)
 from common.errors import UserError, WriteFailed
 from common.spec import Request
 
@@ -39,62 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 SCHEMA = 2  # bump when a record's layout changes; readers report other versions as problems
 FIELDS = ("kind", "device_tag", "request", "env", "code_version", "result")
-
-
-def _new_file_mode() -> int:
-    """Mode a plain open() would give a new file under the current umask
-    (mkstemp's temp files are 0600, which the rename would otherwise keep)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _temp_name(path: Path, suffix: str = "tmp") -> Path:
-    """A sibling name for a temporary file of ``path``, of the shape ``_stale_temps`` finds."""
-    return path.parent / f".{path.name}.{secrets.token_hex(4)}.{suffix}"
-
-
-def _stale_temps(path: Path, suffixes: str = "tmp") -> list[Path]:
-    """Temporary files of ``path`` left by a process killed mid-write (``bak``: the
-    second name ``write_record`` gives the earlier record meanwhile). Called with the
-    folder locked: every writer of ``path`` holds that lock, so none of them is live."""
-    pattern = re.compile(re.escape(f".{path.name}.") + rf"[A-Za-z0-9_]{{8}}\.({suffixes})")
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return []
-    return [path.parent / n for n in names if pattern.fullmatch(n)]
-
-
-def _unlink(path: Path | str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write via a temp file in the same folder + rename: readers never see a
-    half-written file and a failed run never clobbers the previous one. The folder is
-    locked meanwhile, and temp files a killed writer left for ``path`` are removed.
-    An OSError names ``path`` (a failed write alone names no file)."""
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    with paths.locked(path.parent):
-        for stale in _stale_temps(path):
-            _unlink(stale)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-            os.chmod(tmp, _new_file_mode())
-            os.replace(tmp, path)
-        except OSError as exc:
-            _unlink(tmp)
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-        except BaseException:
-            _unlink(tmp)
-            raise
 
 
 def ensure_writable(folder: Path) -> Path:
@@ -296,7 +240,7 @@ def _into_history(path: Path, record: dict, data: str) -> Path:
     there = _in_history(folder, base, record)
     if there is not None:
         return there
-    tmp = _temp_name(path)
+    tmp = paths.temp_name(path)
     write_atomic(tmp, data)
     try:
         for target in _free_names(folder, base):
@@ -306,7 +250,7 @@ def _into_history(path: Path, record: dict, data: str) -> Path:
             except FileExistsError:
                 continue
     finally:
-        _unlink(tmp)
+        paths.unlink(tmp)
     raise UserError(f"cannot keep an earlier run under {str(folder)!r}")
 
 
@@ -332,8 +276,8 @@ def write_record(path: Path, record: dict, then: Callable[[], object] | None = N
     data = dumps(record)  # a record that cannot be written moves nothing
     try:
         with paths.locked(path.parent):
-            for stale in _stale_temps(path, "tmp|bak"):
-                _unlink(stale)
+            for stale in paths.stale_temps(path, "tmp|bak"):
+                paths.unlink(stale)
             text, old = _read(path)
             if text is not None and not _same_run(old, record) and _newer(old, record):
                 return _into_history(path, record, data)
@@ -347,7 +291,7 @@ def _replace(path: Path, old: object, existed: bool, record: dict, data: str,
              then: Callable[[], object] | None) -> Path:
     backup = None
     if existed:  # a second name for the earlier file, to put it back if anything fails
-        backup = _temp_name(path, "bak")
+        backup = paths.temp_name(path, "bak")
         try:
             os.link(path, backup)
         except OSError:
@@ -363,7 +307,7 @@ def _replace(path: Path, old: object, existed: bool, record: dict, data: str,
         raise
     finally:
         if backup is not None:
-            _unlink(backup)
+            paths.unlink(backup)
     return path
 
 
@@ -374,12 +318,12 @@ def _put_back(path: Path, existed: bool, backup: Path | None, kept: Path | None)
         if not (path.exists() and os.path.samefile(backup, path)):
             os.replace(backup, path)
     elif not existed:
-        _unlink(path)
+        paths.unlink(path)
     elif kept is not None and not path.exists():
         os.rename(kept, path)  # renamed (no hard links): put it back
         kept = None
     if kept is not None:
-        _unlink(kept)
+        paths.unlink(kept)
     with contextlib.suppress(OSError):
         history_dir(path).rmdir()  # only when empty
 
