@@ -189,12 +189,10 @@ def _in_history(folder: Path, base: str, rec: object, path: Path | None = None) 
     """The file under ``folder`` that already keeps this run (the same file as ``path``,
     or a record of the same run), so that history never lists a run twice."""
     names = re.compile(re.escape(base) + r"(_\d+)?\.json")
-    for cand in sorted(folder.glob(f"{base}*.json")) if folder.is_dir() else []:
-        if not names.fullmatch(cand.name):
-            continue
+    for cand in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         if path is not None and os.path.samefile(cand, path):
             return cand
-        if rec is not None and _same_run(_read(cand)[1], rec):
+        if rec is not None and names.fullmatch(cand.name) and _same_run(_read(cand)[1], rec):
             return cand
     return None
 

@@ -136,17 +136,20 @@ def run_case(case: Case, tmp: Path) -> dict:
             "written": len(changed), "traceback": "Traceback" in stderr}
 
 
-def concurrency_table(c: dict) -> str:
-    ok = all(code == 0 for code in c["codes"]) and c["kept"] == c["distinct"] == c["runs"] and not c["temps"]
-    return "\n".join([
-        "", "## Concurrent runs of one request", "",
-        f"{c['runs']} runs of the same request started at once (real processes, `{c['command']}`), then the "
-        "request's record and its history counted: every run keeps its record (the newest as the record, the "
-        "others under `history/`), each run once, no temporary file left.", "",
-        "| runs | exit codes | runs kept | distinct run ids | temporary files left | .txt files | ok |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | :-: |",
-        f"| {c['runs']} | {' '.join(map(str, c['codes']))} | {c['kept']} | {c['distinct']} | {c['temps']} | "
-        f"{c['txts']} | {'yes' if ok else '**NO**'} |", ""]), ok
+def concurrency_table(rows: list[dict]) -> tuple[str, bool]:
+    out = ["", "## Concurrent and interrupted writers of one request", "",
+           f"Real processes (`{rows[0]['command']}`), then the request's record and its history counted: every run "
+           "keeps its record (the newest as the record, the others under `history/`), each run once, no temporary "
+           "file left.", "",
+           "| case | runs | exit codes | runs kept | distinct run ids | temporary files left | .txt files | ok |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | :-: |"]
+    good = True
+    for c in rows:
+        ok = all(code == 0 for code in c["codes"]) and c["kept"] == c["distinct"] == c["runs"] and not c["temps"]
+        good = good and ok
+        out.append(f"| {c['case']} | {c['runs']} | {' '.join(map(str, c['codes']))} | {c['kept']} | {c['distinct']} | "
+                   f"{c['temps']} | {c['txts']} | {'yes' if ok else '**NO**'} |")
+    return "\n".join(out) + "\n", good
 
 
 def table(rows: list[dict], clean: bool) -> str:
@@ -159,6 +162,8 @@ def table(rows: list[dict], clean: bool) -> str:
            "written, changed or removed anywhere in the case's folder (outputs, the earlier run a case sets up, "
            "the folders a path might escape to), and no file of the repository changed or added"
            + (" (held for the whole run)." if clean else " (**violated during this run**)."),
+           "",
+           f"{len(rows)} cases.",
            "",
            "| case | command | exit | the line | ok |",
            "| --- | --- | ---: | --- | :-: |"]
@@ -192,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only or args.only in "concurrent runs":
         conc = setups.concurrent_runs()
         text_conc, conc_ok = concurrency_table(conc)
-        sys.stderr.write(f"concurrent runs: exit {conc['codes']}, {conc['kept']} of {conc['runs']} kept\n")
+        for c in conc:
+            sys.stderr.write(f"{c['case']}: exit {c['codes']}, {c['kept']} of {c['runs']} kept\n")
     clean = tracked_state() == before
     text = table(rows, clean) + text_conc
     if args.print:

@@ -202,8 +202,8 @@ def write_cases(py: list[str], small: list[str]) -> list:
     again = [sys.executable, "-m", "scripts.bad_setups", "resnet_profiler/timer.py", "--model", "resnet18", *small,
              "--out-dir", "{tmp}/disk", "--tag", TAG]
     return [
-        Case("full disk while writing (an earlier run kept)", again, setup=_disk(small, "full")),
-        Case("read-only output folder (an earlier run kept)", again, setup=_disk(small, "readonly")),
+        Case("full disk while writing (a 4 MiB tmpfs, filled; an earlier run kept)", again, setup=_disk(small, "full")),
+        Case("read-only output folder (a tmpfs remounted read-only; an earlier run kept)", again, setup=_disk(small, "readonly")),
         Case("record folder is a file", [*py, *small], setup=_file_at(f"results/records/{TAG}/timing")),
         Case(".txt folder is a file", [*py, *small], setup=_file_at("resnet_profiler/resnet18_stats")),
     ]
@@ -231,24 +231,48 @@ def small_cases(py: list[str], small: list[str]) -> list:
     ]
 
 
-def concurrent_runs(n: int = 7) -> dict:
-    """``n`` runs of one request started at once (real processes): exit codes, and the
-    runs kept (the record and its history), each run id once, no temporary file left."""
+def _count(tmp: str, case: str, runs: int, codes: list[int], argv: list[str]) -> dict:
+    folder = Path(tmp) / "results" / "records" / TAG / "timing"
+    kept = [json.loads(p.read_text())["env"]["run_id"] for p in folder.rglob("*.json")]
+    temps = [p for p in Path(tmp).rglob("*") if p.name.endswith((".tmp", ".bak"))]
+    return {"case": case, "runs": runs, "codes": codes, "kept": len(kept), "distinct": len(set(kept)),
+            "temps": len(temps), "txts": len(list(Path(tmp).rglob("*.txt"))),
+            "command": " ".join(["python", *argv[1:-4], "--out-dir", "DIR", "--tag", TAG])}
+
+
+def _timer(tmp: str) -> list[str]:
+    return [sys.executable, "resnet_profiler/timer.py", "--model", "resnet18", "--device", "cpu", "--size", "32x32",
+            "--iters", "2", "--warmup", "0", "--out-dir", tmp, "--tag", TAG]
+
+
+ENV = {"TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def concurrent_runs(n: int = 7) -> list[dict]:
+    """``n`` runs of one request started at once (real processes); then a run after a
+    writer killed between keeping the earlier run in history and writing its own (the
+    state it leaves: that run linked in history, a 0-byte temp file). Each: exit codes,
+    the runs kept (the record and its history), each run id once, no temporary file left."""
     import tempfile
 
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "resnet_profiler/timer.py", "--model", "resnet18", "--device", "cpu", "--size",
-                "32x32", "--iters", "2", "--warmup", "0", "--out-dir", tmp, "--tag", TAG]
-        env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-        procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-                 for _ in range(n)]
-        codes = [p.wait() for p in procs]
-        folder = Path(tmp) / "results" / "records" / TAG / "timing"
-        kept = [json.loads(p.read_text())["env"]["run_id"] for p in folder.rglob("*.json")]
-        temps = [p for p in Path(tmp).rglob("*") if p.name.endswith((".tmp", ".bak"))]
-        txts = list(Path(tmp).rglob("*.txt"))
-    return {"runs": n, "codes": codes, "kept": len(kept), "distinct": len(set(kept)), "temps": len(temps),
-            "txts": len(txts), "command": " ".join(["python", *argv[1:-4], "--out-dir", "DIR", "--tag", TAG])}
+        argv = _timer(tmp)
+        procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, **ENV}) for _ in range(n)]
+        rows.append(_count(tmp, f"{n} runs of one request started at once", n, [p.wait() for p in procs], argv))
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = _timer(tmp)
+        first = subprocess.run(argv, cwd=ROOT, capture_output=True, env={**os.environ, **ENV}).returncode
+        main = Path(tmp) / "results" / "records" / TAG / "timing" / "resnet18_32x32.json"
+        hist = main.parent / "history" / main.stem
+        hist.mkdir(parents=True)
+        os.link(main, hist / "killed.json")  # what the killed writer had done
+        (main.parent / f".{main.name}.k1ll3d00.tmp").write_bytes(b"")
+        second = subprocess.run(argv, cwd=ROOT, capture_output=True, env={**os.environ, **ENV}).returncode
+        rows.append(_count(tmp, "a run after a writer killed between the history link and its write", 2,
+                           [first, second], argv))
+    return rows
 
 
 if __name__ == "__main__":

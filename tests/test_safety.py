@@ -74,7 +74,7 @@ def test_a_kill_between_the_history_link_and_the_write_leaves_nothing_behind(tmp
     records.write_record(path, _rec("2026-12-01T10:00:00+00:00"))
     hist = records.history_dir(path)
     hist.mkdir(parents=True)
-    os.link(path, hist / "20261201T100000Z.json")
+    os.link(path, hist / "killed.json")  # whatever name the killed writer gave it
     (path.parent / f".{path.name}.k1ll3d00.tmp").write_bytes(b"")
     records.write_record(path, _rec("2026-12-02T10:00:00+00:00"))
     assert len(list(hist.glob("*.json"))) == 1 and len(_runs(path)) == 2
