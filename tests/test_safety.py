@@ -102,6 +102,7 @@ def test_an_oserror_in_a_run_is_one_line_naming_the_path(tmp_path, capsys, monke
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r.json"))
 
     monkeypatch.setattr(run, "save", full)
+    monkeypatch.setattr(run, "measure", lambda *_a: {"kind": "timing"})  # the write is what fails
     argv = ["--model", "resnet18", "--device", "cpu", "--size", "32x32", "--iters", "1", "--warmup", "0",
             "--tag", "t", "--out-dir", str(tmp_path)]
     assert cli.main("timer", "resnet", argv) == WriteFailed.exit_code
@@ -208,3 +209,17 @@ def test_plain_names():
     assert paths.plain("nvidia-h100_80gb.x", "tag") == "nvidia-h100_80gb.x"
     for bad in ("..", ".", "a b", "a/b", "", "x\n"):
         assert paths.plain_problem(bad)
+
+
+def test_a_zoo_record_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    from common.zoo import driver
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "zoo.json"))
+
+    monkeypatch.setattr(driver, "sweep_record", full)
+    monkeypatch.setattr(driver, "model_steps", lambda *_a: [])  # no measuring: the record is what fails
+    code = driver.main(["--device", "cpu", "--models", "resnet18", "--inputs", "32x32", "--what", "memory",
+                        "--out-dir", str(tmp_path)])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert code == WriteFailed.exit_code and len(err) == 1 and "zoo.json" in err[0] and "No space" in err[0]

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from common import cli, inputs, paths, records, registry, run
 from common import env as envmod
-from common.errors import UserError
+from common.errors import UserError, WriteFailed, os_error_line
 from common.registry.generic import oneline
 from common.zoo import throughput as throughput_mod
 
@@ -386,6 +386,19 @@ def build_parser() -> cli.Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The zoo sweep; a record it cannot write (a full disk, a read-only folder) ends it
+    with one line, the records written so far kept."""
+    try:
+        return _main(argv)
+    except WriteFailed as exc:
+        sys.stderr.write(f"python -m common.zoo: error: {exc}\n")
+        return exc.exit_code
+    except OSError as exc:
+        sys.stderr.write(f"python -m common.zoo: error: {os_error_line(exc)}\n")
+        return WriteFailed.exit_code
+
+
+def _main(argv: list[str] | None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     try:
