@@ -170,8 +170,6 @@ def path_cases(py: list[str], small: list[str]) -> list:
                                           "--tag", "../x"]),
         Case("layer profiler --tag climbing out", [sys.executable, "layer_profiler/timer.py", "--device", "cpu",
                                                   "--tag", "../x"]),
-        Case("scripts/check_timer.py --tag climbing out", [sys.executable, "scripts/check_timer.py", "--tag",
-                                                          "../x", "--results", "{tmp}/out/results"], own_out=True),
         Case("zoo --tag climbing out", [sys.executable, "-m", "common.zoo", "--device", "cpu", "--tag", "../x",
                                         "--out-dir", "{tmp}/out"]),
         Case("zoo --run-name climbing out", [sys.executable, "-m", "common.zoo", "--device", "cpu", "--run-name",
