@@ -99,8 +99,9 @@ def temp_name(path: Path, suffix: str = "tmp") -> Path:
 
 
 def stale_temps(path: Path, suffixes: str = "tmp") -> list[Path]:
-    """Temporary files of ``path`` left by a process killed mid-write (``bak``: the
-    second name ``write_record`` gives the earlier record meanwhile). Called with the
+    """Temporary files of ``path`` left by a process killed mid-write (``bak.tmp``: the
+    second name ``write_record`` gives the earlier record meanwhile; ``*.tmp`` is
+    ignored by git, so neither shows as a change while it lives). Called with the
     folder locked: every writer of ``path`` holds that lock, so none of them is live."""
     pattern = re.compile(re.escape(f".{path.name}.") + rf"[A-Za-z0-9_]{{8}}\.({suffixes})")
     try:

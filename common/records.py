@@ -274,7 +274,7 @@ def write_record(path: Path, record: dict, then: Callable[[], object] | None = N
     data = dumps(record)  # a record that cannot be written moves nothing
     try:
         with paths.locked(path.parent):
-            for stale in paths.stale_temps(path, "tmp|bak"):
+            for stale in paths.stale_temps(path, "tmp|bak\\.tmp"):
                 paths.unlink(stale)
             text, old = _read(path)
             if text is not None and not _same_run(old, record) and _newer(old, record):
@@ -289,7 +289,7 @@ def _replace(path: Path, old: object, existed: bool, record: dict, data: str,
              then: Callable[[], object] | None) -> Path:
     backup = None
     if existed:  # a second name for the earlier file, to put it back if anything fails
-        backup = paths.temp_name(path, "bak")
+        backup = paths.temp_name(path, "bak.tmp")
         try:
             os.link(path, backup)
         except OSError:

@@ -76,6 +76,7 @@ def test_a_kill_between_the_history_link_and_the_write_leaves_nothing_behind(tmp
     hist.mkdir(parents=True)
     os.link(path, hist / "killed.json")  # whatever name the killed writer gave it
     (path.parent / f".{path.name}.k1ll3d00.tmp").write_bytes(b"")
+    os.link(path, path.parent / f".{path.name}.b4ckup00.bak.tmp")  # the earlier record's second name
     records.write_record(path, _rec("2026-12-02T10:00:00+00:00"))
     assert len(list(hist.glob("*.json"))) == 1 and len(_runs(path)) == 2
     assert not _leftovers(tmp_path)
