@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch.utils import benchmark
 
-from common import derive, inputs, records, registry
+from common import derive, inputs, paths, records, registry
 from common import env as envmod
 from common.argtypes import non_negative, positive
 from common.errors import UserError
@@ -69,7 +69,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=positive(int), metavar="N",
                     help="CPU threads of every run (default: torch's default)")
     ap.add_argument("--benchmark-child", metavar="REQUEST_JSON", help=argparse.SUPPRESS)
-    ap.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    ap.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: derived from the device)")
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
                     help="results folder the record goes under (default: the repository's results/)")
     return ap.parse_args(argv)

@@ -19,9 +19,9 @@ from typing import Callable
 import torch
 
 from common import env as envmod
-from common import guard, inputs, records, registry, run
+from common import guard, inputs, paths, records, registry, run
 from common.argtypes import non_negative, positive
-from common.errors import OutOfMemory, UserError
+from common.errors import OutOfMemory, UserError, WriteFailed, os_error_line
 from common.measure import execution, kernels, layerbench, oom, timing, training
 from common import protocol as protocols
 from common.render import txt
@@ -46,7 +46,8 @@ def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
                    help="auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
     p.add_argument("--threads", type=positive(int), metavar="N",
                    help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
-    p.add_argument("--tag", metavar="NAME", help="device folder name (default: derived from the device)")
+    p.add_argument("--tag", type=paths.tag_arg, metavar="NAME",
+                   help="device folder name: letters, digits, '-', '_', '.' (default: derived from the device)")
     p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
                    help=f"root for {outputs} and results/ outputs (default: the repository)")
 
@@ -225,8 +226,8 @@ def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module 
     rec = run.measure(req, session, model)
     if _same_structure(rec, session):
         return []  # a structure does not depend on when or where: an equal one is not rewritten
-    saved = run.save(rec, session) + (run.save(run.timing_record(rec), session) if with_timing else [])
-    return with_txt(saved, session.root)
+    session.write_txt = session.write_txt or write_txt
+    return run.save(rec, session) + (run.save(run.timing_record(rec), session) if with_timing else [])
 
 
 def prepare(req: Request, session: run.Session) -> None:
@@ -238,10 +239,14 @@ def prepare(req: Request, session: run.Session) -> None:
         records.ensure_writable(txt.path_for(probe, session.root).parent)
 
 
-def with_txt(saved: list[Path], root: Path) -> list[Path]:
-    """Each saved record's .txt, rendered from the record as written, then the record:
-    the files a run wrote, in the order they are printed."""
-    return [p for path in saved for p in (txt.write_saved(path, root), path)]
+def write_txt(rec: dict, root: Path) -> Path | None:
+    """A saved record's .txt, rendered from it (``common.render``), at a path proved to
+    resolve under ``root``: a model's name or a tag is part of it, and a symlinked folder
+    must not lead elsewhere. ``run.save`` runs it inside the record's write."""
+    if rec["kind"] not in txt.TXT_KINDS:
+        return None  # a kind rendered only into the tables
+    paths.inside(txt.path_for(rec, root), root, ".txt path")
+    return txt.write(rec, root)
 
 
 def _same_structure(rec: dict, session: run.Session) -> bool:
@@ -307,6 +312,9 @@ def guarded(prog: str, work: Callable[[], list[Path]], what: Callable[[], str] =
         sys.stderr.write(f"{prog}: error: input too small for a training step at {what()}: batch norm "
                          "needs more than one value per channel; use a larger --batch or --size\n")
         return UserError.exit_code
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be
+        sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
+        return WriteFailed.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted; no output was written for {what()}\n")
         return 130

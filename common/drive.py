@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import bootstrap, cli, records, registry, run
+from common import bootstrap, cli, paths, records, registry, run
 from common import protocol as protocols
 from common import env as envmod
 from common.argtypes import positive
@@ -147,7 +147,8 @@ def _timer_step(args: argparse.Namespace, preset: str | None, layers: bool, dept
         if not state.get("saved"):
             return []  # the timing step failed (reported there): an older record is left as it was
         sess = session(args)
-        return cli.with_txt(run.add_kernels(state["req"], sess, with_timing), sess.root)
+        sess.write_txt = sess.write_txt or cli.write_txt
+        return run.add_kernels(state["req"], sess, with_timing)
 
     deferred = Step(f"{label}: kernel profile", profile_kernels) if _profiles_kernels(args) else None
     def plan() -> list[Request]:
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "(default: both)")
     pr = sub.add_parser("profile", help="everything ./profile.sh runs")
     pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
-    pr.add_argument("--tag", metavar="NAME", help="device folder name for every output (default: from the device)")
+    pr.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name for every output (default: from the device)")
     pr.add_argument("--full", action="store_true",
                     help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
                          f"included) instead of the quick one (GPU: {protocols.preset('quick', 'cuda').text}; CPU: "

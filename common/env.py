@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 from typing import Iterator
+import uuid
 
 import torch
 
@@ -19,6 +20,7 @@ from common.errors import UserError
 def cpu_threads(n: int | None) -> Iterator[None]:
     """PyTorch's CPU threads set to ``n`` (None: left as they are) for the block and
     restored after it: a request's --threads must not leak into the caller's later work."""
+    check_threads(n)
     before = torch.get_num_threads()
     try:
         if n:
@@ -26,6 +28,15 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def check_threads(n: int | None) -> None:
+    """``--threads`` above the cores this process may use is refused: oversubscribed
+    threads wait on each other and disturb every timing."""
+    cores = len(cpu_affinity() or ()) or os.cpu_count() or 1
+    if n and n > cores:
+        raise UserError(f"--threads {n} is more than the {cores} core(s) this process may use; "
+                        f"use --threads {cores} or fewer")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,7 +139,10 @@ def cpu_facts() -> dict:
 def collect(device: torch.device) -> dict:
     """Everything a reader needs to know about where a number came from."""
     env = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # Milliseconds order runs started within one second; the run id tells runs apart
+        # (common.records keeps each concurrent run of one request, and never one twice).
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "run_id": uuid.uuid4().hex,
         "host": socket.gethostname(),
         "host_cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -14,12 +14,13 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from common import derive, inputs, records, registry, run_kernels
+from common import derive, inputs, paths, records, registry, run_kernels
 from common import env as envmod
 from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
                             timing, training)
@@ -38,10 +39,13 @@ class Session:
     # A driver's session: records are saved with their kernel profile pending, and
     # ``add_kernels`` takes it after every timed loop of the process has run.
     defer_kernels: bool = False
+    # The entry point's renderer of a saved record's .txt (rec, root) -> path: measuring
+    # never imports rendering, so the caller that renders hands it in.
+    write_txt: Callable[[dict, Path], Path | None] | None = None
 
     def __post_init__(self) -> None:
         self.env = self.env or envmod.collect(self.device)
-        self.tag = self.tag or envmod.device_tag(self.env)
+        self.tag = paths.plain(self.tag or envmod.device_tag(self.env), "device tag")
         self.peaks = peak.load(self.tag, self.results)
 
     @property
@@ -94,11 +98,18 @@ def timing_record(layers_rec: dict) -> dict:
 
 
 def save(rec: dict, session: Session) -> list[Path]:
-    """Write the record (the truth); returns its path. Measuring never renders: the
-    entry point asks ``common.render`` for the record's .txt (``cli.with_txt``)."""
+    """Write the record (the truth); returns the paths written. Measuring never renders:
+    the entry point gives the session its .txt writer (``Session.write_txt``), run here
+    inside the record's write so that record and .txt are replaced together or not at
+    all. A run older than the one already recorded goes to history, its .txt left to
+    the newer run."""
     path = records.path_of(rec, session.results)
-    records.write_record(path, rec)
-    return [path]
+    if session.write_txt is None:
+        return [records.write_record(path, rec)]
+    current = {**rec, "_path": str(path)}
+    written: list[Path] = []
+    where = records.write_record(path, rec, then=lambda: written.append(session.write_txt(current, session.root)))
+    return [*(p for p in written if p), where]
 
 
 def add_kernels(target: Request | Path, session: Session, with_timing: bool = False) -> list[Path]:

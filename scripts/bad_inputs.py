@@ -19,10 +19,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from common import records  # noqa: E402
+from scripts import bad_setups as setups  # noqa: E402
 
 TIMER = "resnet_profiler/timer.py"
 SMALL = ["--device", "cpu", "--size", "32x32", "--iters", "2", "--warmup", "0"]
@@ -31,9 +33,11 @@ SMALL = ["--device", "cpu", "--size", "32x32", "--iters", "2", "--warmup", "0"]
 @dataclass
 class Case:
     what: str
-    argv: list[str]  # python script + args, or ["sh"/"bash", script, ...]
+    argv: list[str]  # python script + args, or ["sh"/"bash", script, ...]; {tmp}, {blocker} filled in
     signal_after: int | None = None  # send this signal once the run is measuring
     env: dict = field(default_factory=dict)
+    setup: Callable[[Path], None] | None = None  # prepares the case's folder (earlier runs, links, archives)
+    own_out: bool = False  # the case names its own output folder (no --out-dir/--tag added)
 
 
 def cases() -> list[Case]:
@@ -89,11 +93,11 @@ def cases() -> list[Case]:
         Case("python -m common.render with a missing results folder",
              [sys.executable, "-m", "common.render", "--check", "--results", "{blocker}/none"]),
     ]
-    return c
+    return c + setups.path_cases(py, SMALL) + setups.write_cases(py, SMALL) + setups.small_cases(py, SMALL)
 
 
 def tracked_state() -> str:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
                          text=True)
     return out.stdout
 
@@ -101,9 +105,13 @@ def tracked_state() -> str:
 def run_case(case: Case, tmp: Path) -> dict:
     blocker = tmp / "a_file"
     blocker.write_text("not a folder\n")
-    argv = [a.replace("{blocker}", str(blocker)) for a in case.argv]
-    if argv[0] == sys.executable and "--out-dir" not in argv and argv[1].endswith(".py") and "common" not in argv[1]:
-        argv += ["--out-dir", str(tmp / "out"), "--tag", "bad-inputs"]
+    argv = [a.replace("{blocker}", str(blocker)).replace("{tmp}", str(tmp)) for a in case.argv]
+    if argv[0] == sys.executable and "--out-dir" not in argv and argv[1].endswith(".py") and "common" not in argv[1] \
+            and not case.own_out:
+        argv += ["--out-dir", str(tmp / "out")] + ([] if "--tag" in argv else ["--tag", "bad-inputs"])
+    if case.setup is not None:
+        case.setup(tmp)
+    before = setups.snapshot(tmp)
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **case.env}
     t0 = time.monotonic()
     # Bytes, not text: text mode would turn the bars' carriage returns into newlines.
@@ -119,11 +127,29 @@ def run_case(case: Case, tmp: Path) -> dict:
     # What a terminal shows at the end: each line as its last carriage return left it
     # (progress bars redraw themselves with \r and clear their line when done).
     lines = [seg for line in stderr.split("\n") if (seg := line.split("\r")[-1].strip())]
-    written = [p for p in (tmp / "out").rglob("*") if p.is_file() and p.suffix in (".json", ".txt")] \
-        if (tmp / "out").exists() else []
-    return {"what": case.what, "command": " ".join(Path(a).name if a == sys.executable else a for a in case.argv),
-            "code": proc.returncode, "line": lines[-1] if lines else "", "one_line": len(lines) == 1,
-            "written": len(written), "traceback": "Traceback" in stderr}
+    # Nothing written, nothing removed or changed: the case's whole folder (the output
+    # folder, the earlier run, the folders a path might escape to) as it was before.
+    changed = setups.changes(before, setups.snapshot(tmp))
+    what = case.what + (" (simulated: no tmpfs could be mounted here)" if setups.simulated(tmp) else "")
+    return {"what": what, "command": " ".join(Path(a).name if a == sys.executable else a for a in case.argv),
+            "code": proc.returncode, "line": lines[-1].replace(str(tmp), "{tmp}") if lines else "", "one_line": len(lines) == 1,
+            "written": len(changed), "traceback": "Traceback" in stderr}
+
+
+def concurrency_table(rows: list[dict]) -> tuple[str, bool]:
+    out = ["", "## Concurrent and interrupted writers of one request", "",
+           f"Real processes (`{rows[0]['command']}`), then the request's record and its history counted: every run "
+           "keeps its record (the newest as the record, the others under `history/`), each run once, no temporary "
+           "file left.", "",
+           "| case | runs | exit codes | runs kept | distinct run ids | temporary files left | .txt files | ok |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | :-: |"]
+    good = True
+    for c in rows:
+        ok = all(code == 0 for code in c["codes"]) and c["kept"] == c["distinct"] == c["runs"] and not c["temps"]
+        good = good and ok
+        out.append(f"| {c['case']} | {c['runs']} | {' '.join(map(str, c['codes']))} | {c['kept']} | {c['distinct']} | "
+                   f"{c['temps']} | {c['txts']} | {'yes' if ok else '**NO**'} |")
+    return "\n".join(out) + "\n", good
 
 
 def table(rows: list[dict], clean: bool) -> str:
@@ -132,9 +158,12 @@ def table(rows: list[dict], clean: bool) -> str:
            "_Generated by `python scripts/bad_inputs.py` (each case in a fresh process, stderr read as a terminal shows it at the end, "
            "outputs to a temporary folder); do not edit by hand._",
            "",
-           "Checked for every row: exactly one line on stderr, a non-zero exit status, no traceback, no output "
-           "file written, and no tracked file of the repository changed"
+           "Checked for every row: exactly one line on stderr, a non-zero exit status, no traceback, no file "
+           "written, changed or removed anywhere in the case's folder (outputs, the earlier run a case sets up, "
+           "the folders a path might escape to), and no file of the repository changed or added"
            + (" (held for the whole run)." if clean else " (**violated during this run**)."),
+           "",
+           f"{len(rows)} cases.",
            "",
            "| case | command | exit | the line | ok |",
            "| --- | --- | ---: | --- | :-: |"]
@@ -157,17 +186,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.only not in case.what:
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(run_case(case, Path(tmp)))
+            try:
+                rows.append(run_case(case, Path(tmp)))
+            finally:
+                setups.release(Path(tmp))
         r = rows[-1]
         sys.stderr.write(f"{len(rows):>3} {r['what']}: exit {r['code']}\n")
+    conc_ok = True
+    text_conc = ""
+    if not args.only or args.only in "concurrent runs":
+        conc = setups.concurrent_runs()
+        text_conc, conc_ok = concurrency_table(conc)
+        for c in conc:
+            sys.stderr.write(f"{c['case']}: exit {c['codes']}, {c['kept']} of {c['runs']} kept\n")
     clean = tracked_state() == before
-    text = table(rows, clean)
+    text = table(rows, clean) + text_conc
     if args.print:
         print(text, end="")
     else:
         records.write_atomic(ROOT / "docs" / "bad_inputs.md", text)
     bad = [r["what"] for r in rows if not (r["one_line"] and r["code"] != 0 and not r["traceback"]
                                           and not r["written"])]
+    bad += [] if conc_ok else ["concurrent runs"]
     if bad or not clean:
         sys.stderr.write(f"scripts/bad_inputs.py: {len(bad)} case(s) failed: {'; '.join(bad)}"
                          + ("" if clean else "; a tracked file changed") + "\n")

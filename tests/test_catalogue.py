@@ -45,7 +45,8 @@ def test_a_run_saves_the_record_with_its_metadata_and_the_entry_point_renders_it
     assert not list(tmp_path.rglob("*.txt"))
     from common import cli
 
-    written = cli.with_txt([path], session.root)
+    session.write_txt = cli.write_txt  # the entry point's renderer, run inside the record's write
+    written = runmod.save(rec, session)
     assert written == [txt.path_for({**rec, "_path": str(path)}, tmp_path), path]
     assert written[0].read_text().startswith("# Model structure")
     assert json.loads(path.read_text())["model"]["display"] == "ResNet-18"

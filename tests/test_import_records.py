@@ -18,8 +18,8 @@ def _script():
     return mod
 
 
-def _rec(date: str, ms: float) -> dict:
-    return {"schema": records.SCHEMA, "kind": "timing", "device_tag": "gpu", "request": {"model": "m"},
+def _rec(date: str, ms: float, tag: str = "gpu", kind: str = "timing") -> dict:
+    return {"schema": records.SCHEMA, "kind": kind, "device_tag": tag, "request": {"model": "m"},
             "env": {"date": date}, "code_version": {"commit": None}, "result": {"ms": ms}, "superseded": None}
 
 
@@ -63,7 +63,7 @@ def test_a_results_folder_imports_like_an_archive_of_the_repository(tmp_path):
     other = tmp_path / "other" / "results"
     src = records.record_path(other, "cpu", "job", "profile_quick")
     src.parent.mkdir(parents=True)
-    src.write_text(records.dumps(_rec("2026-12-01T00:00:00+00:00", 3.0)))
+    src.write_text(records.dumps(_rec("2026-12-01T00:00:00+00:00", 3.0, "cpu", "job")))
     (records.history_dir(src)).mkdir(parents=True)
     (records.history_dir(src) / "20261130T000000Z.json").write_text(records.dumps(_rec("2026-11-30", 1.0)))
     results = tmp_path / "results"

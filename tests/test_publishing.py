@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from common import bootstrap, records
+from common.errors import WriteFailed
 from common.render import readme, select, tables, txt
 from conftest import ROOT
 
@@ -52,7 +53,7 @@ def test_a_new_run_never_destroys_the_older_record(tmp_path, monkeypatch):
         (old["env"]["date"], True), (new["env"]["date"], False)]
     # A write that fails leaves the earlier run where it was, and no second copy of it.
     monkeypatch.setattr(records, "write_atomic", lambda *_: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
+    with pytest.raises(WriteFailed, match="cannot write .*resnet18_pascal.json.*: disk full"):
         records.write_record(path, timing("2026-12-02T10:00:00+00:00", 1, 5))
     assert json.loads(path.read_text())["superseded"] == "a reason"
     assert len(list(records.history_dir(path).glob("*.json"))) == 1

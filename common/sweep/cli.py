@@ -12,13 +12,26 @@ import sys
 import threading
 from pathlib import Path
 
+from common import paths
 from common.argtypes import positive
 from common.cli import Parser
-from common.errors import UserError
+from common.errors import UserError, WriteFailed, os_error_line
 from common.sweep import cluster, plan, runner, zoo_run
 
 # Hidden test hook: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5).
 KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
+
+
+def memory_arg(text: str) -> str:
+    """``--memory``: an amount Slurm and Dask both read (64GB, 500MB, 1.5TiB), else one argparse error."""
+    from dask.utils import parse_bytes
+
+    try:
+        if parse_bytes(text) <= 0:
+            raise ValueError
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of memory (e.g. 64GB, 500MB)") from None
+    return text
 
 
 def build_parser() -> Parser:
@@ -49,8 +62,8 @@ def build_parser() -> Parser:
                    help="fastest mode without the torch.compile(max-autotune) candidate")
     w.add_argument("--out-dir", type=Path, metavar="DIR", help="root of the outputs (default: the repository; "
                    "on a cluster it must be a path every worker can write)")
-    w.add_argument("--tag", metavar="NAME", help="device folder name (default: each worker's device)")
-    w.add_argument("--name", metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
+    w.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: each worker's device)")
+    w.add_argument("--name", type=paths.tag_arg, metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
     w.add_argument("--dry-run", action="store_true", help="print each task's command line and exit; the lines run "
                    "as printed, so piping them to a shell runs the same requests alone, outside Dask")
     where = p.add_argument_group("where (default: a local cluster, one worker per visible GPU)")
@@ -67,7 +80,7 @@ def build_parser() -> Parser:
     where.add_argument("--walltime", default="01:00:00", metavar="T", help="Slurm job time limit (default: 01:00:00)")
     where.add_argument("--gpus-per-job", type=int, default=1, metavar="G", help="GPUs (= workers) per job (default: 1)")
     where.add_argument("--cpus-per-gpu", type=positive(int), default=8, metavar="C", help="cores per GPU (default: 8)")
-    where.add_argument("--memory", default="64GB", metavar="M", help="memory per job (default: 64GB)")
+    where.add_argument("--memory", type=memory_arg, default="64GB", metavar="M", help="memory per job (default: 64GB)")
     where.add_argument("--jobs", type=positive(int), default=1, metavar="J", help="Slurm jobs to start (default: 1)")
     where.add_argument("--print-job-script", action="store_true", help="with --slurm: print the job script, exit")
     where.add_argument("--task-timeout", type=positive(float), metavar="S", help="kill a run after S seconds")
@@ -180,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return exc.exit_code
+    except OSError as exc:  # the summary record on a full disk or a read-only folder
+        sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
+        return WriteFailed.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
         sys.stderr.write(f"{prog}: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'terminated'}; every "
                          "record written so far is kept: run the same command again to resume\n")

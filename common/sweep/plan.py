@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,8 @@ def mode_args(mode: str) -> list[str]:
 
 def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -> Task:
     """One model's zoo steps at every input: eager and/or fastest as ``modes`` say, and memory."""
+    for inp in presets:
+        inputs.of(inp)
     other = [m for m in modes if m not in ZOO_MODES]
     if other:
         raise UserError(f"kind zoo takes modes {' and '.join(ZOO_MODES)} (its memory step always runs), "
@@ -87,6 +90,7 @@ def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -
 
 
 def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Task:
+    inputs.of(inp)  # a preset or a size with positive sides, before any worker starts
     if kind not in KINDS or kind == "zoo":  # zoo: zoo_task (one task per model, not per input)
         raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
     if kind == "memory":
@@ -99,6 +103,23 @@ def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Tas
                 f"{model} {inp} {mode} {kind}")
 
 
+def _yaml_load(text: str) -> object:
+    """YAML as written: YAML 1.1 reads ``0x0`` (hex), ``010`` (octal) and ``1:30``
+    (base 60) as numbers, so a size typed as ``input: 0x0`` became the input 0; such
+    a scalar stays the text it was (plain decimal integers are still numbers)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+        text = loader.construct_scalar(node)
+        return int(text) if re.fullmatch(r"[-+]?(0|[1-9][0-9]*)", str(text)) else str(text)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader)
+
+
 def load_file(path: Path) -> dict:
     """A sweep file: JSON, or YAML (needs pyyaml) by its suffix."""
     try:
@@ -107,8 +128,7 @@ def load_file(path: Path) -> dict:
         raise UserError(f"cannot read sweep file {str(path)!r}: {exc.strerror or exc}") from None
     try:
         if Path(path).suffix in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text)
+            data = _yaml_load(text)
         else:
             data = json.loads(text)
     except ImportError:

@@ -272,10 +272,28 @@ def model_list(args: argparse.Namespace, gpu: bool) -> list[str]:
     else:
         names = registry.names("zoo") if gpu else list(CPU_SHORT_LIST)
     names = list(dict.fromkeys(names))
+    if args.models:
+        check_names(names)
     if args.shard:
         i, n = args.shard
         names = names[i::n]
     return names
+
+
+def check_names(names: list[str]) -> None:
+    """Every name a model the timers take, before any work: the unknown ones in one line,
+    each with its closest names (a typo used to run and record a failure per step)."""
+    bad = []
+    for name in names:
+        try:
+            registry.get(name)
+        except UserError as exc:
+            bad.append(str(exc))
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        raise UserError(f"{len(bad)} of the models cannot be profiled: " + "; ".join(
+            b.removesuffix(" (python -m common.registry list)") for b in bad) + " (python -m common.registry list)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -317,7 +335,7 @@ def build_parser() -> cli.Parser:
     p.add_argument("--budget-s", type=positive(float), metavar="S",
                    help="start no new model after S seconds (a later call resumes: existing records are skipped)")
     p.add_argument("--shard", type=parse_shard, metavar="I/N", help="every N-th model from the I-th (one GPU each)")
-    p.add_argument("--run-name", default=RUN_NAME, metavar="NAME", help="name of the zoo-run record (default: zoo)")
+    p.add_argument("--run-name", type=paths.tag_arg, default=RUN_NAME, metavar="NAME", help="name of the zoo-run record (default: zoo)")
     p.add_argument("--no-run-record", dest="run_record", action="store_false",
                    help="leave the zoo-run record to the caller (a Dask sweep of kind zoo writes it: its tasks "
                         "run in parallel)")
@@ -342,6 +360,19 @@ def print_plan(sweep: Sweep, models: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The zoo sweep; a record it cannot write (a full disk, a read-only folder) ends it
+    with one line, the records written so far kept."""
+    try:
+        return _main(argv)
+    except WriteFailed as exc:
+        sys.stderr.write(f"python -m common.zoo: error: {exc}\n")
+        return exc.exit_code
+    except OSError as exc:
+        sys.stderr.write(f"python -m common.zoo: error: {os_error_line(exc)}\n")
+        return WriteFailed.exit_code
+
+
+def _main(argv: list[str] | None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     with envmod.cpu_threads(args.threads):

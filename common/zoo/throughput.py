@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from common import guard, inputs, records, registry
+from common import guard, inputs, paths, records, registry
 from common.errors import UserError
 from common.measure import execution, oom, timing
 from common.spec import Request
@@ -175,8 +175,13 @@ def measure_and_save(req: Request, session: object, cap: int | None = None) -> l
     rec = records.make_record(KIND, session.tag, req.to_dict(), session.env, result)  # type: ignore[attr-defined]
     rec["model"] = registry.metadata(req)
     path = session.record_path(req)  # type: ignore[attr-defined]
-    records.write_record(path, rec)
-    txt = render_tp.throughput_txt_path({**rec, "_path": str(path)}, session.root)  # type: ignore[attr-defined]
-    txt.parent.mkdir(parents=True, exist_ok=True)
-    records.write_atomic(txt, render_tp.throughput_txt({**rec, "_path": str(path)}))
-    return [txt, path]
+    current = {**rec, "_path": str(path)}
+    txt = paths.inside(render_tp.throughput_txt_path(current, session.root), session.root,  # type: ignore[attr-defined]
+                       ".txt path")
+
+    def write_txt() -> None:  # with the record: both replaced or neither
+        txt.parent.mkdir(parents=True, exist_ok=True)
+        records.write_atomic(txt, render_tp.throughput_txt(current))
+
+    where = records.write_record(path, rec, then=write_txt)
+    return [txt, where] if where == path else [where]
