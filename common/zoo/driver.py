@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common import cli, inputs, records, registry, run
+from common import cli, inputs, paths, records, registry, run
 from common import protocol as protocols
 from common import env as envmod
 from common.argtypes import non_negative, positive
-from common.errors import UserError
+from common.errors import UserError, WriteFailed, os_error_line
 from common.registry.generic import oneline
 from common.zoo import throughput as throughput_mod
 from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F401 - re-exported
