@@ -67,7 +67,16 @@ def test_modes_rows_keep_output_strides_apart():
     assert "eager fp32 (output stride 8)" in table and "10.000" in table and "40.000" in table
 
 
-def test_cpu_threads_are_restored_after_a_request(capsys):
+@pytest.fixture
+def one_thread():
+    """One thread before the test, so that two (within this machine's cores) is a change."""
+    was = driver.torch.get_num_threads()
+    driver.torch.set_num_threads(1)
+    yield
+    driver.torch.set_num_threads(was)
+
+
+def test_cpu_threads_are_restored_after_a_request(capsys, one_thread):
     from common import cli, env
 
     before = driver.torch.get_num_threads()
@@ -80,7 +89,7 @@ def test_cpu_threads_are_restored_after_a_request(capsys):
     assert driver.torch.get_num_threads() == before
 
 
-def test_a_driver_restores_the_thread_count_after_its_steps(monkeypatch):
+def test_a_driver_restores_the_thread_count_after_its_steps(monkeypatch, one_thread):
     before = driver.torch.get_num_threads()
     seen = []
     monkeypatch.setattr(drive, "run_steps",
