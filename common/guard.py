@@ -45,7 +45,7 @@ GIB = 2**30
 MARGIN = 1.25
 # Without a measurement the meta-device estimate times FAST_FACTOR, plus a fresh
 # process's framework (FRAMEWORK), must fit: far below the memory available there is
-# nothing to measure (the largest measured/meta ratio is in docs/methods.md's table).
+# nothing to measure (docs/methods.md's table compares this bound with measured peaks).
 FAST_FACTOR = 3.0
 FRAMEWORK = GIB
 # Address space a process maps beyond its resident memory: thread stacks and the
