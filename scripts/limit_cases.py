@@ -1,11 +1,14 @@
 """Two bad-input cases that need more than a command line: a sweep interrupted
 mid-run (Ctrl-C, i.e. SIGINT to the terminal's whole process group, or SIGTERM),
-and a CPU batch just beyond what the memory guard lets through. Each function runs
+and a CPU batch beyond what the memory guard lets through. Each function runs
 the case for real in fresh processes and returns one row in the shape of
 ``scripts/bad_inputs.py``'s rows (what, command, code, line, one_line, written,
-traceback) plus what the case itself checks.
+traceback) plus ``ok``, the case's own verdict: for a sweep, one line, exit 130
+or 143, no traceback, the summary record written and no process left (records of
+finished tasks are kept, not "nothing written"); for the guard, one line, exit 2,
+no traceback, nothing written.
 
-    python scripts/limit_cases.py [sweep-sigint|sweep-sigterm|guard]...   # prints the rows as JSON lines
+    python scripts/limit_cases.py [sweep-sigint|sweep-sigterm|sweep-sigterm-group|guard]...   # prints the rows as JSON lines
 """
 from __future__ import annotations
 
@@ -29,11 +32,6 @@ SWEEP = ["--device", "cpu", "--workers", "2", "--models", "resnet18", "--inputs"
 def terminal_lines(raw: bytes) -> list[str]:
     """stderr as a terminal shows it at the end (each line as its last carriage return left it)."""
     return [seg for line in raw.decode("utf-8", "replace").split("\n") if (seg := line.split("\r")[-1].strip())]
-
-
-def _group_alive(pgid: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True).stdout
-    return [ln.strip() for ln in out.splitlines() if ln.split()[1:2] == [str(pgid)]]
 
 
 def _session_alive(sid: int) -> list[str]:
@@ -75,7 +73,9 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
         # The sweep's own opening line is not part of the answer to the signal.
         answer = [ln for ln in lines if " task(s) on " not in ln]
         name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(sig, str(sig))
-        return {"what": f"sweep: {name} to {'the process group (Ctrl-C)' if to_group else 'the sweep'} mid-run",
+        ok = (sent and len(answer) == 1 and proc.returncode in (130, 143) and b"Traceback" not in raw
+              and summary is not None and not leftover)
+        return {"ok": ok,"what": f"sweep: {name} to {'the process group (Ctrl-C)' if to_group else 'the sweep'} mid-run",
                 "command": " ".join(["python", "-m", "common.sweep", *SWEEP]), "code": proc.returncode,
                 "line": answer[-1] if answer else "", "one_line": len(answer) == 1, "lines": lines,
                 "written": len(records), "traceback": b"Traceback" in raw, "signal_sent": sent,
@@ -103,7 +103,9 @@ def guard_at_limit(model: str = "resnet18", size: str = "1024x2048", available_g
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         written = [p for p in Path(tmp).rglob("*") if p.is_file()]
     lines = terminal_lines(proc.stderr)
-    return {"what": f"CPU batch beyond what the memory guard lets through ({model} {size} batch {batch})",
+    ok = len(lines) == 1 and proc.returncode == 2 and b"Traceback" not in proc.stderr and not written \
+        and "not enough memory" in lines[0]
+    return {"ok": ok,"what": f"CPU batch beyond what the memory guard lets through ({model} {size} batch {batch})",
             "command": " ".join(["python", *argv[1:-2]]), "code": proc.returncode,
             "line": lines[-1] if lines else "", "one_line": len(lines) == 1, "written": len(written),
             "traceback": b"Traceback" in proc.stderr, "batch": batch}
@@ -111,6 +113,7 @@ def guard_at_limit(model: str = "resnet18", size: str = "1024x2048", available_g
 
 CASES = {"sweep-sigint": lambda: interrupted_sweep(signal.SIGINT),
          "sweep-sigterm": lambda: interrupted_sweep(signal.SIGTERM, to_group=False),
+         "sweep-sigterm-group": lambda: interrupted_sweep(signal.SIGTERM),
          "guard": guard_at_limit}
 
 if __name__ == "__main__":

@@ -40,3 +40,4 @@ def test_a_stopped_sweep_says_one_line_and_keeps_the_summary_of_what_finished(tm
     assert summary["counts"].get("not_started", 0) + summary["counts"].get("stopped", 0) >= 1
     assert all(t["attempts"] >= 1 for t in tasks.values() if t["status"] == "stopped")
     assert not list(tmp_path.rglob("*.tmp"))
+    assert row["ok"]  # the verdict scripts/bad_inputs.py reads agrees
