@@ -175,7 +175,7 @@ def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: flo
         tasks += [{"label": t.label, "status": "not started", "worker": None, "seconds": 0.0, "attempts": 0,
                    "reason": why, "record": None} for t in unstarted]
     extra = {"stopped": stopped} if stopped else {}
-    return {**extra,"device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
+    return {**extra, "device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
             "wall_s": wall, "task_seconds": task_seconds, "speedup": task_seconds / wall if wall > 0 else None,
             "counts": dict(counts), "workers": list(workers.values()), "tasks": tasks}
 
