@@ -48,8 +48,11 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
         out = Path(out or tmp)
         argv = [sys.executable, "-m", "common.sweep", *SWEEP, "--out-dir", str(out)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # A terminal's Ctrl-C, even where this runs in the background (which ignores SIGINT, and
+        # an ignored signal stays ignored in the sweep it starts).
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         timing = out / "results" / "records"
         t0 = time.monotonic()
         while proc.poll() is None and time.monotonic() - t0 < 600:
