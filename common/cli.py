@@ -223,7 +223,8 @@ def measure_and_save(req: Request, session: run.Session, model: torch.nn.Module 
     prepare(req, session)
     if with_timing:
         prepare(replace(req, kind="timing", depth=1), session)
-    rec = run.measure(req, session, model)
+    with guard.address_limit(req):  # what the guard's estimate missed ends as a MemoryError, not a kill
+        rec = run.measure(req, session, model)
     if _same_structure(rec, session):
         return []  # a structure does not depend on when or where: an equal one is not rewritten
     session.write_txt = session.write_txt or write_txt

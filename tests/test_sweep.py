@@ -80,6 +80,17 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     assert "differs: max_seconds" in capsys.readouterr().out
 
 
+def test_a_worker_lost_mid_task_counts_as_an_attempt(scheduler, tmp_path, monkeypatch, capsys):
+    # Dask reran a task whose worker died on another worker unseen: the summary said one attempt.
+    monkeypatch.setenv(sweep_cli.KILL_WORKER_HOOK, "resnet18 32x32@0.3")
+    argv = ["--models", "resnet18", *SMALL, "--scheduler", scheduler, "--out-dir", str(tmp_path), "--name", "lost"]
+    assert sweep_cli.main(argv) == 0
+    (lost,) = summary_of(tmp_path)["result"]["tasks"]
+    assert lost["status"] == "done" and lost["attempts"] == 2
+    out = capsys.readouterr()
+    assert "failed on ? (KilledWorker" in out.out + out.err and "retrying once" in out.out + out.err
+
+
 def test_zoo_through_the_sweep_one_task_per_model_then_budget_and_resume(scheduler, tmp_path, capsys):
     """Kind zoo: one task per model runs python -m common zoo's steps in its own process;
     a step that cannot be made is a failed task with the zoo's reason; the sweep keeps the

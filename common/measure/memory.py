@@ -139,15 +139,29 @@ def _rss_kib(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
+def limit_address_space(extra_bytes: int) -> None:
+    """Let this process map at most ``extra_bytes`` more than it maps now, so that
+    going beyond is an allocation error (one line) rather than the kernel's
+    out-of-memory killer (exit 137, no line)."""
+    import resource
+
+    now = _rss_kib("VmSize") * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = now + extra_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def cpu_peak_child(req: Request, threads: int, train: bool = False, limit_bytes: int | None = None) -> dict:
     """Run inside a fresh process: RSS growth of the first inference (or, with
     ``train``, of the first training step: forward, loss, backward, and the SGD
     step with ``req.with_optimizer``), in the request's precision (autocast) and
-    memory format, as the timed run executes it."""
+    memory format, as the timed run executes it. With ``limit_bytes`` the
+    process may map at most that much more once the model and input are built."""
     from common import inputs, registry
     from common.measure import execution, training
 
     torch.set_num_threads(threads)
+    start = _rss_kib("VmRSS")
     model = registry.build_for(req, "cpu")
     x = inputs.make(req.input, "cpu")
     with contextlib.ExitStack() as stack:
@@ -158,6 +172,8 @@ def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
             stack.enter_context(torch.inference_mode())
             run = execution.prepare(model, x, req).fn  # channels-last (and compile) here, before the baseline
         before = _rss_kib("VmRSS")
+        if limit_bytes is not None:
+            limit_address_space(limit_bytes)
         reset = True
         try:
             with open("/proc/self/clear_refs", "w") as f:
@@ -170,6 +186,7 @@ def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
     return {
         "method": f"fresh process: VmHWM after the first {what} ({req.mode}) minus VmRSS before it "
                   "(/proc/self/status)",
+        "start_mib": start / 1024,
         "resident_mib": before / 1024,
         "peak_rss_mib": peak / 1024,
         f"peak_{'train_step' if train else 'inference'}_mib": (peak - before) / 1024 if reset else None,
@@ -177,12 +194,13 @@ def cpu_peak_child(req: Request, threads: int, train: bool = False) -> dict:
     }
 
 
-def cpu_peak(req: Request, train: bool = False) -> dict:
+def cpu_peak(req: Request, train: bool = False, limit_bytes: int | None = None) -> dict:
     """Peak RSS of one inference (``train``: one training step) of ``req`` in a
-    fresh process, with the request's threads (default: this process's count)."""
+    fresh process, with the request's threads (default: this process's count);
+    ``limit_bytes``: the step may map at most that much (``cpu_peak_child``)."""
     threads = req.threads or torch.get_num_threads()
     args = [sys.executable, "-m", "common.measure.memory", json.dumps(req.to_dict()), str(threads),
-            *(["train"] if train else [])]
+            *(["train"] if train else []), *([f"limit={limit_bytes}"] if limit_bytes is not None else [])]
     out = subprocess.run(args, capture_output=True, text=True, cwd=str(ROOT))
     if out.returncode != 0:
         # Only a real out-of-memory is reported as one; any other failure keeps its reason.
@@ -192,10 +210,11 @@ def cpu_peak(req: Request, train: bool = False) -> dict:
 
 
 def child_main(argv: list[str]) -> None:
-    """The child's entry point: REQUEST_JSON THREADS [train]; prints one JSON line."""
+    """The child's entry point: REQUEST_JSON THREADS [train] [limit=BYTES]; prints one JSON line."""
     req_json, threads = argv[:2]
     req = Request.from_dict(json.loads(req_json))
-    print(json.dumps(cpu_peak_child(req, int(threads), train=argv[2:] == ["train"])))
+    limit = next((int(a.split("=", 1)[1]) for a in argv[2:] if a.startswith("limit=")), None)
+    print(json.dumps(cpu_peak_child(req, int(threads), train="train" in argv[2:], limit_bytes=limit)))
 
 
 if __name__ == "__main__":

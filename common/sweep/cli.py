@@ -18,8 +18,10 @@ from common.cli import Parser
 from common.errors import UserError, WriteFailed, os_error_line
 from common.sweep import cluster, plan, runner, zoo_run
 
-# Hidden test hook: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5).
+# Hidden test hooks: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5);
+# the second SIGKILLs the worker running it instead, the first time only.
 KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
+KILL_WORKER_HOOK = "BACKBONE_SWEEP_TEST_KILL_WORKER"
 
 
 def memory_arg(text: str) -> str:
@@ -90,8 +92,7 @@ def build_parser() -> Parser:
     return p
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+Terminated = runner.Terminated
 
 
 def _terminate(_signum: int, _frame: object) -> None:
@@ -99,11 +100,11 @@ def _terminate(_signum: int, _frame: object) -> None:
 
 
 def with_test_hook(tasks: list[plan.Task]) -> list[plan.Task]:
-    hook = os.environ.get(KILL_HOOK)
-    if not hook:
-        return tasks
-    part, _, after = hook.partition("@")
-    return [dataclasses.replace(t, kill_after=float(after or 0.5)) if part in t.label else t for t in tasks]
+    for env, key in ((KILL_HOOK, "kill_after"), (KILL_WORKER_HOOK, "kill_worker_after")):
+        if hook := os.environ.get(env):
+            part, _, after = hook.partition("@")
+            tasks = [dataclasses.replace(t, **{key: float(after or 0.5)}) if part in t.label else t for t in tasks]
+    return tasks
 
 
 def default_name(tasks: list[plan.Task]) -> str:
@@ -158,12 +159,33 @@ def save(summary: dict, tasks: list[plan.Task], args: argparse.Namespace, name: 
     return path
 
 
+def stopped_line(prog: str, summary: dict, path: Path) -> int:
+    """The one line of a sweep stopped by Ctrl-C or SIGTERM; its exit status."""
+    c = summary["counts"]
+    sig = summary["stopped"]
+    sys.stderr.write(f"{prog}: {'interrupted' if sig == 'SIGINT' else 'terminated'} ({sig}): {c.get('done', 0)} "
+                     f"task(s) done, {c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed, "
+                     f"{c.get('stopped', 0)} stopped mid-run, {c.get('not_started', 0)} not started; summary "
+                     f"record {path}; run the same command again to resume\n")
+    return 130 if sig == "SIGINT" else 143
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = parser.prog
-    if threading.current_thread() is threading.main_thread():
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    if main_thread:
         signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args, prog)
+    finally:
+        for sig, handler in handlers.items():  # the stop signals were ignored while the summary was written
+            signal.signal(sig, handler)
+
+
+def _main(args: argparse.Namespace, prog: str) -> int:
     if args.out_dir:
         args.out_dir = args.out_dir.resolve()
     try:
@@ -187,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             summary = runner.run(client, tasks, out, args.tag, args.device, args.task_timeout, prog, args.budget_s,
                                  zoo if zoo else None)
         path = save(summary, tasks, args, name, where)
+        if summary.get("stopped"):
+            return stopped_line(prog, summary, path)
         print(runner.table(summary, name))
         print(path)
         return 1 if summary["counts"].get("failed") else 0

@@ -14,6 +14,7 @@ from common.errors import UserError
 from common.sweep import task as taskmod
 
 ROOT = Path(__file__).resolve().parents[2]
+SIGNALS = "common.sweep.worker_signals"  # preloaded by local workers: Ctrl-C is the sweep's to answer
 
 
 def _pythonpath() -> str:
@@ -32,22 +33,23 @@ def local_cluster(gpus: list[str], workers: int = 1, dashboard: bool = True):
     import dask
     from distributed import Nanny, Scheduler, SpecCluster
 
-    # A lost worker: its task retried once; the cluster logs errors only.
-    dask.config.set({"distributed.scheduler.allowed-failures": 1, "logging.distributed": "error"})
+    # A lost worker fails its task at once, so the runner counts the loss as an attempt and
+    # retries once (Dask's own retry would rerun it unseen); the cluster logs errors only.
+    dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"})
     address = ":8787" if dashboard and has_dashboard() else None
     if gpus and importlib.util.find_spec("dask_cuda") is not None:  # pragma: no cover - needs GPUs and dask_cuda
         from dask_cuda import LocalCUDACluster
 
         os.environ["PYTHONPATH"] = _pythonpath()
         return LocalCUDACluster(CUDA_VISIBLE_DEVICES=",".join(gpus), threads_per_worker=1, memory_limit=0,
-                                dashboard_address=address, silence_logs=logging.ERROR)
+                                dashboard_address=address, silence_logs=logging.ERROR, preload=[SIGNALS])
     env = {"PYTHONPATH": _pythonpath()}
+    options = {"nthreads": 1, "memory_limit": 0, "silence_logs": logging.ERROR, "preload": [SIGNALS]}
     if gpus:
-        specs = {f"gpu{g}": {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": 0, "silence_logs": logging.ERROR,
-                                                       "env": {**env, "CUDA_VISIBLE_DEVICES": g}}} for g in gpus}
+        specs = {f"gpu{g}": {"cls": Nanny, "options": {**options, "env": {**env, "CUDA_VISIBLE_DEVICES": g}}}
+                 for g in gpus}
     else:
-        specs = {f"cpu{i}": {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": 0, "silence_logs": logging.ERROR,
-                                                       "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
+        specs = {f"cpu{i}": {"cls": Nanny, "options": {**options, "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
                  for i in range(workers)}
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": address, "host": "127.0.0.1"}}
     return SpecCluster(scheduler=scheduler, workers=specs, silence_logs=logging.ERROR, name="sweep")

@@ -36,6 +36,7 @@ class Task:
     args: tuple[str, ...]
     label: str  # "resnet50 cityscapes eager timing", "convnext_tiny zoo imagenet+cityscapes"
     kill_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL the run after S seconds
+    kill_worker_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL its worker, once
 
     def command(self) -> list[str]:
         """The entry point, as ``python`` arguments."""

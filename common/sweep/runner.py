@@ -2,7 +2,9 @@
 worker, show progress, and summarise (table on stdout, a 'sweep' record)."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -11,8 +13,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from common.errors import UserError
 from common.sweep import cluster, plan
 from common.sweep import task as taskmod
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def ignore_stop_signals() -> None:
+    """From the first Ctrl-C or SIGTERM on, until the summary is written: a second
+    one (a terminal's repeated Ctrl-C) must not lose it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, device_kind: str = "auto",
@@ -22,7 +37,8 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
     Tasks are handed out as workers free up (never more at once than there are workers),
     so with ``budget_s`` no task starts once that many seconds have passed: the running
     ones finish, the rest are counted as not started (a re-run resumes). ``on_result``
-    sees each task's final outcome."""
+    sees each task's final outcome. Ctrl-C or SIGTERM stops the sweep: the summary
+    (key ``stopped``) holds what finished, the tasks stopped mid-run and those not started."""
     from distributed import as_completed
 
     infos = cluster.probe_workers(client, device_kind)
@@ -52,6 +68,7 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
     attempts: list[dict] = []  # every run, retried ones too: the work each worker did
     counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = tqdm(total=len(tasks), desc=prog, unit="task", file=sys.stderr, dynamic_ncols=True)
+    stopped = None
     try:
         while pending:
             fut = next(queue)
@@ -83,16 +100,43 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
             bar.set_postfix(counts, refresh=False)
             bar.update(1)
             fill()
+    except (KeyboardInterrupt, Terminated) as exc:
+        ignore_stop_signals()
+        stopped = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+        client.cancel([f for f in submitted if not f.done()])  # nothing new starts
+        bar.leave = False  # the bar gives way to the one line that says what happened
     except BaseException:
-        client.cancel([f for f in submitted if not f.done()])  # Ctrl-C: nothing new starts
+        client.cancel([f for f in submitted if not f.done()])
         raise
     finally:
         bar.close()
     unstarted = [t for t, _, _ in todo]
+    if stopped:
+        in_flight = []
+        for t, attempt in pending.values():
+            if _finished(t, infos, out_dir, tag):  # its records were written just before the stop
+                outcomes.append({"label": t.label, "worker": "?", "seconds": 0.0, "status": "done",
+                                 "attempts": attempt, "reason": f"its records were complete when {stopped} came"})
+            else:
+                in_flight.append((t, attempt))
+        return summarize(outcomes, attempts, infos, time.monotonic() - start, out_dir, unstarted,
+                         stopped=stopped, in_flight=in_flight)
     if unstarted:
         sys.stderr.write(f"{prog}: budget of {budget_s:g} s spent: {len(unstarted)} task(s) not started "
                          "(run the same command again to resume)\n")
     return summarize(outcomes, attempts, infos, time.monotonic() - start, out_dir, unstarted)
+
+
+def _finished(t: plan.Task, infos: dict, out_dir: str | None, tag: str | None) -> bool:
+    """Every record ``t`` writes is there and valid, as some worker's run would write it."""
+    for info in infos.values():
+        try:
+            paths = plan.record_paths(t, info["device"], tag or info["tag"], out_dir)
+        except UserError:  # a request that cannot be made has no records
+            return False
+        if all(plan.valid_record(p) for p in paths):
+            return True
+    return False
 
 
 def _all(client) -> dict:
@@ -100,7 +144,8 @@ def _all(client) -> dict:
 
 
 def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: float, out_dir: str | None,
-              unstarted: list[plan.Task] = ()) -> dict:
+              unstarted: list[plan.Task] = (), stopped: str | None = None,
+              in_flight: list[tuple[plan.Task, int]] = ()) -> dict:
     workers: dict[str, dict] = {}
     for info in infos.values():
         workers.setdefault(info["label"], {"worker": info["label"], "host": info["host"],
@@ -119,11 +164,18 @@ def summarize(outcomes: list[dict], attempts: list[dict], infos: dict, wall: flo
               "attempts": r["attempts"], "reason": r.get("reason"), "record": _rel(r.get("record"), root)}
              for r in outcomes]
     counts = defaultdict(int, {s: sum(1 for r in outcomes if r["status"] == s) for s in ("done", "skipped", "failed")})
+    if in_flight:
+        counts["stopped"] = len(in_flight)
+        tasks += [{"label": t.label, "status": "stopped", "worker": None, "seconds": 0.0, "attempts": attempt,
+                   "reason": f"the sweep was stopped ({stopped}) while it ran", "record": None}
+                  for t, attempt in in_flight]
     if unstarted:
         counts["not_started"] = len(unstarted)
+        why = f"the sweep was stopped ({stopped})" if stopped else "the sweep's --budget-s was spent"
         tasks += [{"label": t.label, "status": "not started", "worker": None, "seconds": 0.0, "attempts": 0,
-                   "reason": "the sweep's --budget-s was spent", "record": None} for t in unstarted]
-    return {"device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
+                   "reason": why, "record": None} for t in unstarted]
+    extra = {"stopped": stopped} if stopped else {}
+    return {**extra, "device_tags": sorted({i["tag"] for i in infos.values() if i.get("tag")}),
             "wall_s": wall, "task_seconds": task_seconds, "speedup": task_seconds / wall if wall > 0 else None,
             "counts": dict(counts), "workers": list(workers.values()), "tasks": tasks}
 

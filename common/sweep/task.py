@@ -5,6 +5,7 @@ error ends that run only and never the worker or the next task.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import signal
@@ -125,6 +126,16 @@ def describe(code: int, stderr: str, timeout: float | None) -> str:
     return f"{why}: {line}" if line else why
 
 
+def _first_time(task: plan.Task, out_dir: str | None) -> bool:
+    """The worker-kill test hook fires once per task and output folder (a marker file there)."""
+    marker = Path(out_dir or ROOT) / f".sweep-test-killed-{hashlib.sha1(task.label.encode()).hexdigest()[:12]}"
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
 def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind: str = "auto",
              timeout: float | None = None) -> dict:
     """One request as one single run, in its own process. Returns its outcome:
@@ -148,6 +159,8 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     killer = threading.Timer(task.kill_after, proc.kill) if task.kill_after is not None else None
+    if task.kill_worker_after is not None and _first_time(task, out_dir):
+        killer = threading.Timer(task.kill_worker_after, os.kill, (os.getpid(), signal.SIGKILL))
     if killer:
         killer.start()
     try:
