@@ -46,7 +46,7 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
     (a terminal's Ctrl-C) or, without ``to_group``, to the sweep's process only."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out or tmp)
-        argv = [sys.executable, "-m", "common.sweep", *SWEEP, "--out-dir", str(out)]
+        argv = [sys.executable, "-m", "common", "sweep", *SWEEP, "--out-dir", str(out)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # A terminal's Ctrl-C, even where this runs in the background (which ignores SIGINT, and
         # an ignored signal stays ignored in the sweep it starts).
@@ -79,7 +79,7 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
         ok = (sent and len(answer) == 1 and proc.returncode in (130, 143) and b"Traceback" not in raw
               and summary is not None and not leftover)
         return {"ok": ok,"what": f"sweep: {name} to {'the process group (Ctrl-C)' if to_group else 'the sweep'} mid-run",
-                "command": " ".join(["python", "-m", "common.sweep", *SWEEP]), "code": proc.returncode,
+                "command": " ".join(["python", "-m", "common", "sweep", *SWEEP]), "code": proc.returncode,
                 "line": answer[-1] if answer else "", "one_line": len(answer) == 1, "lines": lines,
                 "written": len(records), "traceback": b"Traceback" in raw, "signal_sent": sent,
                 "summary": summary, "records": records, "stdout": stdout.decode(), "leftover": leftover}
