@@ -101,7 +101,7 @@ def guard_at_limit(model: str = "resnet18", size: str = "1024x2048", available_g
     # if other processes free some memory before the run starts.
     batch = (fp.largest(guard.HEADROOM * available) * 3 + 1) // 2 + 1
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "common.cli", "timer", "--model", model, "--device", "cpu", "--size", size,
+        argv = [sys.executable, "-m", "common", "time", "--model", model, "--device", "cpu", "--size", size,
                 "--batch", str(batch), "--iters", "2", "--warmup", "0", "--out-dir", tmp]
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         written = [p for p in Path(tmp).rglob("*") if p.is_file()]

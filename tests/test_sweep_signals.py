@@ -25,8 +25,8 @@ def test_a_stopped_sweep_says_one_line_and_keeps_the_summary_of_what_finished(tm
     assert row["signal_sent"], "the sweep ended before it could be stopped"
     assert row["code"] == (130 if sig == signal.SIGINT else 143)
     assert not row["traceback"] and row["one_line"], row["lines"]
-    assert row["line"].startswith("sweep: interrupted (SIGINT)" if sig == signal.SIGINT else
-                                  "sweep: terminated (SIGTERM)") and "summary record" in row["line"]
+    assert row["line"].startswith("python -m common sweep: interrupted (SIGINT)" if sig == signal.SIGINT else
+                                  "python -m common sweep: terminated (SIGTERM)") and "summary record" in row["line"]
     assert row["stdout"] == ""
     assert row["leftover"] == []  # no worker, nanny or run outlives the sweep
     summary = row["summary"]

@@ -36,7 +36,10 @@ def local_cluster(gpus: list[str], workers: int = 1, dashboard: bool = True):
     # A lost worker fails its task at once, so the runner counts the loss as an attempt and
     # retries once (Dask's own retry would rerun it unseen); the cluster logs errors only.
     dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "error"})
-    address = ":8787" if dashboard and has_dashboard() else None
+    # Any free port (the link is printed), with or without the dashboard (the scheduler
+    # serves HTTP either way): a fixed :8787 makes a second sweep on the host warn on
+    # stderr, and a sweep's messages are one line each.
+    address, dashboard = ":0", dashboard and has_dashboard()
     if gpus and importlib.util.find_spec("dask_cuda") is not None:  # pragma: no cover - needs GPUs and dask_cuda
         from dask_cuda import LocalCUDACluster
 
@@ -51,7 +54,8 @@ def local_cluster(gpus: list[str], workers: int = 1, dashboard: bool = True):
     else:
         specs = {f"cpu{i}": {"cls": Nanny, "options": {**options, "env": {**env, "CUDA_VISIBLE_DEVICES": ""}}}
                  for i in range(workers)}
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": address, "host": "127.0.0.1"}}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": address, "dashboard": dashboard,
+                                               "host": "127.0.0.1"}}
     return SpecCluster(scheduler=scheduler, workers=specs, silence_logs=logging.ERROR, name="sweep")
 
 
