@@ -23,8 +23,8 @@ from common import env as envmod
 from common import guard, inputs, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError
-from common.measure import execution, kernels, layerbench, oom, repeats, timing, training
-from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
+from common.measure import execution, kernels, layerbench, oom, repeats, runtimes, timing, training
+from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RUNTIMES, Request, default_clock
 
 
 class Parser(argparse.ArgumentParser):
@@ -112,6 +112,9 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
         p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
                        help="torch.compile with MODE: default | reduce-overhead | max-autotune "
                             "(compile time reported apart)")
+        p.add_argument("--runtime", choices=RUNTIMES, default="torch", metavar="RT",
+                       help="torch | onnxruntime | openvino: who runs the model (the others: its ONNX export, "
+                            "cached; fp32 and int8, openvino also bf16; on the CPU) (default: torch)")
     else:
         p.add_argument("--struct", action="store_true",
                        help="write the model-structure table instead of the memory report")
@@ -163,7 +166,7 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   search_compile=args.search_compile, with_optimizer=args.with_optimizer,
                   repeats=1 if train else args.repeats or repeats.default_repeats(str(device)),
                   fresh_process=args.fresh_process, warmup_s=args.warmup_seconds if args.warmup else 0.0,
-                  kernels=args.kernels and kernels.supported(device), **common)
+                  kernels=args.kernels and kernels.supported(device), runtime=args.runtime, **common)
     if not 0 <= args.warmup_seconds < float("inf"):
         raise UserError(f"--warmup-seconds must be a finite number of seconds, 0 or more (got {args.warmup_seconds})")
     if req.fresh_process and (req.per_unit or train):
@@ -175,6 +178,7 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
 
 def check(req: Request) -> None:
     """Reject requests that cannot be measured as asked, with the reason."""
+    runtimes.check(req)
     execution.check_supported(req)
     if req.per_unit:
         registry.check_depth(req.model, req.depth, registry.options_of(req))

@@ -1,0 +1,122 @@
+"""ONNX Runtime / OpenVINO / PyTorch int8 runs: export cache, agreement, int8,
+failure records, the timer's --runtime flag (CPU, 32x32 inputs)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common import cli, inputs
+from common.measure import export, runtimes
+from common.spec import Request
+
+SMALL = ["--device", "cpu", "--size", "32x32", "--iters", "3", "--warmup", "1", "--warmup-seconds", "0",
+         "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("bp-cache")
+
+
+@pytest.fixture(autouse=True)
+def cache(shared_cache, monkeypatch):
+    """One export cache for the module's runs (each exports resnet18 at 32x32 once)."""
+    monkeypatch.setenv("BP_CACHE", str(shared_cache))
+    return shared_cache
+
+
+def timer(args: list, out, capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli.main("timer", "resnet", ["--model", "resnet18", *SMALL, "--out-dir", str(out), *args])
+    got = capsys.readouterr()
+    return code, got.out, got.err
+
+
+def request(**kw) -> Request:
+    return Request(**{"kind": "timing", "model": "resnet18", "input": inputs.resolve(None, "32x32"), "device": "cpu",
+                      "clock": "perf_counter", **kw})
+
+
+def test_stems_keep_torch_names_and_name_other_runtimes():
+    assert request().stem == "resnet18_32x32"
+    assert request(precision="bf16").stem == "resnet18_32x32_bf16"
+    assert request(runtime="openvino").stem == "resnet18_32x32_openvino"
+    assert request(runtime="onnxruntime", precision="int8").stem == "resnet18_32x32_int8-onnxruntime"
+    old = {k: v for k, v in request().to_dict().items() if k != "runtime"}  # a record written before the field
+    assert Request.from_dict(old).runtime == "torch"
+
+
+def test_export_cache_miss_then_hit(tmp_path, monkeypatch):
+    cache = tmp_path / "own-cache"
+    monkeypatch.setenv("BP_CACHE", str(cache))
+    req = request(runtime="onnxruntime")
+    model, x = export.build_seeded(req), inputs.make(req.input, "cpu")
+    first = export.onnx_fp32(req, model, x)
+    second = export.onnx_fp32(req, model, x)
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert first["path"] == second["path"] and first["path"].startswith(str(cache))
+    assert f"opset{export.OPSET}" in first["path"] and torch.__version__.replace("+", "-") in first["path"]
+    assert export.key(request(runtime="onnxruntime", input=inputs.resolve(None, "64x64"))) != export.key(req)
+
+
+def test_agreement_catches_a_wrong_output():
+    ref = [np.linspace(-1, 1, 1000, dtype=np.float32).reshape(1, 1000)]
+    assert not runtimes.agreement(ref, [ref[0] + 1e-6], "fp32")["flagged"]
+    wrong = runtimes.agreement(ref, [np.random.default_rng(0).standard_normal((1, 1000))], "fp32")
+    assert wrong["flagged"] and wrong["cosine"] < runtimes.MIN_COSINE["fp32"]
+    assert runtimes.agreement(ref, [np.full((1, 1000), np.nan)], "int8")["flagged"]
+    assert runtimes.agreement(ref, [ref[0][:, :10]], "fp32")["flagged"]
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_int8_runs_and_agrees(runtime, tmp_path, capsys):
+    code, out, err = timer(["--runtime", runtime, "--precision", "int8"], tmp_path, capsys)
+    assert code == 0, err
+    rec = json.loads(open(out.split()[-1]).read())
+    r = rec["result"]
+    assert rec["request"]["runtime"] == runtime and rec["request"]["precision"] == "int8"
+    assert "int8" in r["runtime"]["executed_precision"]
+    assert r["quantisation"]["path"].startswith(str(export.cache_dir()))
+    assert not r["agreement"]["flagged"], r["agreement"]
+    assert r["timing"]["iters"] == 3 and len(r["runtime"]["compile_s"]) == 1
+
+
+def test_timer_openvino_writes_record_and_txt(tmp_path, capsys):
+    code, out, err = timer(["--runtime", "openvino"], tmp_path, capsys)
+    assert code == 0, err
+    paths = out.split()
+    assert [p.rsplit(".", 1)[-1] for p in paths] == ["txt", "json"]
+    rec = json.loads(open(paths[1]).read())
+    assert "float32" in rec["result"]["runtime"]["inference_precision_readback"]  # not lowered to bf16
+    assert rec["result"]["per_node"]["units"] and rec["result"]["agreement"]["cosine"] > 0.9999
+    assert "openvino fp32" in open(paths[0]).read()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--runtime", "tensorrt"], "--runtime"),
+    (["--runtime", "onnxruntime", "--precision", "bf16"], "not available with --runtime onnxruntime"),
+    (["--runtime", "openvino", "--layers"], "drop --layers"),
+])
+def test_bad_runtime_input_is_one_line(args, words, tmp_path, capsys):
+    try:
+        code, _, err = timer(args, tmp_path, capsys)
+    except SystemExit as exc:  # argparse's own one line
+        code, err = exc.code, capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_unexportable_model_leaves_a_failure_record(tmp_path, capsys, monkeypatch):
+    def refuse(*_a, **_k):
+        raise RuntimeError("Exporting the operator 'aten::made_up' to ONNX opset version 17 is not supported.")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    code, out, err = timer(["--runtime", "onnxruntime"], tmp_path, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "export failed" in err and "aten::made_up" in err
+    [path] = list((tmp_path / "results" / "records").rglob("failure/*.json"))
+    rec = json.loads(path.read_text())
+    assert path.stem == "resnet18_32x32_onnxruntime" and rec["result"]["stage"] == "export"
+    assert "aten::made_up" in rec["result"]["reason"] and "\n" not in rec["result"]["reason"]
