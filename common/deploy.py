@@ -73,7 +73,7 @@ def done_before(session: run.Session, req, retry_failed: bool) -> str | None:
             return "measured"
     except (OSError, ValueError, KeyError):
         pass
-    fail = records.record_path(session.results, session.tag, "failure", req.stem)
+    fail = records.record_path(session.results, session.tag, run.FAILURE_KIND, req.stem)
     return "failed before" if fail.exists() and not retry_failed else None
 
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cli.measure_and_save(req, session)
             counts["measured"] += 1
-            Path(records.record_path(session.results, session.tag, "failure", req.stem)).unlink(missing_ok=True)
+            Path(records.record_path(session.results, session.tag, run.FAILURE_KIND, req.stem)).unlink(missing_ok=True)
         except (UserError, RuntimeError, ValueError, MemoryError) as exc:  # one line, and the next request
             counts["failed"] += 1
             reason = export.oneline(exc)

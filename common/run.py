@@ -80,11 +80,15 @@ def measure(req: Request, session: Session, model: nn.Module | None = None) -> d
     return records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
 
 
+FAILURE_KIND = "runtime-failure"
+
+
 def save_failure(req: Request, session: Session, stage: str, reason: str) -> Path:
-    """``records/<tag>/failure/<stem>.json``: why a runtime could not export, quantise or compile."""
-    rec = records.make_record("failure", session.tag, req.to_dict(), session.env,
+    """``records/<tag>/runtime-failure/<stem>.json``: why a runtime could not export, quantise or compile
+    (its own kind: the zoo's ``failure`` records name a driver slot, these a request)."""
+    rec = records.make_record(FAILURE_KIND, session.tag, req.to_dict(), session.env,
                               {"stage": stage, "reason": reason, "runtime": req.runtime})
-    path = records.record_path(session.results, session.tag, "failure", req.stem)
+    path = records.record_path(session.results, session.tag, FAILURE_KIND, req.stem)
     records.ensure_writable(path.parent)
     records.write_record(path, rec)
     return path

@@ -116,7 +116,7 @@ def test_unexportable_model_leaves_a_failure_record(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(torch.onnx, "export", refuse)
     code, out, err = timer(["--runtime", "onnxruntime"], tmp_path, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "export failed" in err and "aten::made_up" in err
-    [path] = list((tmp_path / "results" / "records").rglob("failure/*.json"))
+    [path] = list((tmp_path / "results" / "records").rglob("runtime-failure/*.json"))
     rec = json.loads(path.read_text())
     assert path.stem == "resnet18_32x32_onnxruntime" and rec["result"]["stage"] == "export"
     assert "aten::made_up" in rec["result"]["reason"] and "\n" not in rec["result"]["reason"]
