@@ -79,7 +79,7 @@ def test_int8_runs_and_agrees(runtime, tmp_path, capsys):
     r = rec["result"]
     assert rec["request"]["runtime"] == runtime and rec["request"]["precision"] == "int8"
     assert "int8" in r["runtime"]["executed_precision"]
-    assert r["quantisation"]["path"].startswith(str(export.cache_dir()))
+    assert r["quantisation"]["path"].startswith("$BP_CACHE/onnx/") and r["export"]["path"].startswith("$BP_CACHE/")
     assert not r["agreement"]["flagged"], r["agreement"]
     assert r["timing"]["iters"] == 3 and len(r["runtime"]["compile_s"]) == 1
 
@@ -114,9 +114,49 @@ def test_unexportable_model_leaves_a_failure_record(tmp_path, capsys, monkeypatc
         raise RuntimeError("Exporting the operator 'aten::made_up' to ONNX opset version 17 is not supported.")
 
     monkeypatch.setattr(torch.onnx, "export", refuse)
+    monkeypatch.setenv("BP_CACHE", str(tmp_path / "empty-cache"))  # nothing cached: the export must run
     code, out, err = timer(["--runtime", "onnxruntime"], tmp_path, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "export failed" in err and "aten::made_up" in err
     [path] = list((tmp_path / "results" / "records").rglob("runtime-failure/*.json"))
     rec = json.loads(path.read_text())
     assert path.stem == "resnet18_32x32_onnxruntime" and rec["result"]["stage"] == "export"
     assert "aten::made_up" in rec["result"]["reason"] and "\n" not in rec["result"]["reason"]
+
+
+def _rec(runtime: str, precision: str, ms: float, flagged: bool = False, kind: str = "timing") -> dict:
+    req = request(runtime=runtime, precision=precision).to_dict()
+    req["input"] = {"name": "pascal", "height": 500, "width": 334, "batch": 1, "channels": 3}
+    env = {"date": "2026-12-05T07:00:00+00:00", "driver": "runtimes", "loadavg_1m": 1.5, "host_cpu": "CPU X",
+           "cpu_count": 2, "torch": "2.14.1"}
+    if kind != "timing":
+        return {"kind": kind, "device_tag": "cpu-x", "request": req, "env": env,
+                "result": {"stage": "export", "reason": "RuntimeError: no symbolic for aten::made_up"}}
+    result = {"timing": {"stats": {"median_ms": ms, "noisy": False}}, "gflops": 10.0}
+    if runtime != "torch" or precision == "int8":
+        result["runtime"] = {"name": runtime, "version": "1.0", "executed_precision": f"{precision} x20 (...)",
+                             "compile_s": [0.5]}
+        result["agreement"] = {"cosine": 0.5 if flagged else 0.99999, "max_abs_diff": 0.1, "flagged": flagged}
+    return {"kind": kind, "device_tag": "cpu-x", "request": req, "env": env, "result": result}
+
+
+def test_page_flags_disagreement_and_never_crowns_it():
+    from common.render import runtimes as page
+
+    recs = [_rec("torch", "fp32", 100.0), _rec("openvino", "int8", 10.0, flagged=True),
+            _rec("onnxruntime", "int8", 40.0), _rec("openvino", "fp32", 0.0, kind="runtime-failure")]
+    text = page.page(recs)
+    [ov_row] = [ln for ln in text.splitlines() if "| openvino int8" in ln]
+    assert "DISAGREES" in ov_row and "10.00" in ov_row and "10.00x" in ov_row
+    [fastest] = [ln for ln in text.splitlines() if ln.startswith("| resnet18") and "| pascal" in ln]
+    assert "onnxruntime int8" in fastest and "2.50x" in fastest and "openvino int8" not in fastest
+    assert "failed at export: RuntimeError: no symbolic for aten::made_up" in text
+    assert [f.name for f in page.figures(recs)] == ["runtimes_cpu-x_pascal.png"]
+    assert "load" in text and "1.50" in text
+
+
+def test_driver_waits_for_a_quiet_machine_but_not_forever():
+    from common import deploy
+
+    loads, slept = iter([9.0, 8.0, 2.0]), []
+    assert deploy.wait_for_quiet(4.0, 60, slept.append, lambda: next(loads)) == 10.0 and len(slept) == 2
+    assert deploy.wait_for_quiet(4.0, 15, slept.append, lambda: 30.0) == 15.0

@@ -36,6 +36,15 @@ def cache_dir() -> Path:
     return Path(base) / "onnx"
 
 
+def shown(path: str) -> str:
+    """A cached file's path as recorded: under ``$BP_CACHE`` or ``~``, never this machine's absolute path."""
+    base = os.environ.get("BP_CACHE")
+    if base and path.startswith(base):
+        return "$BP_CACHE" + path[len(base):]
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home) else path
+
+
 def key(req: Request) -> str:
     """File stem of the exported model: what its content depends on."""
     b, c, h, w = req.input.shape

@@ -183,14 +183,15 @@ def _model_file(req: Request, model: torch.nn.Module, xt: torch.Tensor, result: 
         raise
     except Exception as exc:  # noqa: BLE001 - any exporter failure is the model's, reported in one line
         raise export.ExportError(export.oneline(exc)) from None
+    fp32 = result["export"]["path"]
+    result["export"]["path"] = export.shown(fp32)
     if req.precision != "int8":
-        return result["export"]["path"]
+        return fp32
     try:
-        q = export.ort_int8(req, result["export"]["path"]) if req.runtime == "onnxruntime" else \
-            export.ov_int8(req, result["export"]["path"])
+        q = export.ort_int8(req, fp32) if req.runtime == "onnxruntime" else export.ov_int8(req, fp32)
     except Exception as exc:  # noqa: BLE001
         raise export.ExportError(export.oneline(exc), stage="quantise") from None
-    result["quantisation"] = q
+    result["quantisation"] = {**q, "path": export.shown(q["path"])}
     return q["path"]
 
 

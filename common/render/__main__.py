@@ -31,7 +31,7 @@ from pathlib import Path
 from common import records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import checks, pages, readme, segmentation, select, sweeps, tables, txt
+from common.render import checks, pages, readme, runtimes, segmentation, select, sweeps, tables, txt
 
 PROG = "common.render"
 
@@ -89,7 +89,8 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     out.update(segmentation.outputs(results_dir, root, current))
     out.update(checks.outputs(results_dir, current))
     out.update(sweeps.outputs(results_dir, recs))  # earlier calls (history/) are rows too
-    return out, plan, problems
+    out.update(runtimes.outputs(results_dir, current))
+    return out, plan + runtimes.figures(current), problems
 
 
 def _differs(path: Path, data: str | bytes) -> bool:
