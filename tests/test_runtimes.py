@@ -160,3 +160,14 @@ def test_driver_waits_for_a_quiet_machine_but_not_forever():
     loads, slept = iter([9.0, 8.0, 2.0]), []
     assert deploy.wait_for_quiet(4.0, 60, slept.append, lambda: next(loads)) == 10.0 and len(slept) == 2
     assert deploy.wait_for_quiet(4.0, 15, slept.append, lambda: 30.0) == 15.0
+
+
+def test_runtime_records_stay_off_the_pytorch_tables():
+    from common.render import select, zoo
+
+    for rec in (_rec("openvino", "fp32", 5.0), _rec("torch", "fp32", 100.0)):  # the driver's PyTorch run too
+        rec["env"]["device_type"] = "cpu"
+        assert select.runtimes_page_only(rec) and not select.is_default_mode(rec) and zoo._slot(rec) is None
+    mine = _rec("torch", "fp32", 100.0)
+    del mine["env"]["driver"]
+    assert not select.runtimes_page_only(mine)

@@ -25,14 +25,14 @@ PRESET_ORDER = ("imagenet", "pascal", "cityscapes")
 
 def label_of(rec: dict) -> str | None:
     """The cell a record fills, or None when it is not one of this page's."""
+    if rec["kind"] not in ("timing", FAILURE_KIND) or rec.get("_history"):
+        return None
     req = rec["request"]
     runtime = req.get("runtime", "torch")
-    if rec.get("_history") or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESET_ORDER:
+    if req["input"]["batch"] != 1 or req["input"]["name"] not in PRESET_ORDER:
         return None
-    if rec["kind"] == FAILURE_KIND:
-        pass
-    elif rec["kind"] != "timing" or (runtime == "torch" and req["precision"] != "int8"
-                                     and rec["env"].get("driver") != DRIVER):
+    if rec["kind"] == "timing" and runtime == "torch" and req["precision"] != "int8" \
+            and rec["env"].get("driver") != DRIVER:
         return None
     if runtime != "torch":
         return f"{runtime} {req['precision']}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import records, registry
+from common.render import select
 from common.render.markdown import md_table
 from common.render.throughput import throughput_txt, throughput_txt_path
 
@@ -72,7 +73,7 @@ def _slot(rec: dict) -> str | None:
         return "failure-" + str(rec["result"].get("slot", req.get("kind")))
     if kind == THROUGHPUT_KIND:
         return "throughput" if req.get("output_stride", 32) == 32 and not req.get("features") else None
-    if not _plain(req):
+    if not _plain(req) or (kind == "timing" and select.runtimes_page_only(rec)):  # results/runtimes.md's
         return None
     if kind == "memory":
         return "memory"
