@@ -35,7 +35,7 @@ PRECISIONS_OF = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "
 # quantisation of random-weight networks loses more, but an output that still points
 # the same way (cosine >= 0.9) is a working quantised model, a broken one scatters.
 MIN_COSINE = {"fp32": 0.9999, "bf16": 0.99, "int8": 0.9}
-PROFILE_ITERS = 5  # per-node profile: inferences averaged, on a separate profiling session
+PROFILE_ITERS = 3  # per-node profile: inferences averaged, on a separate profiling session
 QUANT_OPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "MatMulIntegerToFloat",
              "QLinearAdd", "QLinearGlobalAveragePool", "QLinearMul", "QLinearSigmoid")
 

@@ -164,7 +164,9 @@ def _notes(data: dict) -> str:
     versions = sorted({f"{r['result']['runtime']['name']} {r['result']['runtime']['version'].split('-')[0]}"
                        for r in recs if "runtime" in r["result"] and r["result"]["runtime"]["name"] != "torch"})
     torch_v = sorted({r["env"]["torch"] for r in recs})
+    threads = sorted({str(r["request"].get("threads") or r["env"].get("threads")) for r in recs})
     return (f"Measured on {', '.join(cpus)} ({', '.join(sorted({str(r['env']['cpu_count']) for r in recs}))} cores), "
+            f"{' or '.join(threads)} thread(s) per run, "
             f"{dates[0][:16]} to {dates[-1][:16]} UTC; torch {', '.join(torch_v)}, {', '.join(versions)}. "
             f"The machine was shared with other work while these ran: each record keeps the 1-minute load average "
             f"taken just before it (column *load*; here {min(loads):.2f} to {max(loads):.2f} on "
@@ -177,15 +179,15 @@ HEAD = """# Deployment runtimes: PyTorch, ONNX Runtime, OpenVINO
 Rendered from the records by `python -m common.render`; measured by `scripts/runtimes.sh`
 (`python -m common.deploy`). Every runtime runs the model exported once to ONNX (TorchScript
 exporter, opset 17, cached outside the repository) with the same seeded random weights and
-input as PyTorch, single image, on this CPU with 2 threads. Protocol (every cell): at least 3
-warm-up iterations and 1 s, then up to 50 timed iterations stopped after 4 s once 6 ran, one
-repeat; the median is reported. Before each cell the driver waits up to 60 s for the 1-minute
+input as PyTorch, single image, on this CPU with the threads the notes below state. Protocol
+(every cell): at least 2 warm-up iterations and 1 s, then up to 50 timed iterations stopped after
+4 s once 5 ran, one repeat; the median is reported. Before each cell the driver waits up to 60 s for the 1-minute
 load average to fall below 4, then runs anyway. Session creation / compilation is timed apart (*compile s*).
 
-- **ONNX Runtime**: CPU execution provider, all graph optimisations, intra-op threads = 2.
+- **ONNX Runtime**: CPU execution provider, all graph optimisations, intra-op threads = the run's.
   int8: static QDQ quantisation (`quantize_static`, per-channel s8 weights, u8 activations,
   MinMax on 8 seeded inputs).
-- **OpenVINO**: CPU plugin, `PERFORMANCE_HINT=LATENCY`, synchronous inference, 2 threads; fp32
+- **OpenVINO**: CPU plugin, `PERFORMANCE_HINT=LATENCY`, synchronous inference, the run's threads; fp32
   requests set `INFERENCE_PRECISION_HINT=f32` (unset, OpenVINO runs bf16 on this AMX CPU), bf16
   requests set it to bf16; int8: NNCF `quantize` on 8 seeded inputs, the unquantised ops left at
   OpenVINO's default precision.
@@ -226,7 +228,7 @@ def page(recs: list[dict]) -> str:
     unit_keys = [k for k in keys if k[1] in FIRST]
     if unit_keys:
         out.append("\n## Per unit, from the runtimes' own profilers\n\nOpenVINO's performance counters and ONNX "
-                   "Runtime's profiler time every node (mean of 5 inferences on a separate profiling session); a "
+                   "Runtime's profiler time every node (mean of 3 inferences on a separate profiling session); a "
                    "node belongs to the unit whose module path its exported name carries. *Coverage*: the nodes' "
                    "sum against the timed median (profiling adds its own overhead; the runtimes fuse, so a "
                    "unit's time includes what was fused into its nodes).\n")
