@@ -171,3 +171,20 @@ def test_runtime_records_stay_off_the_pytorch_tables():
     mine = _rec("torch", "fp32", 100.0)
     del mine["env"]["driver"]
     assert not select.runtimes_page_only(mine)
+
+
+def test_driver_resumes_only_its_own_runs_at_the_same_threads(tmp_path):
+    from common import deploy, records, run
+
+    session = run.Session(torch.device("cpu"), tmp_path, "t")
+    req = request(runtime="openvino", threads=1)
+    assert deploy.done_before(session, req, False) is None
+    path = session.record_path(req)
+    path.parent.mkdir(parents=True)
+    for env, threads, want in (({}, 1, None), ({"driver": "runtimes"}, 2, None), ({"driver": "runtimes"}, 1, "measured")):
+        path.write_text(json.dumps({"env": env, "request": {**req.to_dict(), "threads": threads}}))
+        assert deploy.done_before(session, req, False) == want
+    path.unlink()
+    run.save_failure(req, session, "export", "RuntimeError: no")
+    assert deploy.done_before(session, req, False) == "failed before" and deploy.done_before(session, req, True) is None
+    assert records.load_records(tmp_path / "results")[0][0]["kind"] == "runtime-failure"
