@@ -188,3 +188,16 @@ def test_driver_resumes_only_its_own_runs_at_the_same_threads(tmp_path):
     run.save_failure(req, session, "export", "RuntimeError: no")
     assert deploy.done_before(session, req, False) == "failed before" and deploy.done_before(session, req, True) is None
     assert records.load_records(tmp_path / "results")[0][0]["kind"] == "runtime-failure"
+
+
+def test_pytorch_int8_that_cannot_trace_is_a_failure_record(tmp_path, capsys, monkeypatch):
+    from torch.ao.quantization import quantize_fx
+
+    def untraceable(*_a, **_k):
+        raise TypeError("symbolically traced variables cannot be used as inputs to control flow")
+
+    monkeypatch.setattr(quantize_fx, "prepare_fx", untraceable)
+    code, _, err = timer(["--precision", "int8"], tmp_path, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "quantise failed" in err
+    [path] = list((tmp_path / "results" / "records").rglob("runtime-failure/*.json"))
+    assert path.stem == "resnet18_32x32_int8" and "control flow" in json.loads(path.read_text())["result"]["reason"]

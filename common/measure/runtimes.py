@@ -175,6 +175,13 @@ def _torch_int8(model: torch.nn.Module, xt: torch.Tensor, req: Request) -> Runne
     return Runner(run, lambda: torch_outputs(run()), time.perf_counter() - t0, info)
 
 
+def _torch_quantised(model: torch.nn.Module, xt: torch.Tensor, req: Request) -> Runner:
+    try:
+        return _torch_int8(model, xt, req)
+    except Exception as exc:  # noqa: BLE001 - FX cannot trace every model: a failure record, not a crash
+        raise export.ExportError(export.oneline(exc), stage="quantise") from None
+
+
 def _model_file(req: Request, model: torch.nn.Module, xt: torch.Tensor, result: dict) -> str:
     """The file the runtime loads (exported/quantised on a cache miss); its provenance in ``result``."""
     try:
@@ -218,7 +225,7 @@ def measure(req: Request, loop: Callable[[Callable[[], object], str], timing.Mea
     runs: list[dict] = []
     runner = None
     for k in range(max(1, req.repeats)):
-        runner = _torch_int8(model, xt, req) if path is None else _runner(req, path, x, threads)
+        runner = _torch_quantised(model, xt, req) if path is None else _runner(req, path, x, threads)
         desc = f"{req.model} {req.input.tag} {req.mode}" + (f" repeat {k + 1}/{req.repeats}" if req.repeats > 1 else "")
         m = loop(runner.fn, desc)
         m.extra["compile_s"] = runner.compile_s
