@@ -99,8 +99,9 @@ def best(cells: dict[str, dict], only: Callable[[str], bool] = lambda _l: True) 
 
 def _agreement(rec: dict) -> tuple[str, str]:
     a = rec["result"].get("agreement")
-    if not a:
-        return "reference", "-"
+    if not a:  # PyTorch's own fp32 / bf16 runs: the reference, or not compared
+        return "reference" if rec["request"]["precision"] == "fp32" and rec["request"].get("search") != "fastest" \
+            else "-", "-"
     return num(a.get("cosine"), ".6f"), num(a.get("max_abs_diff"), ".2e")
 
 
@@ -167,7 +168,7 @@ def _notes(data: dict) -> str:
     threads = sorted({str(r["request"].get("threads") or r["env"].get("threads")) for r in recs})
     return (f"Measured on {', '.join(cpus)} ({', '.join(sorted({str(r['env']['cpu_count']) for r in recs}))} cores), "
             f"{' or '.join(threads)} thread(s) per run, "
-            f"{dates[0][:16]} to {dates[-1][:16]} UTC; torch {', '.join(torch_v)}, {', '.join(versions)}. "
+            f"{dates[0][:16]} to {dates[-1][:16]} UTC; {', '.join(['torch ' + v for v in torch_v] + versions)}. "
             f"The machine was shared with other work while these ran: each record keeps the 1-minute load average "
             f"taken just before it (column *load*; here {min(loads):.2f} to {max(loads):.2f} on "
             f"{recs[0]['env']['cpu_count']} cores), so absolute numbers carry that noise.\n" if loads else
@@ -200,7 +201,7 @@ load average to fall below 4, then runs anyway. Session creation / compilation i
 - *agreement*: cosine similarity and max absolute difference of the whole output against PyTorch
   fp32 on the same input. The weights are random, so top-1 accuracy would mean nothing; agreement
   is the sanity check. A run below the tolerance (cosine {tol}) is marked **DISAGREES** and never
-  chosen as fastest. *GFLOP/s*: the model's FLOPs (our counter) over the median; the CPU's peak was
+  chosen as fastest. PyTorch's bf16 and fastest-mode runs are not compared (`-`). *GFLOP/s*: the model's FLOPs (our counter) over the median; the CPU's peak was
   not measured here, so no share of peak is given.
 """
 
@@ -210,7 +211,7 @@ def page(recs: list[dict]) -> str:
     if not data:
         return HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9") + "\nNo runtime records yet.\n"
     keys = sorted(data, key=lambda k: (k[0], PRESET_ORDER.index(k[2]), model_key(k[1])))
-    out = [HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9"), _notes(data)]
+    out = [HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9"), "\n", _notes(data)]
     out.append("\n## The fastest deployment\n\nPer model: PyTorch eager fp32 against the fastest cell whose output "
                "agrees (any runtime and precision), and the fastest int8 cell, all measured in the same campaign.\n\n")
     out.append(md_table(["model", "input", "eager fp32 ms", "fastest", "ran as", "ms", "speed-up", "best int8",
@@ -225,14 +226,14 @@ def page(recs: list[dict]) -> str:
                        f"{preset}.png)\n\n")
             out.append(md_table(["model", "runtime · precision", "ran as", "median ms", "speed-up", "GFLOP/s",
                                  "cosine", "max abs diff", "compile s", "load", "flags"], rows, 3))
-    unit_keys = [k for k in keys if k[1] in FIRST]
-    if unit_keys:
+    units = [_per_unit(k, data[k]) for k in keys if k[1] in FIRST]
+    if any(units):
         out.append("\n## Per unit, from the runtimes' own profilers\n\nOpenVINO's performance counters and ONNX "
                    "Runtime's profiler time every node (mean of 3 inferences on a separate profiling session); a "
                    "node belongs to the unit whose module path its exported name carries. *Coverage*: the nodes' "
                    "sum against the timed median (profiling adds its own overhead; the runtimes fuse, so a "
                    "unit's time includes what was fused into its nodes).\n")
-        out.extend(_per_unit(k, data[k]) for k in unit_keys)
+        out.extend(units)
     return "".join(out)
 
 
