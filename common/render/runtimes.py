@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from common.render.figures import Figure
-from common.render.markdown import md_table, model_key, num, preset_title
+from common.render.markdown import md_table, model_key, num
 
 PAGE = "runtimes.md"
 DRIVER = "runtimes"  # common.deploy.DRIVER (not imported: the driver imports torch)
@@ -21,6 +21,15 @@ LABELS = (BASELINE, "torch fastest", "torch eager bf16", "torch eager int8", "on
           "openvino fp32", "openvino bf16", "openvino int8")
 FIRST = ("resnet50", "mobilenet_v2")  # their per-unit profiles are shown on the page
 PRESET_ORDER = ("imagenet", "pascal", "cityscapes")
+
+
+TITLES = {"imagenet": "ImageNet", "pascal": "PASCAL-VOC-2012", "cityscapes": "Cityscapes"}
+
+
+def preset_title(preset: str, cells: dict[str, dict]) -> str:
+    """'PASCAL-VOC-2012 (1,3,500,334)', the shape read from a record of the row."""
+    shape = next(iter(cells.values()))["request"]["input"]
+    return f"{TITLES[preset]} (1,3,{shape['height']},{shape['width']})"
 
 
 def label_of(rec: dict) -> str | None:
@@ -153,7 +162,7 @@ def _per_unit(key: tuple, cells: dict[str, dict]) -> str:
     rows.append(["sum of nodes"] + [num(r["result"]["per_node"]["sum_ms"], ".3f") for _, r in have])
     rows.append(["coverage of the median"] + [num(r["result"]["per_node"]["sum_ms"] / median(r) * 100, ".0f") + "%"
                                               for _, r in have])
-    return (f"\n**{key[1]}, {preset_title(key[2])}** (ms per unit)\n\n"
+    return (f"\n**{key[1]}, {preset_title(key[2], cells)}** (ms per unit)\n\n"
             + md_table(["unit"] + [l for l, _ in have], rows, 1))
 
 
@@ -222,10 +231,18 @@ def page(recs: list[dict]) -> str:
             if not group:
                 continue
             rows = [row for k in group for row in _all_runs(k, data[k])]
-            out.append(f"\n## {preset_title(preset)}, {tag}\n\n![latency per runtime](figures/runtimes_{tag}_"
+            out.append(f"\n## {preset_title(preset, data[group[0]])}, {tag}\n\n![latency per runtime](figures/runtimes_{tag}_"
                        f"{preset}.png)\n\n")
             out.append(md_table(["model", "runtime · precision", "ran as", "median ms", "speed-up", "GFLOP/s",
                                  "cosine", "max abs diff", "compile s", "load", "flags"], rows, 3))
+    flagged = [[k[1], k[2], label, str(rec["result"]["agreement"].get("why")),
+                num(rec["result"]["agreement"].get("max_abs_reference"), ".2e")]
+               for k in keys for label, rec in data[k].items() if rec["kind"] == "timing" and disagrees(rec)]
+    if flagged:
+        out.append("\n## Runs whose output disagrees with PyTorch fp32\n\nNever chosen as fastest. *max |reference|*: "
+                   "the largest magnitude of PyTorch's fp32 output on the seeded input; where it is tiny (random "
+                   "weights can leave logits near 1e-9) an int8 output quantised to zero points nowhere (cosine 0).\n\n")
+        out.append(md_table(["model", "input", "runtime · precision", "why", "max |reference|"], flagged, 4))
     units = [_per_unit(k, data[k]) for k in keys if k[1] in FIRST]
     if any(units):
         out.append("\n## Per unit, from the runtimes' own profilers\n\nOpenVINO's performance counters and ONNX "
@@ -250,7 +267,7 @@ def figures(recs: list[dict]) -> list[Figure]:
             if keys:
                 out.append(Figure(tag, f"runtimes_{tag}_{preset}.png", f"latency per runtime, {preset}", "runtimes",
                                   _bars({k[1]: data[k] for k in keys}, f"Median latency per runtime, "
-                                                                       f"{preset_title(preset)}")))
+                                                                       f"{preset_title(preset, data[keys[0]])}")))
     return out
 
 
