@@ -147,8 +147,11 @@ def _ov(path: str, x: np.ndarray, threads: int, precision: str, perf_count: bool
             "inference_precision_readback": str(compiled.get_property("INFERENCE_PRECISION_HINT")),
             "performance_hint_readback": str(compiled.get_property("PERFORMANCE_HINT")),
             "threads_readback": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
-    return Runner(request.infer, lambda: (request.infer(), [np.array(request.get_output_tensor(i).data)
-                                                             for i in range(n_out)])[1], compile_s, info), request
+    def outputs() -> list[np.ndarray]:
+        request.infer()
+        return [np.array(request.get_output_tensor(i).data) for i in range(n_out)]
+
+    return Runner(request.infer, outputs, compile_s, info), request
 
 
 def _torch_int8(model: torch.nn.Module, xt: torch.Tensor, req: Request) -> Runner:
