@@ -13,6 +13,7 @@ load. Each record's env carries the 1-minute load average taken just before it r
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import os
@@ -145,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"would run: {req.model} {req.input.tag} {label} -> {session.record_path(req)}")
             continue
         waited = wait_for_quiet(args.max_load, args.wait_s)
-        session.env = {**session.env, "driver": DRIVER, "loadavg_1m": load_avg(), "waited_for_load_s": waited}
+        # The session's env was collected once at start: each record gets its own date (when it ran).
+        session.env = {**session.env, "driver": DRIVER, "loadavg_1m": load_avg(), "waited_for_load_s": waited,
+                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         try:
             cli.measure_and_save(req, session)
             counts["measured"] += 1

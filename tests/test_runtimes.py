@@ -207,3 +207,14 @@ def test_pytorch_int8_that_cannot_trace_is_a_failure_record(tmp_path, capsys, mo
     assert code == 2 and len(err.strip().splitlines()) == 1 and "quantise failed" in err
     [path] = list((tmp_path / "results" / "records").rglob("runtime-failure/*.json"))
     assert path.stem == "resnet18_32x32_int8" and "control flow" in json.loads(path.read_text())["result"]["reason"]
+
+
+def test_driver_dates_each_record_when_it_ran(tmp_path, monkeypatch):
+    from common import deploy
+
+    seen = []
+    monkeypatch.setattr(deploy.cli, "measure_and_save", lambda req, session: seen.append(session.env["date"]) or [])
+    monkeypatch.setattr(deploy.dt, "datetime", type("Clock", (), {"n": 0, "now": classmethod(
+        lambda cls, tz=None: type("T", (), {"isoformat": lambda self, timespec: f"t{len(seen)}"})())}))
+    assert deploy.main(["--models", "resnet18", "--inputs", "imagenet", "--out-dir", str(tmp_path), "--max-load", "1e9"]) == 0
+    assert seen == [f"t{i}" for i in range(len(deploy.CORE))]
