@@ -48,6 +48,7 @@ VERBS: dict[str, Verb] = {
     "reference": Verb("common.zoo.reference:main", "rewrite the timm top-1 reference file from timm's results CSV"),
     "compact": Verb("common.compact:main", "rewrite records in the current on-disk form (raw samples to 1 ns)"),
     "render": Verb("common.render.__main__:main", "render every .txt, table, figure and README's block from records"),
+    "runtimes": Verb("common.deploy:main", "PyTorch, ONNX Runtime, OpenVINO; fp32, bf16, int8 on the CPU, resumable"),
     "choose": Verb("common.choose:main", "the models of one device and input that meet latency, top-1, memory bounds"),
     "list": Verb("common.registry.listing:main", "the catalogue, one line per model", ("list",)),
 }

@@ -22,10 +22,10 @@ from common import env as envmod
 from common import guard, inputs, paths, records, registry, run
 from common.argtypes import non_negative, positive
 from common.errors import OutOfMemory, UserError, WriteFailed, os_error_line
-from common.measure import execution, kernels, layerbench, oom, timing, training
+from common.measure import execution, kernels, layerbench, oom, runtimes, timing, training
 from common import protocol as protocols
 from common.render import txt
-from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, Request, default_clock
+from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RUNTIMES, Request, default_clock
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,6 +122,9 @@ def model_options(p: argparse.ArgumentParser, tool: str) -> None:
         p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
                        help="torch.compile with MODE: default | reduce-overhead | max-autotune "
                             "(compile time reported apart)")
+        p.add_argument("--runtime", choices=RUNTIMES, default="torch", metavar="RT",
+                       help="torch | onnxruntime | openvino: who runs the model (the others: its ONNX export, "
+                            "cached; fp32 and int8, openvino also bf16; on the CPU) (default: torch)")
     else:
         p.add_argument("--struct", action="store_true",
                        help="write the model-structure table instead of the memory report")
@@ -189,7 +192,7 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   channels_last=args.channels_last, cudnn_benchmark=args.cudnn_benchmark,
                   cuda_graph=args.cuda_graph, compile=args.compile, depth=depth or args.depth, search=args.mode,
                   search_compile=args.search_compile, with_optimizer=args.with_optimizer,
-                  fresh_process=args.fresh_process, kernels=args.kernels and kernels.supported(device), **common)
+                  fresh_process=args.fresh_process, kernels=args.kernels and kernels.supported(device), runtime=args.runtime, **common)
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
     check(req)
@@ -199,6 +202,7 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
 
 def check(req: Request) -> None:
     """Reject requests that cannot be measured as asked, with the reason."""
+    runtimes.check(req)
     execution.check_supported(req)
     if req.per_unit:
         registry.check_depth(req.model, req.depth, registry.options_of(req))

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from common import derive, inputs, paths, records, registry, run_kernels
 from common import env as envmod
-from common.measure import (clocks, execution, kernels, layerbench, layerwise, memory, peak, repeats, structure,
-                            timing, training)
+from common.errors import UserError
+from common.measure import (clocks, execution, kernels, export, layerbench, layerwise, memory, peak, repeats, runtimes,
+                            structure, timing, training)
 from common.spec import Request
 
 
@@ -71,11 +72,30 @@ def measure(req: Request, session: Session, model: nn.Module | None = None) -> d
     fn = {"timing": measure_timing, "layers": measure_timing, "train-timing": measure_train,
           "train-layers": measure_train, "memory": measure_memory, "structure": measure_structure,
           "layer-bench": measure_layer_bench}[req.kind]
-    result = fn(req, session, model) if req.kind in ("timing", "layers") else fn(req, session)
+    try:
+        result = fn(req, session, model) if req.kind in ("timing", "layers") else fn(req, session)
+    except export.ExportError as exc:  # the runtime's reason, kept as a failure record
+        path = save_failure(req, session, exc.stage, str(exc))
+        raise UserError(f"{req.runtime} cannot run {req.model} at {req.input.tag}: {exc.stage} failed: {exc} "
+                        f"(failure record {path.name})") from None
     rec = records.make_record(req.kind, session.tag_of(req), req.to_dict(), session.env, result)
     if req.kind != "layer-bench":  # a layer set names no model
         rec["model"] = registry.metadata(req)
     return rec
+
+
+FAILURE_KIND = "runtime-failure"
+
+
+def save_failure(req: Request, session: Session, stage: str, reason: str) -> Path:
+    """``records/<tag>/runtime-failure/<stem>.json``: why a runtime could not export, quantise or compile
+    (its own kind: the zoo's ``failure`` records name a driver slot, these a request)."""
+    rec = records.make_record(FAILURE_KIND, session.tag, req.to_dict(), session.env,
+                              {"stage": stage, "reason": reason, "runtime": req.runtime})
+    path = records.record_path(session.results, session.tag, FAILURE_KIND, req.stem)
+    records.ensure_writable(path.parent)
+    records.write_record(path, rec)
+    return path
 
 
 def timing_record(layers_rec: dict) -> dict:
@@ -150,7 +170,13 @@ def measure_timing(req: Request, session: Session, model: nn.Module | None = Non
         run_req, result["fastest"] = execution.search_fastest(req, device, eager_only=req.per_unit,
                                                               with_compile=req.search_compile)
         model = None  # the picked mode is measured on a fresh instance
-    if req.fresh_process and req.repeats > 1 and not req.per_unit:
+    if runtimes.handles(req):  # ONNX Runtime, OpenVINO, PyTorch int8: the same loop on the runtime's call
+        runs, got = runtimes.measure(req, lambda fn, desc: timing.run_loop(
+            fn, timing.make_clock(req.clock, device), req.warmup, req.iters, batch=req.input.batch,
+            max_seconds=req.max_seconds, min_iters=req.min_iters, desc=desc, warmup_s=req.warmup_s))
+        result.update(got)
+        _finish_repeats(runs, result)
+    elif req.fresh_process and req.repeats > 1 and not req.per_unit:
         _fresh_process_repeats(run_req, session, result)
     else:
         _in_process_repeats(req, run_req, session, model, result)

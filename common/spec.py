@@ -14,7 +14,8 @@ from common import protocol as protocols
 from common.inputs import InputSpec
 from common.protocol import Protocol
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")  # int8: post-training static quantisation
+RUNTIMES = ("torch", "onnxruntime", "openvino")  # who executes the model (common.measure.runtimes)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 CLOCKS = ("cuda-event", "perf_counter")
 # Request kinds. 'train' requests write 'train-timing' / 'train-layers' records.
@@ -22,7 +23,7 @@ KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structur
 # Every record kind: a request's, and those written about runs (failures, jobs, sweeps, checks).
 RECORD_KINDS = KINDS + ("failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden", "burden-run")
 SEARCHES = ("as-given", "fastest")
-MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile")
+MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile", "runtime")
 DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
 PROTOCOL_FIELDS = ("warmup", "iters", "max_seconds", "min_iters", "warmup_s", "repeats")
 
@@ -39,6 +40,7 @@ def variant_of(mode: dict) -> str:
     parts += ["cudnnbench"] if mode["cudnn_benchmark"] else []
     parts += ["graph"] if mode["cuda_graph"] else []
     parts += [f"compile-{mode['compile']}"] if mode["compile"] else []
+    parts += [mode["runtime"]] if mode.get("runtime", "torch") != "torch" else []  # older records: torch
     return "-".join(parts)
 
 
@@ -49,6 +51,8 @@ def mode_name(mode: dict) -> str:
     words += ["cudnn-benchmark"] if mode["cudnn_benchmark"] else []
     words += ["+ CUDA graph"] if mode["cuda_graph"] else []
     words += [f"+ compile({mode['compile']})"] if mode["compile"] else []
+    if mode.get("runtime", "torch") != "torch":
+        return f"{mode['runtime']} {' '.join(words)}"
     return ("eager " if not (mode["cuda_graph"] or mode["compile"]) else "") + " ".join(words)
 
 
@@ -76,6 +80,7 @@ class Request:
     output_stride: int = 32  # 8 | 16: dilated last stages (segmentation-ready); 32: the model as published
     features: bool = False  # the model returns its multi-scale stage features (timm features_only)
     kernels: bool = True  # GPU kernel profile (kernel time, busy fraction) after the timed loops; no-op on the CPU
+    runtime: str = "torch"  # one of RUNTIMES; not torch: the model exported to ONNX, timed in that runtime
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -111,7 +116,7 @@ class Request:
     def with_mode(self, mode: dict) -> "Request":
         """This request in another execution mode: every mode setting reset, then ``mode``."""
         base = {"precision": "fp32", "channels_last": False, "cudnn_benchmark": False, "cuda_graph": False,
-                "compile": None}
+                "compile": None, "runtime": "torch"}
         return replace(self, **{**base, **{k: v for k, v in mode.items() if k in MODE_FIELDS}})
 
     def with_batch(self, batch: int) -> "Request":

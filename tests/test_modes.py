@@ -60,7 +60,7 @@ def test_search_times_supported_names_skipped_and_records_the_picked_mode(fast_s
     assert picked.search == "fastest"  # still the request as asked, in the picked mode
     assert info["picked_mode"] == {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode}
     assert set(info["picked_mode"]) == {"precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile",
-                                        "variant", "mode"}
+                                        "runtime", "variant", "mode"}
     # records.measured merges it into the request: the numbers' mode, not the mode asked for.
     rec = {"request": _req().to_dict(), "result": {"fastest": info}}
     assert records.measured(rec)["variant"] == picked.variant

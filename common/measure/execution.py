@@ -33,6 +33,8 @@ COMPILE_CALLS = 3
 def check_supported(req: Request) -> None:
     """Reject modes this device or build cannot run, with the reason."""
     on_cpu = torch.device(req.device).type == "cpu"
+    if req.precision == "int8" and req.kind != "timing":
+        raise UserError("--precision int8 (post-training quantisation) times whole-model inference only")
     if on_cpu and req.precision == "tf32":
         raise UserError("precision tf32 is a CUDA matrix-unit mode; on the CPU use fp32, fp16 or bf16")
     if on_cpu and req.cuda_graph:

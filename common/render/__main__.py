@@ -38,7 +38,7 @@ from pathlib import Path
 from common import records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import checks, data, page, pages, readme, segmentation, select, sweeps, tables, txt
+from common.render import checks, data, page, pages, readme, runtimes, segmentation, select, sweeps, tables, txt
 from common.render.evidence import BUDGET_TIMED_AT_LEAST, budget_text, budget_timed
 
 PROG = "common.render"
@@ -101,7 +101,8 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     datasets = data.outputs(results_dir, root, recs, res, problems)
     out.update(datasets)
     out.update(page.outputs(results_dir, root, datasets))
-    return out, plan, problems
+    out.update(runtimes.outputs(results_dir, current))
+    return out, plan + runtimes.figures(current), problems
 
 
 def _differs(path: Path, data: str | bytes) -> bool:

@@ -57,9 +57,17 @@ def default_clock(rec: dict) -> bool:
     return rec["request"]["clock"] == DEFAULT_CLOCK[rec["env"]["device_type"]]
 
 
+def runtimes_page_only(rec: dict) -> bool:
+    """Another runtime's run, or a PyTorch run of the runtimes driver (its own shorter protocol,
+    measured beside the runtimes): published on results/runtimes.md, not in these tables."""
+    return rec["request"].get("runtime", "torch") != "torch" or rec["env"].get("driver") == "runtimes"
+
+
 def is_default_mode(rec: dict) -> bool:
     """The mode the tables report as default (see the module doc)."""
     req = rec["request"]
+    if runtimes_page_only(rec):
+        return False
     if variant(rec) != "" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS:
         return False
     if req["model"] not in catalogue.INFO:  # a zoo model: results/zoo.md is its page
@@ -195,7 +203,7 @@ def _mode_of(rec: dict) -> tuple[tuple, Mode] | None:
     """A full-protocol whole-model timing at batch 1 on a preset, in any mode, default clock."""
     req = rec["request"]
     if rec["kind"] != "timing" or req["input"]["batch"] != 1 or req["input"]["name"] not in PRESETS \
-            or not default_clock(rec):
+            or not default_clock(rec) or runtimes_page_only(rec):
         return None
     r, s, m = rec["result"], rec["result"]["timing"]["stats"], records.measured(rec)
     check_numbers({"median_ms": s["median_ms"], "mean_ms": s["mean_ms"], "fps": s["fps"]})
@@ -210,7 +218,7 @@ def _candidates(rec: dict) -> list[tuple[tuple, Mode]]:
     """A fastest search's brief look at each mode it tried."""
     req, r = rec["request"], rec["result"]
     if rec["kind"] != "timing" or not r.get("fastest") or req["input"]["batch"] != 1 \
-            or req["input"]["name"] not in PRESETS or not default_clock(rec):
+            or req["input"]["name"] not in PRESETS or not default_clock(rec) or runtimes_page_only(rec):
         return []
     out = []
     for c in r["fastest"]["candidates"]:
@@ -260,7 +268,7 @@ def _evidence_key(rec: dict) -> tuple | None:
     """Any mode's timing / per-unit record at batch 1 on a preset, default clock, current."""
     req = rec["request"]
     if rec["kind"] not in ("timing", "layers") or rec.get("superseded") or req["input"]["batch"] != 1 \
-            or req["input"]["name"] not in PRESETS or not default_clock(rec):
+            or req["input"]["name"] not in PRESETS or not default_clock(rec) or runtimes_page_only(rec):
         return None
     depth = req.get("depth", 1) if rec["kind"] == "layers" else 0
     return (rec["kind"], rec["device_tag"], records.measured(rec)["mode"], req["input"]["name"], req["model"], depth)

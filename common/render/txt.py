@@ -24,6 +24,7 @@ from typing import Callable
 
 from common import catalogue, records
 from common.render import select
+from common.render.markdown import num
 from common.render.evidence import (budget_line, gpu_clocks, kernel_cell, kernel_lines, repeats_lines,
                                     unit_account_lines, unit_kernel_lines, unused_params)
 
@@ -173,6 +174,31 @@ def timing_txt(rec: dict) -> str:
         for c in f["candidates"]:
             got = f"{c['median_ms']:10.3f} ms" if "median_ms" in c else f"skipped: {c['skipped']}"
             text += f"  {c['mode']:<48}{got}\n"
+    return text + runtime_lines(r)
+
+
+def runtime_lines(r: dict) -> str:
+    """A runtime run: what loaded it, the precision it ran in, compile time, agreement, per-unit profile."""
+    if "runtime" not in r:
+        return ""
+    rt, a = r["runtime"], r.get("agreement") or {}
+    text = f"\nRuntime: {rt['name']} {rt['version']}, ran as {rt['executed_precision']}\n"
+    text += "Compile / session (not timed): " + ", ".join(f"{s:.2f} s" for s in rt["compile_s"]) + "\n"
+    for what in ("export", "quantisation"):
+        if what in r:
+            text += f"{what.capitalize()}: {r[what]['path']} ({'cached' if r[what]['cached'] else 'made now'})\n"
+    if a:
+        text += (f"Agreement with PyTorch fp32: cosine {num(a.get('cosine'), '.6f')}, max abs diff "
+                 f"{num(a.get('max_abs_diff'), '.3e')} (tolerance: cosine >= {a['min_cosine']})"
+                 + (f"  DISAGREES: {a['why']}" if a.get("flagged") else "") + "\n")
+    pn = r.get("per_node")
+    if pn:
+        text += f"Per-node profile ({pn['iters']} inferences, {pn['node_count']} nodes, {pn['sum_ms']:.3f} ms): " \
+                f"{pn['mapping']}\n"
+        for u in pn.get("units") or []:
+            text += f"  {u['label']:<24}{u['ms']:10.3f} ms\n"
+        if pn.get("units"):
+            text += f"  {'outside any unit':<24}{pn['outside_units_ms']:10.3f} ms\n"
     return text
 
 

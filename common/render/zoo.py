@@ -24,6 +24,7 @@ from pathlib import Path
 from common import catalogue, records
 from common import protocol as protocols
 from common.render.evidence import budget_text
+from common.render import select
 from common.render.markdown import md_table
 from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
 from common.render.throughput import throughput_txt, throughput_txt_path
@@ -55,7 +56,7 @@ def _slot(rec: dict) -> str | None:
         return "failure-" + str(rec["result"].get("slot", req.get("kind")))
     if kind == THROUGHPUT_KIND:
         return "throughput" if req.get("output_stride", 32) == 32 and not req.get("features") else None
-    if not _plain(req):
+    if not _plain(req) or (kind == "timing" and select.runtimes_page_only(rec)):  # results/runtimes.md's
         return None
     if kind == "memory":
         return "memory"
