@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from common import records  # noqa: E402
 from scripts import bad_setups as setups  # noqa: E402
+from scripts import limit_cases  # noqa: E402
 
 TIMER = "resnet_profiler/timer.py"
 SMALL = ["--device", "cpu", "--size", "32x32", "--iters", "2", "--warmup", "0"]
@@ -152,6 +154,21 @@ def concurrency_table(rows: list[dict]) -> tuple[str, bool]:
     return "\n".join(out) + "\n", good
 
 
+SIGNALS = ("sweep-sigint", "sweep-sigterm", "sweep-sigterm-group")
+
+
+def interrupted_table(rows: list[dict]) -> str:
+    out = ["", "## Interrupted sweeps", "",
+           "A real local sweep (2 CPU workers, tiny inputs) stopped once its first record exists: one line, exit "
+           "130 (SIGINT) or 143 (SIGTERM), no traceback, the summary record of what finished written, no "
+           "process left. The records of the tasks that finished are kept (the resume starts from them).", "",
+           "| case | exit | the line | records kept | ok |", "| --- | ---: | --- | ---: | :-: |"]
+    for r in rows:
+        line = re.sub(r"/tmp/tmp\w+", "{tmp}", r["line"]).replace("|", "\\|")
+        out.append(f"| {r['what']} | {r['code']} | {line} | {r['written']} | {'yes' if r['ok'] else '**NO**'} |")
+    return "\n".join(out) + "\n"
+
+
 def table(rows: list[dict], clean: bool) -> str:
     out = ["# Bad input: every case ends with one line and a non-zero exit",
            "",
@@ -192,6 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                 setups.release(Path(tmp))
         r = rows[-1]
         sys.stderr.write(f"{len(rows):>3} {r['what']}: exit {r['code']}\n")
+    # The memory guard at its limit: a row like the others (one line, nothing written).
+    if not args.only or args.only in "memory guard":
+        rows.append({k: v for k, v in limit_cases.guard_at_limit().items() if k not in ("ok", "batch")})
+        sys.stderr.write(f"{len(rows):>3} {rows[-1]['what']}: exit {rows[-1]['code']}\n")
+    stopped = []
+    if not args.only or args.only in "interrupted sweeps":
+        for name in SIGNALS:
+            stopped.append(limit_cases.CASES[name]())
+            sys.stderr.write(f"{stopped[-1]['what']}: exit {stopped[-1]['code']}\n")
     conc_ok = True
     text_conc = ""
     if not args.only or args.only in "concurrent runs":
@@ -200,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in conc:
             sys.stderr.write(f"{c['case']}: exit {c['codes']}, {c['kept']} of {c['runs']} kept\n")
     clean = tracked_state() == before
-    text = table(rows, clean) + text_conc
+    text = table(rows, clean) + (interrupted_table(stopped) if stopped else "") + text_conc
     if args.print:
         print(text, end="")
     else:
@@ -208,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r["what"] for r in rows if not (r["one_line"] and r["code"] != 0 and not r["traceback"]
                                           and not r["written"])]
     bad += [] if conc_ok else ["concurrent runs"]
+    bad += [r["what"] for r in stopped if not r["ok"]]
     if bad or not clean:
         sys.stderr.write(f"scripts/bad_inputs.py: {len(bad)} case(s) failed: {'; '.join(bad)}"
                          + ("" if clean else "; a tracked file changed") + "\n")

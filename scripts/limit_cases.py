@@ -64,7 +64,7 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
             os.killpg(proc.pid, sig) if to_group else proc.send_signal(sig)
         stdout, raw = proc.communicate(timeout=300)
         leftover = []
-        for _ in range(50):  # workers and their runs need a moment to go
+        for _ in range(150):  # workers and their runs need a moment to go (up to 30 s on a loaded machine)
             leftover = _session_alive(proc.pid)
             if not leftover:
                 break
@@ -78,7 +78,8 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
         name = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}.get(sig, str(sig))
         ok = (sent and len(answer) == 1 and proc.returncode in (130, 143) and b"Traceback" not in raw
               and summary is not None and not leftover)
-        return {"ok": ok,"what": f"sweep: {name} to {'the process group (Ctrl-C)' if to_group else 'the sweep'} mid-run",
+        return {"ok": ok,"what": f"sweep: {name} to {'the process group' if to_group else 'the sweep'}"
+                f"{' (Ctrl-C in a terminal)' if to_group and sig == signal.SIGINT else ''} mid-run",
                 "command": " ".join(["python", "-m", "common", "sweep", *SWEEP]), "code": proc.returncode,
                 "line": answer[-1] if answer else "", "one_line": len(answer) == 1, "lines": lines,
                 "written": len(records), "traceback": b"Traceback" in raw, "signal_sent": sent,

@@ -33,23 +33,14 @@ class Unit:
 
 UnitsFn = Callable[[nn.Module, int], list[Unit]]
 
-@dataclass(frozen=True)
-class Entry:
-    """One catalogue entry: how to build the model and how to profile it (the
-    fields it shares with ``common.catalogue.ModelInfo`` mean the same)."""
+@dataclass(frozen=True, kw_only=True)
+class Entry(ModelInfo):
+    """One catalogue entry: the backbone as data (``common.catalogue.ModelInfo``, which
+    rendering reads without torch), and how to build and profile it."""
 
-    name: str
-    family: str  # the profiler folder of its outputs: <family>_profiler/
-    display: str  # as the seeds' tables print it
     builder: Callable[[], nn.Module]
     units: UnitsFn  # per-unit rules: (model, depth) -> units in execution order
-    block: str = ""  # residual block type, for the seeds' BasicBlock/Bottleneck columns
-    min_side: int = 1  # smallest H and W the architecture accepts
-    depths: tuple[int, ...] = (1,)  # unit depths defined (and run by the drivers)
-    tags: frozenset[str] = frozenset()
-    train_batch: int | None = None  # seed 004's batch of 224x224 images ('train-bench')
-    expected_params: int | None = None  # the reference count (torchvision / timm, 1000 classes)
-    source: str = "torchvision"  # torchvision | timm
+
 
 def _children_units(model: nn.Module, depth: int, expand: tuple[str, ...]) -> list[Unit]:
     """Top-level children in order; at depth >= 2 the ``expand`` containers are
@@ -133,7 +124,7 @@ def _entry(info: ModelInfo) -> Entry:
     """A catalogue backbone's metadata (``common.catalogue``) with its builder and unit rules."""
     arch = info.arch or info.name
     builder = _timm(arch) if info.source == "timm" else _torchvision(arch)
-    shared = {f: getattr(info, f) for f in Entry.__dataclass_fields__ if f in ModelInfo.__dataclass_fields__}
+    shared = {f: getattr(info, f) for f in ModelInfo.__dataclass_fields__}
     return Entry(**shared, builder=builder, units=_UNITS[info.family])
 
 
