@@ -1,7 +1,7 @@
 """The runtimes matrix: every model x input in PyTorch (eager fp32, bf16, int8, its
 fastest CPU mode) and in ONNX Runtime and OpenVINO (fp32, int8; OpenVINO bf16).
 
-    python -m common.deploy [--models ...] [--inputs imagenet pascal] [--budget-s S] [--out-dir DIR]
+    python -m common runtimes [--models ...] [--inputs imagenet pascal] [--budget-s S] [--out-dir DIR]
 
 Budgeted (no request starts after ``--budget-s``) and resumable: a request whose
 record this driver made already (``env.driver == "runtimes"``) is skipped, and so

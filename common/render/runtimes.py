@@ -187,7 +187,7 @@ def _notes(data: dict) -> str:
 HEAD = """# Deployment runtimes: PyTorch, ONNX Runtime, OpenVINO
 
 Rendered from the records by `python -m common.render`; measured by `scripts/runtimes.sh`
-(`python -m common.deploy`). Every runtime runs the model exported once to ONNX (TorchScript
+(`python -m common runtimes`). Every runtime runs the model exported once to ONNX (TorchScript
 exporter, opset 17, cached outside the repository) with the same seeded random weights and
 input as PyTorch, single image, on this CPU with the threads the notes below state. Protocol
 (every cell): at least 2 warm-up iterations and 1 s, then up to 50 timed iterations stopped after
