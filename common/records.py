@@ -12,9 +12,8 @@ before run ids: another ``env.date``), that file is first moved, by a hard link 
 no-clobber rename) under a free name, to ``<kind>/history/<stem>/<its UTC date>.json``;
 the main path always holds the newest run (an older one written later goes straight
 to history). Writers lock the record's folder, so concurrent runs of one request each
-keep their record, and a run is never listed twice. ``load_records(..., history=True)`` also returns the history records,
-each marked ``_history: True`` (the renderer's selection considers them; readers
-that want one current record per request leave them out, the default).
+keep their record, and a run is never listed twice. Loading (``load_records``, the
+history records with ``history=True``) lives in ``common.records_read``, re-exported here.
 """
 from __future__ import annotations
 
@@ -34,10 +33,10 @@ from common import errors, paths
 from common.errors import UserError, WriteFailed
 from common.paths import write_atomic  # noqa: F401 (one home; callers use records.write_atomic)
 from common.record import FIELDS, SCHEMA, InvalidRecord, Record  # noqa: F401 - re-exported: the loading side
+from common.records_read import (HISTORY, RESULTS, ROOT, history_dir, is_history, is_record,  # noqa: F401
+                                 load_history, load_record, load_records, run_date, run_when, short,
+                                 utc)  # re-exported: one home for reading records
 from common.spec import Request
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
 
 
 def ensure_writable(folder: Path) -> Path:
@@ -124,42 +123,10 @@ def path_of(rec: dict, results: Path = RESULTS, stem: str | None = None) -> Path
     return record_path(results, rec["device_tag"], rec["kind"], stem)
 
 
-HISTORY = "history"  # <kind>/history/<stem>/<UTC date>.json: earlier runs of <kind>/<stem>.json
-
-
-def history_dir(path: Path) -> Path:
-    """Where the earlier runs of the record at ``path`` are kept."""
-    path = Path(path)
-    return path.parent / HISTORY / path.stem
-
-
-def is_history(path: Path) -> bool:
-    """Whether ``path`` is an earlier run kept under a ``history`` folder."""
-    parts = Path(path).parts
-    return len(parts) >= 3 and parts[-3] == HISTORY
-
-
-def utc(text: str) -> dt.datetime:
-    """A record's date in UTC (records carry an offset; a bare timestamp is taken as
-    UTC, as ``env.collect`` writes it). ValueError when it is not a date."""
-    when = dt.datetime.fromisoformat(text)
-    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
-
-
-def is_record(obj: object) -> bool:
-    """Whether ``obj`` has this schema's layout: a dict of schema SCHEMA with every field."""
-    return isinstance(obj, dict) and obj.get("schema") == SCHEMA and all(k in obj for k in FIELDS)
-
-
-def _run_date(rec: object) -> str | None:
-    env = rec.get("env") if isinstance(rec, dict) else None
-    date = env.get("date") if isinstance(env, dict) else None
-    return date if isinstance(date, str) else None
-
 
 def _history_name(old: object, path: Path) -> str:
     """A sortable name for the earlier run: its UTC date (else the file's modification time)."""
-    when = _when(old) or dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+    when = run_when(old) or dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     return when.strftime("%Y%m%dT%H%M%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
 
 
@@ -169,7 +136,7 @@ def _same_run(a: object, b: object) -> bool:
     ids = [(r.get("env") or {}).get("run_id") if isinstance(r, dict) else None for r in (a, b)]
     if all(ids):
         return ids[0] == ids[1]
-    return _run_date(a) is not None and _run_date(a) == _run_date(b)
+    return run_date(a) is not None and run_date(a) == run_date(b)
 
 
 def _read(path: Path) -> tuple[str | None, object]:
@@ -253,7 +220,7 @@ def _into_history(path: Path, record: dict, data: str) -> Path:
 
 def _newer(old: object, record: dict) -> bool:
     """Whether the run at the main path is newer than ``record`` (then it stays current)."""
-    a, b = _when(old), _when(record)
+    a, b = run_when(old), run_when(record)
     return a is not None and b is not None and a > b
 
 
@@ -323,93 +290,3 @@ def _put_back(path: Path, existed: bool, backup: Path | None, kept: Path | None)
         paths.unlink(kept)
     with contextlib.suppress(OSError):
         history_dir(path).rmdir()  # only when empty
-
-
-def load_history(path: Path) -> list[dict]:
-    """The valid earlier runs of the record at ``path`` (``_path`` and ``_history`` set)."""
-    try:
-        newer = {**json.loads(Path(path).read_text(encoding="utf-8")), "_path": str(path)}
-    except (OSError, ValueError):
-        newer = None
-    out = []
-    for p in sorted(history_dir(path).glob("*.json")):
-        try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        try:
-            out.append(_inherit(Record.from_dict(rec, p, history=True).to_dict(), newer))
-        except InvalidRecord:
-            continue  # named by load_records; never published
-    return out
-
-
-def short(path: Path | str) -> str:
-    """A record's path from its device folder on: ``<tag>/<kind>/[history/<stem>/]<name>.json``."""
-    parts = Path(path).parts
-    return "/".join(parts[-5:] if is_history(path) else parts[-3:])
-
-
-def load_record(path: Path) -> dict:
-    """The record at ``path``, validated (``Record.from_dict``), as the renderers read it;
-    InvalidRecord naming the path and the reason when it cannot be read or is invalid."""
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Record.from_dict(raw, path).to_dict()
-    except InvalidRecord as exc:
-        raise InvalidRecord(f"{path}: invalid record ({exc})") from None
-    except (OSError, ValueError) as exc:
-        raise InvalidRecord(f"{path}: unreadable ({exc})") from None
-
-
-def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[dict], list[str]]:
-    """Every record under ``results/records``, validated (``Record.from_dict``); a file
-    that cannot be read or is invalid is returned as a problem (its path and the reason),
-    never mixed in. ``history``: also the earlier runs kept under ``<kind>/history/``
-    (marked ``_history: True``)."""
-    records, problems = [], []
-    root = Path(results) / "records"
-    for p in sorted(root.rglob("*.json")):
-        rel = p.relative_to(root).parts  # <tag>/<kind>/<stem>.json or <tag>/<kind>/history/<stem>/<date>.json
-        hist = len(rel) == 5 and rel[2] == HISTORY
-        if hist and not history:
-            continue
-        try:
-            raw = json.loads(p.read_text())
-        except (OSError, ValueError) as exc:
-            problems.append(f"{p}: unreadable ({exc})")
-            continue
-        try:
-            records.append(Record.from_dict(raw, p, hist).to_dict())
-        except InvalidRecord as exc:
-            problems.append(f"{p}: {exc}")
-    if history:
-        _inherit_superseded(records)
-    return records, problems
-
-
-def _inherit_superseded(recs: list[dict]) -> None:
-    main = {r["_path"]: r for r in recs if not r.get("_history")}
-    for r in recs:
-        if r.get("_history"):
-            p = Path(r["_path"])
-            _inherit(r, main.get(str(p.parents[2] / f"{p.parent.name}.json")))
-
-
-def _inherit(earlier: dict, newer: dict | None) -> dict:
-    """An earlier run of a record marked superseded is stale too (it was measured with
-    code at least as old): it takes the mark, in memory, unless it has its own."""
-    if newer and newer.get("superseded") and not earlier.get("superseded"):
-        low = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
-        if (_when(earlier) or low) <= (_when(newer) or low):
-            earlier["superseded"] = (f"{newer['superseded']} (an earlier run of {short(newer['_path'])}, "
-                                     "which is marked so)")
-    return earlier
-
-
-def _when(rec: object) -> dt.datetime | None:
-    """A record's run date in UTC; None when it has none."""
-    try:
-        return utc(_run_date(rec) or "")
-    except ValueError:
-        return None

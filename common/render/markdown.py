@@ -55,7 +55,7 @@ def model_key(model: str) -> tuple[int, str]:
     return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
 
 
-utc = records.utc  # a record's date in UTC: one home, in common.records
+utc = records.utc  # a record's date in UTC: one home, common.records_read (re-exported by common.records)
 
 
 def day(when: dt.datetime) -> str:
