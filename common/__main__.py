@@ -41,6 +41,7 @@ VERBS: dict[str, Verb] = {
     "profile": Verb("common.drive:main", "everything ./profile.sh measures, one process", ("profile",)),
     "zoo": Verb("common.zoo.driver:main", "the zoo sweep: latency, memory, throughput of many models, resumable"),
     "sweep": Verb("common.sweep.cli:main", "many requests as Dask tasks, one per GPU at a time, resumable"),
+    "request": Verb("common.request_run:main", "measure one serialised Request (JSON): a sweep task, a --dry-run line"),
     "compare": Verb("common.sweep.compare:main", "compare two measurements of the same requests (sweep vs alone)"),
     "burden": Verb("common.burden.cli:main", "the model-zoo burden table (seed 003): params, features, MACs"),
     "peak": Verb("common.measure.peak:main", "the device's measured matrix rate per precision and copy bandwidth"),

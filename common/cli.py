@@ -162,21 +162,24 @@ def protocol_from_args(args: argparse.Namespace, device: torch.device, train: bo
 
 
 def request_from_args(args: argparse.Namespace, tool: str, device: torch.device, family: str | None = None,
-                      preset: str | None = None, depth: int | None = None) -> Request:
-    """The whole request; ``preset``/``depth`` override the flags (drivers loop over them)."""
+                      preset: str | None = None, depth: int | None = None, checked: bool = True) -> Request:
+    """The whole request; ``preset``/``depth`` override the flags (drivers loop over them).
+    ``checked=False``: built only (a sweep's plan: the run that measures it checks it, ``validate``)."""
     entry = registry.get(args.model)
     if family and entry.family != family:
         raise UserError(f"{args.model} is a {entry.family} model: use {entry.family}_profiler/{tool}.py "
                         f"(or scripts/timer.sh for any model)")
     inp = inputs.resolve(preset or args.input, None if preset else args.size, args.batch)
-    inputs.check_fits(inp, entry.min_side, args.model)
+    if checked:
+        inputs.check_fits(inp, entry.min_side, args.model)
     common = dict(model=args.model, input=inp, device=str(device), tag=args.tag, threads=args.threads,
                   output_stride=getattr(args, "output_stride", 32), features=getattr(args, "features", False))
     if tool == "mem":
         kind = "structure" if args.struct else "memory"
         req = Request(kind=kind, clock="none", protocol=protocols.Protocol("none", 0, 1),
                       depth=args.depth if args.struct else 1, **common)
-        registry.check_input(req)
+        if checked:
+            registry.check_input(req)
         return req
     layers, train = args.layers, args.pass_ == "train"
     kind = ("train-" if train else "") + ("layers" if layers else "timing")
@@ -195,8 +198,9 @@ def request_from_args(args: argparse.Namespace, tool: str, device: torch.device,
                   fresh_process=args.fresh_process, kernels=args.kernels and kernels.supported(device), runtime=args.runtime, **common)
     if req.fresh_process and (req.per_unit or train):
         raise UserError("--fresh-process repeats whole-model inference timing; drop it with --layers/--pass train")
-    check(req)
-    registry.check_input(req)  # a size the model cannot take, or options it has not: one line
+    if checked:
+        check(req)
+        registry.check_input(req)  # a size the model cannot take, or options it has not: one line
     return req
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from common import env as envmod
 from common.errors import UserError
+from common.spec import Request
 from common.sweep import cli as sweep_cli
 from common.sweep import cluster, compare, plan, runner, task
 
@@ -85,8 +86,14 @@ def test_a_worker_lost_mid_task_counts_as_an_attempt(scheduler, tmp_path, monkey
     monkeypatch.setenv(sweep_cli.KILL_WORKER_HOOK, "resnet18 32x32@0.3")
     argv = ["--models", "resnet18", *SMALL, "--scheduler", scheduler, "--out-dir", str(tmp_path), "--name", "lost"]
     assert sweep_cli.main(argv) == 0
-    (lost,) = summary_of(tmp_path)["result"]["tasks"]
+    summary = summary_of(tmp_path)
+    (lost,) = summary["result"]["tasks"]
     assert lost["status"] == "done" and lost["attempts"] == 2
+    # The summary's tasks are serialised Requests; neither it nor the record the task wrote holds a flag.
+    (task_,) = summary["request"]["tasks"]
+    assert task_["request"]["model"] == "resnet18" and task_["request"]["protocol"]["iters"] == 2
+    (record,) = tmp_path.glob("results/records/*/timing/resnet18_32x32.json")
+    assert flag_strings(summary) == [] and flag_strings(json.loads(record.read_text())) == []
     out = capsys.readouterr()
     assert "failed on ? (KilledWorker" in out.out + out.err and "retrying once" in out.out + out.err
 
@@ -159,8 +166,8 @@ def test_worker_pinning_and_gpu_identity(monkeypatch):
 
 
 def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
-    """--dry-run prints each task's command line with its out-dir; run as printed (no Dask),
-    it writes the record the sweep's task would have written."""
+    """--dry-run prints each task's command line with its out-dir: the task's serialised
+    Request, whole; run as printed (no Dask), it writes the record the sweep's task would have written."""
     import shlex
     import subprocess
     import sys
@@ -168,23 +175,76 @@ def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
     assert sweep_cli.main(["--models", "resnet18", *SMALL, "--device", "cpu",
                            "--out-dir", str(tmp_path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m common time --model resnet18 --size 32x32")
+    assert len(lines) == 1 and lines[0].startswith("python -m common request --json ")
     argv = shlex.split(lines[0])
-    assert argv[argv.index("--out-dir") + 1] == str(tmp_path) and "--device" not in argv
-    subprocess.run([sys.executable, *argv[1:], "--device", "cpu"], cwd=task.ROOT, check=True, capture_output=True)
-    assert [p.name for p in tmp_path.glob("results/records/*/timing/*.json")] == ["resnet18_32x32.json"]
+    assert argv[argv.index("--out-dir") + 1] == str(tmp_path) and argv[6:] == ["--out-dir", str(tmp_path)]
+    req = Request.from_dict(json.loads(argv[5]))
+    assert (req.model, req.input.tag, req.device, req.iters, req.warmup, req.threads) == \
+        ("resnet18", "32x32", "cpu", 2, 0, 1)
+    subprocess.run([sys.executable, *argv[1:]], cwd=task.ROOT, check=True, capture_output=True)
+    (path,) = tmp_path.glob("results/records/*/timing/*.json")
+    assert path.name == "resnet18_32x32.json"
+    assert Request.from_dict(json.loads(path.read_text())["request"]) == req  # the same request, measured
+
+
+def flag_strings(value: object) -> list[str]:
+    """Every string in a serialised form that looks like a command-line flag."""
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in flag_strings(k) + flag_strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in flag_strings(v)]
+    return [value] if isinstance(value, str) and (value.startswith("-") or " --" in value) else []
+
+
+def test_no_flag_travels_in_a_task_or_the_plan(tmp_path, capsys):
+    """A sweep task is a serialised Request (or a zoo task's fields): the user's modes and
+    protocol values, from flags and from a file, become Request and Protocol fields."""
+    import shlex
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("max_seconds: '2.5'\nrequests:\n  - {model: resnet18, input: 64x64, kind: layers, "
+                     "mode: '--precision bf16 --channels-last', min_iters: 7}\n")
+    argv = ["--models", "resnet18", "--inputs", "pascal", "--modes", "eager", "fastest", "--kinds", "timing",
+            "memory", "zoo", "--file", str(sweep), "--warmup", "3", "--threads", "1", "--device", "cpu"]
+    assert sweep_cli.main([*argv, "--plan"]) == 0
+    planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["kind"] for t in planned] == ["zoo", "timing", "timing", "memory", "layers"]
+    assert flag_strings(planned) == []
+    zoo, eager, fastest, memory, layers = planned
+    assert zoo["zoo"]["protocol"] == {"warmup": 3, "max_seconds": 2.5, "threads": 1}
+    assert eager["request"]["protocol"]["max_seconds"] == 2.5 and eager["request"]["warmup"] == 3
+    assert fastest["request"]["search"] == "fastest" and memory["request"]["kind"] == "memory"
+    req = Request.from_dict(layers["request"])
+    assert (req.precision, req.channels_last, req.min_iters, req.protocol.name) == ("bf16", True, 7, "custom")
+    assert layers["label"] == "resnet18 64x64 eager bf16 channels-last layers"
+    assert sweep_cli.main([*argv, "--dry-run"]) == 0
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+    assert [json.loads(a[5]) for a in lines[1:]] == [t["request"] for t in planned[1:]]
+
+
+def test_a_serialised_request_runs_whole_or_fails_in_one_line(tmp_path, capsys):
+    from common import request_run
+
+    assert request_run.main(["--json", "{\"model\": 1}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a serialised request" in err
+    (t,) = plan.tasks_from(sweep_cli.build_parser().parse_args(["--models", "xception", "--inputs", "4x4"]))
+    assert request_run.main(["--json", t.request, "--out-dir", str(tmp_path)]) == 2
+    assert "too small" in capsys.readouterr().err and not list(tmp_path.rglob("*.json"))
 
 
 def test_plan_expands_tags_modes_and_kinds(capsys):
     args = sweep_cli.build_parser().parse_args(["--models", "backbone", "vgg16", "--inputs", "pascal", "64x64",
                                                 "--modes", "eager", "fastest", "--precision bf16 --channels-last",
                                                 "--kinds", "timing", "memory"])
-    tasks = plan.tasks_from(args)
+    tasks = plan.tasks_from(args, "cuda:0")
     assert len(tasks) == 7 * 2 * (3 + 1)  # memory once per model and input, whatever the modes
-    assert tasks[0].args[:4] == ("--model", "resnet18", "--input", "pascal")
-    assert ("--size", "64x64") == tasks[4].args[2:4] and "--channels-last" in tasks[2].args
+    first, bf16 = tasks[0].req(), tasks[2].req()
+    assert (first.model, first.input.tag, first.device, first.protocol.name) == ("resnet18", "pascal", "cuda:0", "full")
+    assert tasks[4].req().input.tag == "64x64" and bf16.channels_last and bf16.precision == "bf16"
     assert tasks[3].tool == "mem" and tasks[3].label == "resnet18 pascal memory"
-    assert tasks[0].argv("cuda:0", "/o", None)[-4:] == ["--device", "cuda:0", "--out-dir", "/o"]
+    assert tasks[0].argv("cuda:0", "/o", None) == ["-m", "common", "request", "--json", tasks[0].request,
+                                                   "--out-dir", "/o"]
     with pytest.raises(UserError, match="unknown mode"):
         plan.mode_args("bf16")
     assert sweep_cli.main(["--models", "nosuchnet", "--dry-run"]) == 2

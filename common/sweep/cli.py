@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import shlex
 import signal
@@ -44,15 +45,16 @@ def build_parser() -> Parser:
     w.add_argument("--models", nargs="+", metavar="NAME", help="model names (catalogue, torchvision, timm) or "
                    "tags (backbone, catalogue, train-bench, zoo) (default: backbone)")
     w.add_argument("--inputs", nargs="+", metavar="IN", help="presets or HxW sizes (default: cityscapes pascal)")
-    w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or quoted "
-                   "timer flags, e.g. '--precision bf16 --channels-last' (default: eager)")
+    w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or the timer's "
+                   "options, quoted, e.g. '--precision bf16 --channels-last', read into each request's fields "
+                   "(default: eager)")
     w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing); zoo: "
                    "one task per model running python -m common zoo's steps at every input (eager/fastest as "
                    "--modes says, and memory) with the zoo's bounded protocol, which --warmup, --iters, "
                    "--max-seconds, --min-iters and --threads override; the sweep writes the zoo-run record")
     w.add_argument("--file", type=Path, metavar="F", help="JSON or YAML file with the same keys (models, inputs, "
                    "modes, kinds, protocol keys) and/or a 'requests' list; flags win")
-    w.add_argument("--warmup", type=int, metavar="N", help="timer --warmup (default: the timer's, 25)")
+    w.add_argument("--warmup", type=plan.PROTOCOL["warmup"], metavar="N", help="timer --warmup (default: the timer's, 25)")
     w.add_argument("--iters", type=positive(int), metavar="N", help="timer --iters (default: the timer's, 300)")
     w.add_argument("--max-seconds", type=positive(float), metavar="S", help="timer --max-seconds")
     w.add_argument("--min-iters", type=positive(int), metavar="N", help="timer --min-iters")
@@ -66,8 +68,11 @@ def build_parser() -> Parser:
                    "on a cluster it must be a path every worker can write)")
     w.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: each worker's device)")
     w.add_argument("--name", type=paths.tag_arg, metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
-    w.add_argument("--dry-run", action="store_true", help="print each task's command line and exit; the lines run "
-                   "as printed, so piping them to a shell runs the same requests alone, outside Dask")
+    w.add_argument("--dry-run", action="store_true", help="print each task's command line and exit: python -m "
+                   "common request with the task's serialised request (or python -m common zoo for kind zoo); the "
+                   "lines run as printed, so piping them to a shell runs the same requests alone, outside Dask")
+    w.add_argument("--plan", action="store_true", help="print each task as JSON (its serialised request, or a zoo "
+                   "task's model, inputs, steps and protocol values), one a line, and exit")
     where = p.add_argument_group("where (default: a local cluster, one worker per visible GPU)")
     where.add_argument("--device", choices=("auto", "cpu"), default="auto",
                        help="auto: one worker per visible GPU, CPU workers when there is none; cpu: CPU workers")
@@ -108,8 +113,25 @@ def with_test_hook(tasks: list[plan.Task]) -> list[plan.Task]:
 
 
 def default_name(tasks: list[plan.Task]) -> str:
-    digest = hashlib.sha1("\n".join(" ".join([t.tool, *t.args]) for t in tasks).encode()).hexdigest()
+    digest = hashlib.sha1(json.dumps([t.to_dict() for t in tasks], sort_keys=True).encode()).hexdigest()
     return f"sweep-{digest[:8]}"
+
+
+def plan_device(args: argparse.Namespace) -> str:
+    """The device the requests are planned for: a GPU where the workers have one (a
+    local cluster on this machine's GPUs, Slurm's GPU jobs), else the CPU."""
+    gpu = args.device != "cpu" and (args.slurm or bool(cluster.gpus_here(args.device)))
+    return "cuda:0" if gpu else "cpu"
+
+
+def replan(args: argparse.Namespace, tasks: list[plan.Task], device: str, infos: dict) -> list[plan.Task]:
+    """The tasks again for the device type of an existing cluster's workers, where all share one."""
+    from common.protocol import device_type
+
+    types = {device_type(i["device"]) for i in infos.values()}
+    if len(types) != 1 or types == {device_type(device)}:
+        return tasks
+    return with_test_hook(plan.tasks_from(args, "cpu" if types == {"cpu"} else "cuda:0"))
 
 
 def connect(args: argparse.Namespace, stack: contextlib.ExitStack, prog: str):
@@ -152,7 +174,7 @@ def save(summary: dict, tasks: list[plan.Task], args: argparse.Namespace, name: 
     tags = summary["device_tags"]
     tag = args.tag or (tags[0] if len(tags) == 1 else envmod.device_tag(env))
     request = {"kind": "sweep", "name": name, "where": where, "device": args.device,
-               "tasks": [[t.tool, *t.args] for t in tasks]}
+               "tasks": [t.to_dict() for t in tasks]}
     results = (args.out_dir or records.ROOT) / "results"
     path = records.record_path(results, tag, "sweep", name)
     records.write_record(path, records.make_record("sweep", tag, request, env, summary))
@@ -193,16 +215,19 @@ def _main(args: argparse.Namespace, prog: str) -> int:
             with contextlib.closing(slurm_from(args)) as c:
                 print(c.job_script())
             return 0
-        tasks = with_test_hook(plan.tasks_from(args))
+        device = plan_device(args)
+        tasks = with_test_hook(plan.tasks_from(args, device))
         out = str(args.out_dir) if args.out_dir else None
-        if args.dry_run:
+        if args.plan or args.dry_run:
             for t in tasks:
-                print(shlex.join(["python", *t.argv(None, out, args.tag)]))
+                print(json.dumps(t.to_dict()) if args.plan else shlex.join(["python", *t.argv(None, out, args.tag)]))
             return 0
-        name = args.name or default_name(tasks)
-        zoo = zoo_run.ZooRun(tasks, out, name)
         with contextlib.ExitStack() as stack:
             client, where = connect(args, stack, prog)
+            if args.scheduler:  # its workers' device type is known once they are probed
+                tasks = replan(args, tasks, device, cluster.probe_workers(client, args.device))
+            name = args.name or default_name(tasks)
+            zoo = zoo_run.ZooRun(tasks, out, name)
             if args.dashboard and client.dashboard_link and (args.scheduler or cluster.has_dashboard()):
                 sys.stderr.write(f"{prog}: dashboard: {client.dashboard_link}\n")
             sys.stderr.write(f"{prog}: {len(tasks)} task(s) on {where}\n")

@@ -1,10 +1,13 @@
-"""What a sweep runs: requests from flags or a JSON/YAML file, as tasks.
+"""What a sweep runs: requests from flags or a JSON/YAML file, planned as tasks.
 
-A task is one single run of a front-door verb, ``python -m common time|memory ARGS``
-or, for kind ``zoo``, one model's zoo steps ``python -m common zoo --models M ARGS`` (every input, eager/fastest as the modes say, and memory), minus
-``--device`` (the worker that runs it adds its own) and ``--out-dir`` (the sweep's).
-The records a task writes, and so whether they already exist, follow from the same
-requests the entry point builds (``record_paths``).
+A task holds one serialised Request (``Request.to_dict()``, built as ``common.cli``
+builds a timer's or memory run's, for the sweep's device type) and runs it whole
+through ``python -m common request``; or, for kind ``zoo``, one model's zoo steps
+(every input, eager/fastest as the modes say, and memory) as fields, run by
+``python -m common zoo``. No command-line flags are stored: the user's options
+(modes, ``max_seconds`` ...) become Request and Protocol fields here. The records
+a task writes, and so whether they already exist, follow from its request
+(``record_paths``).
 """
 from __future__ import annotations
 
@@ -16,37 +19,64 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common import inputs, registry
+from common.argtypes import non_negative, positive
 from common.errors import UserError
 
 KINDS = ("timing", "layers", "memory", "zoo")
 ZOO_MODES = ("eager", "fastest")
 DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes": ["eager"], "kinds": ["timing"]}
-# Protocol flags passed to every timer task (memory tasks take --batch and --threads only).
-PROTOCOL = {"warmup": "--warmup", "iters": "--iters", "max_seconds": "--max-seconds", "min_iters": "--min-iters",
-            "warmup_seconds": "--warmup-seconds", "repeats": "--repeats", "batch": "--batch", "threads": "--threads"}
+# The sweep's protocol options and how a value from a file is read (the sweep's flags read them alike).
+PROTOCOL = {"warmup": non_negative, "iters": positive(int), "max_seconds": positive(float),
+            "min_iters": positive(int), "warmup_seconds": float, "repeats": positive(int), "batch": positive(int),
+            "threads": positive(int)}
 MEM_PROTOCOL = ("batch", "threads")
 ZOO_PROTOCOL = ("warmup", "iters", "max_seconds", "min_iters", "threads")  # what python -m common zoo takes
-VERB = {"timer": "time", "mem": "memory", "zoo": "zoo"}  # a task's tool -> the front door's verb
+ZOO_FLAGS = {k: "--" + k.replace("_", "-") for k in ZOO_PROTOCOL}  # its flags, spelled out only to run it
 
 
 @dataclass(frozen=True)
 class Task:
-    """One request as the argv of one single run (without --device/--out-dir)."""
-    tool: str  # "timer" | "mem" | "zoo"
-    args: tuple[str, ...]
-    label: str  # "resnet50 cityscapes eager timing", "convnext_tiny zoo imagenet+cityscapes"
+    """One request to run alone: a serialised Request (kinds timing, layers, memory),
+    or one model's zoo steps (kind zoo). Both as JSON text, so a task is hashable."""
+    kind: str  # "timing" | "layers" | "memory" | "zoo"
+    request: str | None = None  # JSON of Request.to_dict()
+    zoo: str | None = None  # JSON: model, inputs, what, protocol values, search_compile
+    label: str = field(default="", compare=False)  # "resnet50 cityscapes eager timing", "convnext_tiny zoo imagenet"
     kill_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL the run after S seconds
     kill_worker_after: float | None = field(default=None, compare=False)  # test hook: SIGKILL its worker, once
 
-    def command(self) -> list[str]:
-        """The entry point, as ``python`` arguments."""
-        return ["-m", "common", VERB[self.tool]]
+    @property
+    def tool(self) -> str:
+        """Which run it is: 'timer', 'mem' or 'zoo' (outcomes and summaries say it)."""
+        return "zoo" if self.kind == "zoo" else "mem" if self.kind == "memory" else "timer"
+
+    def to_dict(self) -> dict:
+        """The task as stored (the sweep's summary record, ``--plan``): no command-line flags."""
+        body = {"request": json.loads(self.request)} if self.request else {"zoo": json.loads(self.zoo or "{}")}
+        return {"kind": self.kind, "label": self.label, **body}
+
+    def req(self):
+        from common.spec import Request
+
+        return Request.from_dict(json.loads(self.request))
+
+    def zoo_argv(self) -> list[str]:
+        """``python -m common zoo``'s arguments for this model (no --device/--out-dir/--tag)."""
+        z = json.loads(self.zoo)
+        flags = [a for k, v in z["protocol"].items() for a in (ZOO_FLAGS[k], str(v))]
+        flags += ["--search-compile"] if z.get("search_compile") else []
+        # --no-run-record: the tasks run in parallel, so the sweep itself keeps the zoo-run record.
+        return ["--models", z["model"], "--inputs", *z["inputs"], "--what", *z["what"], *flags, "--no-run-record"]
 
     def argv(self, device: str | None, out_dir: str | None, tag: str | None) -> list[str]:
-        """The single run's arguments; without a device, the run's own default (the GPU when there is one)."""
-        extra = (["--device", device] if device else []) + (["--out-dir", out_dir] if out_dir else []) \
-            + (["--tag", tag] if tag else [])
-        return [*self.command(), *self.args, *extra]
+        """The single run, as ``python`` arguments: the request whole (its device and tag
+        are in it), or the zoo's steps on ``device`` (none: the zoo's default, the GPU when
+        there is one)."""
+        out = ["--out-dir", out_dir] if out_dir else []
+        if self.request:
+            return ["-m", "common", "request", "--json", self.request, *out]
+        extra = (["--device", device] if device else []) + (["--tag", tag] if tag else [])
+        return ["-m", "common", "zoo", *self.zoo_argv(), *extra, *out]
 
 
 def expand_models(items: list[str]) -> list[str]:
@@ -63,8 +93,9 @@ def expand_models(items: list[str]) -> list[str]:
 
 
 def mode_args(mode: str) -> list[str]:
-    """'eager' (fp32, the flags' defaults), 'fastest' (the mode search), or timer flags
-    such as '--precision bf16 --channels-last'."""
+    """'eager' (fp32, the timer's defaults), 'fastest' (the mode search), or the timer's
+    options as typed on its command line, such as '--precision bf16 --channels-last'
+    (read once, into the Request's fields)."""
     if mode == "eager":
         return []
     if mode == "fastest":
@@ -75,6 +106,20 @@ def mode_args(mode: str) -> list[str]:
     return args
 
 
+def typed(protocol: dict) -> dict:
+    """The protocol options, each read as the sweep's flag reads it (a file's values may be text)."""
+    out = {}
+    for k, v in protocol.items():
+        if v is None or k not in PROTOCOL:
+            out[k] = v
+            continue
+        try:
+            out[k] = PROTOCOL[k](str(v))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise UserError(f"bad {k} {v!r}: {exc}") from None
+    return out
+
+
 def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -> Task:
     """One model's zoo steps at every input: eager and/or fastest as ``modes`` say, and memory."""
     for inp in presets:
@@ -83,25 +128,41 @@ def zoo_task(model: str, presets: list[str], modes: list[str], protocol: dict) -
     if other:
         raise UserError(f"kind zoo takes modes {' and '.join(ZOO_MODES)} (its memory step always runs), "
                         f"not {other[0]!r}")
-    flags = [a for k in ZOO_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
-    flags += ["--search-compile"] if protocol.get("search_compile") else []
-    # --no-run-record: the tasks run in parallel, so the sweep itself keeps the zoo-run record.
-    return Task("zoo", ("--models", model, "--inputs", *presets, "--what", *modes, "memory", *flags,
-                        "--no-run-record"), f"{model} zoo {'+'.join(presets)}")
+    body = {"model": model, "inputs": list(presets), "what": [*modes, "memory"],
+            "protocol": {k: protocol[k] for k in ZOO_PROTOCOL if protocol.get(k) is not None},
+            "search_compile": bool(protocol.get("search_compile"))}
+    return Task("zoo", zoo=json.dumps(body), label=f"{model} zoo {'+'.join(presets)}")
 
 
-def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict) -> Task:
+def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict, device: str, tag: str | None) -> Task:
+    """The Request of one model, input, mode and kind on ``device`` ('cpu' or 'cuda:0'),
+    built as the timer or memory run builds it from the same options (so its record
+    path is theirs), unchecked: a request that cannot be made fails where it runs."""
+    import torch
+
+    from common import cli
+
     inputs.of(inp)  # a preset or a size with positive sides, before any worker starts
     if kind not in KINDS or kind == "zoo":  # zoo: zoo_task (one task per model, not per input)
         raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
-    if kind == "memory":
-        flags = [a for k in MEM_PROTOCOL if protocol.get(k) is not None for a in (PROTOCOL[k], str(protocol[k]))]
-        return Task("mem", ("--model", model, *inputs.argv(inp), *flags), f"{model} {inp} memory")
-    flags = [a for k, f in PROTOCOL.items() if protocol.get(k) is not None for a in (f, str(protocol[k]))]
-    flags += ["--no-search-compile"] if protocol.get("search_compile") is False else []
-    flags += ["--layers"] if kind == "layers" else []
-    return Task("timer", ("--model", model, *inputs.argv(inp), *mode_args(mode), *flags),
-                f"{model} {inp} {mode} {kind}")
+    tool = "mem" if kind == "memory" else "timer"
+    try:
+        args = cli.build_parser(tool, None).parse_args(["--model", model, *(mode_args(mode) if tool == "timer" else [])])
+    except SystemExit:
+        raise UserError(f"bad mode {mode!r} for {model} (the timer's options, e.g. '--precision bf16')") from None
+    args.input, args.size = (None, inp) if inputs.is_size(inp) else (inp, None)
+    args.tag = tag
+    for k in MEM_PROTOCOL if tool == "mem" else PROTOCOL:
+        if protocol.get(k) is not None:
+            setattr(args, k, protocol[k])
+    if tool == "timer":
+        args.layers = kind == "layers"
+        args.search_compile = args.search_compile if protocol.get("search_compile") is None \
+            else protocol["search_compile"]
+    req = cli.request_from_args(args, tool, torch.device(device), checked=False)
+    words = mode if mode in ("eager", "fastest") else req.mode
+    label = f"{model} {inp} memory" if kind == "memory" else f"{model} {inp} {words} {kind}"
+    return Task(kind, request=json.dumps(req.to_dict()), label=label)
 
 
 def _yaml_load(text: str) -> object:
@@ -147,21 +208,23 @@ def _listed(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
-def tasks_from(args: argparse.Namespace) -> list[Task]:
+def tasks_from(args: argparse.Namespace, device: str = "cpu") -> list[Task]:
     """The grid models x inputs x modes x kinds (flags win over the file's keys),
-    then the file's explicit ``requests`` entries; each request once."""
+    then the file's explicit ``requests`` entries; each request once, planned for
+    ``device`` ('cpu' or 'cuda:0', the device type of the workers that run it)."""
     data = load_file(args.file) if args.file else {}
     unknown = set(data) - set(DEFAULTS) - set(PROTOCOL) - {"requests", "search_compile"}
     if unknown:
         raise UserError(f"unknown key(s) in the sweep file: {', '.join(sorted(unknown))}")
-    protocol = {k: data.get(k) for k in (*PROTOCOL, "search_compile")}
+    protocol = typed({k: data.get(k) for k in (*PROTOCOL, "search_compile")})
     protocol.update({k: v for k, v in vars(args).items() if k in protocol and v is not None})
+    tag = getattr(args, "tag", None)
     grid = {k: getattr(args, k) or (_listed(data[k]) if k in data else None) for k in DEFAULTS}
     if not data.get("requests") or any(grid.values()):
         grid = {k: v or DEFAULTS[k] for k, v in grid.items()}
         models = expand_models(grid["models"])
         tasks = [zoo_task(m, grid["inputs"], grid["modes"], protocol) for m in models if "zoo" in grid["kinds"]]
-        tasks += [make_task(m, i, mode, kind, protocol)
+        tasks += [make_task(m, i, mode, kind, protocol, device, tag)
                   for m in models for i in grid["inputs"] for kind in grid["kinds"] if kind != "zoo"
                   for mode in (grid["modes"] if kind != "memory" else ["eager"])]
     else:
@@ -169,57 +232,61 @@ def tasks_from(args: argparse.Namespace) -> list[Task]:
     for entry in data.get("requests") or []:
         if not isinstance(entry, dict) or "model" not in entry:
             raise UserError(f"each entry of 'requests' needs at least a model: {entry!r}")
-        proto = {**protocol, **{k: entry[k] for k in PROTOCOL if k in entry}}
+        proto = {**protocol, **typed({k: entry[k] for k in PROTOCOL if k in entry})}
         inp, mode, kind = (str(entry.get(k, d)) for k, d in (("input", "cityscapes"), ("mode", "eager"),
                                                               ("kind", "timing")))
         for m in expand_models(_listed(entry["model"])):
-            tasks.append(zoo_task(m, [inp], [mode], proto) if kind == "zoo" else make_task(m, inp, mode, kind, proto))
+            tasks.append(zoo_task(m, [inp], [mode], proto) if kind == "zoo"
+                         else make_task(m, inp, mode, kind, proto, device, tag))
     tasks = list(dict.fromkeys(tasks))
     for t in tasks:
-        check_args(t)
+        check_zoo(t)
     return tasks
 
 
-def _parser(tool: str):
-    from common import cli
+def check_zoo(task: Task) -> None:
+    """A zoo task's options parse as the zoo parses them (its error line is on stderr)."""
+    if task.kind != "zoo":
+        return
+    from common.zoo import driver
 
-    if tool == "zoo":
-        from common.zoo import driver
-
-        return driver.build_parser()
-    return cli.build_parser(tool, None)
-
-
-def check_args(task: Task) -> None:
-    """The task's flags parse as the entry point parses them (its error line is on stderr)."""
     try:
-        _parser(task.tool).parse_args([*task.args, "--device", "cpu"])
+        driver.build_parser().parse_args([*task.zoo_argv(), "--device", "cpu"])
     except SystemExit:
-        raise UserError(f"bad request {task.label!r}: {shlex.join(task.args)}") from None
+        raise UserError(f"bad request {task.label!r}") from None
 
 
 def record_paths(task: Task, device: str, tag: str, out_dir: str | None) -> list[Path]:
     """Where ``task``'s records go on ``device`` under ``tag`` (a zoo task: one per
     step). UserError when a timer/mem request cannot be made (e.g. an input too small
     for the model); a zoo step that cannot be made has its failure record instead."""
-    if task.tool == "zoo":
+    if task.kind == "zoo":
         from common.zoo import driver
 
-        return driver.step_paths(list(task.args), device, tag, out_dir)
+        return driver.step_paths(task.zoo_argv(), device, tag, out_dir)
     return [record_path(task, device, tag, out_dir)]
 
 
+def runs_on(task: Task, device: str) -> bool:
+    """Whether a worker on ``device`` runs ``task`` as planned (a zoo task runs anywhere:
+    the zoo picks its protocol for the device it finds)."""
+    from common.protocol import device_type
+
+    return task.kind == "zoo" or device_type(task.req().device) == device_type(device)
+
+
 def record_path(task: Task, device: str, tag: str, out_dir: str | None) -> Path:
-    """Where a timer/mem ``task``'s record goes on ``device`` under ``tag``: the request
-    built as ``common.cli`` builds it, the path as ``run.Session`` names it. UserError
-    when the request cannot be made (e.g. an input too small for the model)."""
+    """Where a request task's record goes on ``device`` under ``tag``: the path as
+    ``run.Session`` names it. UserError when the request cannot be made here (e.g.
+    an input too small for the model, or planned for another device type)."""
     import torch
 
-    from common import cli, records, run
+    from common import records, request_run, run
 
-    parser = cli.build_parser(task.tool, None)
-    args = parser.parse_args([*task.args, "--device", device] + (["--out-dir", out_dir] if out_dir else []))
-    req = cli.request_from_args(args, task.tool, torch.device(device))
+    req = task.req()
+    if not runs_on(task, device):
+        raise UserError(f"planned for {req.device}, this worker runs on {device}")
+    request_run.validate(req)
     # env given: no device query here (the worker never touches its GPU; its runs do).
     session = run.Session(torch.device("cpu"), Path(out_dir) if out_dir else records.ROOT, tag, env={"probe": 1})
     return session.record_path(req)

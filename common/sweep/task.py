@@ -1,6 +1,6 @@
 """Worker side of a sweep: which device this worker owns, and one task run in its
-own process (``python -m common time|memory ...`` or ``python -m common zoo ...``), so a crash, a kill or an out-of-memory
-error ends that run only and never the worker or the next task.
+own process (``python -m common request --json REQUEST`` or ``python -m common zoo ...``), so a crash, a kill or an
+out-of-memory error ends that run only and never the worker or the next task.
 """
 from __future__ import annotations
 
@@ -146,6 +146,9 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
             "tag": tag or info["tag"], "tool": task.tool,
             "worker_addr": _worker().address if _worker() else None,
             "gpu_index": info["gpu_index"], "gpu_uuid": info["gpu_uuid"], "seconds": 0.0}
+    if not plan.runs_on(task, info["device"]):  # a cluster of CPU and GPU workers: another may run it
+        return {**base, "status": "failed", "reason": f"planned for {task.req().device}, this worker runs on "
+                f"{info['device']}", "retry": True}
     try:
         paths = plan.record_paths(task, info["device"], tag or info["tag"], out_dir)
     except UserError as exc:
