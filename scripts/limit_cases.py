@@ -40,13 +40,18 @@ def _session_alive(sid: int) -> list[str]:
 
 
 def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path | None = None,
-                      after_records: int = 1) -> dict:
+                      after_records: int = 1, iters: int | None = None) -> dict:
     """A real local sweep (2 CPU workers, tiny inputs) in its own session; once
     ``after_records`` timing records exist, ``sig`` goes to the whole process group
-    (a terminal's Ctrl-C) or, without ``to_group``, to the sweep's process only."""
+    (a terminal's Ctrl-C) or, without ``to_group``, to the sweep's process only.
+    ``iters`` replaces SWEEP's timed iterations (the tests' shorter tasks: six tasks on
+    two workers leave some unfinished at the first record whatever their length)."""
+    sweep = list(SWEEP)
+    if iters is not None:
+        sweep[sweep.index("--iters") + 1] = str(iters)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out or tmp)
-        argv = [sys.executable, "-m", "common", "sweep", *SWEEP, "--out-dir", str(out)]
+        argv = [sys.executable, "-m", "common", "sweep", *sweep, "--out-dir", str(out)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         # A terminal's Ctrl-C, even where this runs in the background (which ignores SIGINT, and
         # an ignored signal stays ignored in the sweep it starts).
@@ -80,7 +85,7 @@ def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path
               and summary is not None and not leftover)
         return {"ok": ok,"what": f"sweep: {name} to {'the process group' if to_group else 'the sweep'}"
                 f"{' (Ctrl-C in a terminal)' if to_group and sig == signal.SIGINT else ''} mid-run",
-                "command": " ".join(["python", "-m", "common", "sweep", *SWEEP]), "code": proc.returncode,
+                "command": " ".join(["python", "-m", "common", "sweep", *sweep]), "code": proc.returncode,
                 "line": answer[-1] if answer else "", "one_line": len(answer) == 1, "lines": lines,
                 "written": len(records), "traceback": b"Traceback" in raw, "signal_sent": sent,
                 "summary": summary, "records": records, "stdout": stdout.decode(), "leftover": leftover}

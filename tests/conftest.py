@@ -23,6 +23,23 @@ if str(ROOT) not in sys.path:
 from common import env as envmod  # noqa: E402
 from common import registry  # noqa: E402
 
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist the workers share the machine's cores: each takes its share of
+    PyTorch's intra-op threads, and so do the processes it starts. With one thread per
+    core in every worker the cores were oversubscribed, and OpenMP's spinning threads
+    waited on each other: the in-process runs took twice the CPU time."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    n = max(1, cores // workers)
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+
+
+_share_the_cores()
+
 # Small and fast: every end-to-end run uses these.
 FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1", "--warmup-seconds", "0"]
 

@@ -30,10 +30,6 @@ def _rec(date: str = "2026-12-01T10:00:00+00:00", run_id: str | None = None, tag
     return rec
 
 
-def _write(args: tuple[str, dict]) -> None:
-    records.write_record(Path(args[0]), args[1])
-
-
 def _runs(path: Path) -> list[dict]:
     hist = sorted(records.history_dir(path).glob("*.json")) if records.history_dir(path).is_dir() else []
     return [json.loads(p.read_text()) for p in [path, *hist] if p.exists()]
@@ -50,8 +46,10 @@ def test_concurrent_runs_of_one_request_each_keep_their_record(tmp_path):
     env.collect dated them): each run is kept, the last-dated one current, none twice."""
     path = records.record_path(tmp_path, "cpu-t", "timing", "resnet18_pascal")
     recs = [_rec(f"2026-12-01T10:00:00.{i:03d}+00:00" if i % 2 else "2026-12-01T10:00:00+00:00") for i in range(7)]
-    with multiprocessing.get_context("fork").Pool(7) as pool:
-        pool.map(_write, [(str(path), r) for r in recs])
+    # Forked from a fresh single-threaded server: a plain fork of this process (which may hold
+    # the threads of torch, OpenVINO or Dask) could copy a lock held by one of them and hang.
+    with multiprocessing.get_context("forkserver").Pool(7) as pool:
+        pool.starmap(records.write_record, [(path, r) for r in recs])
     kept = _runs(path)
     assert sorted(r["env"]["run_id"] for r in kept) == sorted(r["env"]["run_id"] for r in recs)
     assert kept[0]["env"]["date"] == max(r["env"]["date"] for r in recs)  # the newest is current

@@ -21,7 +21,7 @@ _spec.loader.exec_module(limit_cases)
 @pytest.mark.parametrize("sig, to_group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
                          ids=["ctrl-c-to-the-group", "sigterm"])
 def test_a_stopped_sweep_says_one_line_and_keeps_the_summary_of_what_finished(tmp_path, sig, to_group):
-    row = limit_cases.interrupted_sweep(sig, to_group=to_group, out=tmp_path)
+    row = limit_cases.interrupted_sweep(sig, to_group=to_group, out=tmp_path, iters=20)
     assert row["signal_sent"], "the sweep ended before it could be stopped"
     assert row["code"] == (130 if sig == signal.SIGINT else 143)
     assert not row["traceback"] and row["one_line"], row["lines"]
