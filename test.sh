@@ -9,4 +9,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   echo "test.sh: no chromium/chromedriver: the page's browser test skips (get them: apt-get install chromium chromium-driver)" >&2
 fi
 # Two workers: the machines this runs on have 2 cores (the tests assert no timings).
-exec "$PYTHON" -m pytest -q -n 2 "$@"
+# loadgroup: the longest tests go out first, a module's shared fixture stays on one
+# worker (tests/conftest.py, GROUPED and LONGEST_FIRST).
+exec "$PYTHON" -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder "$@"

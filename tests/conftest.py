@@ -40,6 +40,28 @@ def _share_the_cores() -> None:
 
 _share_the_cores()
 
+# How ./test.sh spreads the suite over its two workers (pytest-xdist, --dist loadgroup
+# --no-loadscope-reorder): the tests of a module in GROUPED share an expensive
+# module-scoped fixture or cache (a Dask cluster, the rendered fixture records, the
+# export cache, a browser, the timer runs) and run on one worker, as one unit; every
+# other test is a unit of its own. Units go out in collection order to whichever worker
+# is free, so the longest go first (LONGEST_FIRST, by module): a long unit started last
+# would leave the other worker idle until it ends.
+GROUPED = {"test_sweep.py", "test_tables.py", "test_runtimes.py", "test_page_browser.py", "test_burden.py",
+           "test_cli.py"}
+LONGEST_FIRST = ["test_sweep.py", "test_sweep_signals.py", "test_tables.py", "test_guard.py", "test_cli.py",
+                 "test_zoo.py", "test_newcomer.py", "test_structure_memory.py", "test_burden.py", "test_runtimes.py",
+                 "test_repeats.py", "test_entry_train_modes.py", "test_drive.py", "test_readme.py"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.path.name in GROUPED:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 # Small and fast: every end-to-end run uses these.
 FAST = ["--device", "cpu", "--size", "64x64", "--iters", "3", "--warmup", "1", "--warmup-seconds", "0"]
 

@@ -405,11 +405,12 @@ def test_check_fails_after_a_committed_table_is_altered(tmp_path: Path, capsys: 
         dst = tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dst)
-    assert main(_args(tmp_path) + ["--check"]) == 0, capsys.readouterr().err
     page = tmp_path / "results" / "latency.md"
     page.write_text(page.read_text().replace("| **ResNet-50**", "| **ResNet-05**", 1))
     assert main(_args(tmp_path) + ["--check"]) == 1
-    assert "latency.md is not up to date" in capsys.readouterr().err
+    # The altered table is all that is named: the rest of the copy is up to date.
+    assert capsys.readouterr().err.splitlines() == [
+        f"common.render: {page} is not up to date; run python -m common.render"]
 
 
 # --------------------------------------------------------------------------- reference figures
