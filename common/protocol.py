@@ -81,8 +81,9 @@ PRESETS: dict[tuple[str, str], Protocol] = {
     ("quick", "cpu"): Protocol("quick", 1, 300, max_seconds=1.0, min_iters=10, warmup_s=1.0, cap_s=12.0,
                                unit_iters=2),
     ("quick", "cuda"): Protocol("quick", 25, 300, max_seconds=0.5, min_iters=5, warmup_s=0.5, repeats=2),
-    # python -m common zoo: hundreds of models, one bounded loop each.
-    ("zoo", "cpu"): Protocol("zoo", 1, 3, max_seconds=5.0, min_iters=2, warmup_s=1.0),
+    # python -m common zoo: hundreds of models, one bounded loop each. CPU: as quick's
+    # whole-model loop (ten samples and a second, within 12 s), at most 100 samples.
+    ("zoo", "cpu"): Protocol("zoo", 1, 100, max_seconds=1.0, min_iters=10, warmup_s=1.0, cap_s=12.0),
     ("zoo", "cuda"): Protocol("zoo", 10, 100, max_seconds=2.0, min_iters=10, warmup_s=1.0),
     # Images/s at each batch of the throughput search.
     ("throughput", "cpu"): Protocol("throughput", 3, 50, max_seconds=1.0, min_iters=3, warmup_s=1.0),

@@ -169,6 +169,10 @@ FASTEST_CANDIDATES: tuple[dict, ...] = (
     {"precision": "bf16", "channels_last": True, "compile": "max-autotune"},
 )
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
+# On the CPU an iteration can take seconds (and an fp16 one, emulated where the chip has
+# no fp16 matrix unit, ten times that): there the look is one warm-up call and no sample
+# starts that would end past SEARCH_CPU_CAP_S (never below two samples).
+SEARCH_CPU_WARMUP, SEARCH_CPU_CAP_S = 1, 4.0
 
 
 def search_seconds(req: Request) -> float:
@@ -203,8 +207,10 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
             with torch.inference_mode(), backend_flags(cand):
                 run = prepare(model, x, cand)
                 clock = timing.make_clock(cand.clock, device)
-                m = timing.run_loop(run.fn, clock, SEARCH_WARMUP, cand.iters, max_seconds=look_s,
-                                    min_iters=3, desc=f"search {cand.mode}")
+                on_cpu = device.type == "cpu"
+                m = timing.run_loop(run.fn, clock, SEARCH_CPU_WARMUP if on_cpu else SEARCH_WARMUP, cand.iters,
+                                    max_seconds=look_s, min_iters=3, desc=f"search {cand.mode}",
+                                    cap_s=SEARCH_CPU_CAP_S if on_cpu else None)
             row.update(median_ms=m.stats.median_ms, setup=run.setup, timing=m.to_dict())
         except Exception as exc:  # noqa: BLE001 - classified below; anything else propagates
             if failures.is_oom(exc):  # does not fit in this mode: recorded, the search goes on
@@ -225,4 +231,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
     picked = req.with_mode(best)
     return picked, {"candidates": tried, "picked": picked.mode,
                     "picked_mode": {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode},
-                    "search": f"{SEARCH_WARMUP} warm-up, then {look_s:g} s of timing per candidate"}
+                    "search": (f"{SEARCH_CPU_WARMUP} warm-up, then {look_s:g} s of timing per candidate (at least 3 "
+                               f"samples, none starting that would end past {SEARCH_CPU_CAP_S:g} s, never below 2)"
+                               if device.type == "cpu" else
+                               f"{SEARCH_WARMUP} warm-up, then {look_s:g} s of timing per candidate")}
