@@ -140,3 +140,18 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         except BaseException:
             unlink(tmp)
             raise
+
+
+def cache_root() -> Path:
+    """``$BP_CACHE``, else ``~/.cache/backbone-profile``: caches (ONNX exports, compiled
+    kernels) that outlive a run, never inside the repository."""
+    return Path(os.environ.get("BP_CACHE") or Path.home() / ".cache" / "backbone-profile")
+
+
+def cache_shown(path: str) -> str:
+    """A cached file's path as recorded: under ``$BP_CACHE`` or ``~``, never this machine's absolute path."""
+    base = os.environ.get("BP_CACHE")
+    if base and path.startswith(base):
+        return "$BP_CACHE" + path[len(base):]
+    home = str(Path.home())
+    return "~" + path[len(home):] if path.startswith(home) else path

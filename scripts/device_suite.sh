@@ -26,8 +26,15 @@
 #            (dynamic size or a clear error), swin_t, deeplabv3_resnet50's backbone at Cityscapes
 #   os       segmentation-ready variants: ResNet-50/101 and xception65 at output stride 32, 16 and 8, Cityscapes,
 #            whole model (GPU protocol) + per unit at depth 1; OS_MODELS / OS_STRIDES (then no OS32 run) narrow it
-#   throughput  the eleven catalogue models at 224: images/s at the largest batch and at batch 1, eager fp32 and
-#            fastest, cross-checked against torch.utils.benchmark in the same run
+#   throughput  the eleven catalogue models at 224 (THROUGHPUT_MODELS chooses others): images/s at the largest
+#            batch (doubling until out of memory, then bisecting) and at batch 1, eager fp32 and fastest (no compile),
+#            cross-checked against torch.utils.benchmark in the same run; stops starting models when the suite
+#            budget is spent
+#   fp16     ResNet-50 at Cityscapes, channels-last, fp16 and bf16, eager and CUDA graph, full protocol: each
+#            record names its top kernels (the fp16 puzzle)
+#   compile  --mode fastest with compile candidates (max-autotune, reduce-overhead; bf16, fp16) for
+#            COMPILE_MODELS (default resnet50) at Cityscapes, full protocol; run it twice on one machine to see the
+#            persistent compile cache (BP_CACHE) at work
 #   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
 #            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model;
 #            ZOO_MODELS (default: the zoo tag) chooses the models
@@ -93,8 +100,19 @@ for s in "${stages[@]}"; do
           stage "os$st" python3 -m common stats --model ${OS_MODELS:-resnet50 resnet101 xception65} --input cityscapes \
             --output-stride $st --depth 1 --max-seconds 2 "${extra[@]}"
         done ;;
-    throughput) stage throughput python3 -m common zoo --models catalogue --inputs imagenet --what throughput \
-                  "${extra[@]}" ;;
+    throughput) left=$(( budget - ($(date +%s) - start) - 90 ))  # a model's search takes about a minute
+                stage throughput python3 -m common zoo --models ${THROUGHPUT_MODELS:-catalogue} --inputs imagenet \
+                  --what throughput --force-catalogue --budget-s $left "${extra[@]}" ;;
+    fp16) for p in fp16 bf16; do
+            for g in "" --cuda-graph; do
+              stage "fp16_${p}${g:+_graph}" python3 -m common time --model resnet50 --input cityscapes --precision $p \
+                --channels-last $g --protocol full "${extra[@]}"
+            done
+          done ;;
+    compile) for m in ${COMPILE_MODELS:-resnet50}; do
+               stage "compile_$m" python3 -m common time --model $m --input cityscapes --mode fastest --protocol full \
+                 "${extra[@]}"
+             done ;;
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
          stage zoo python3 -m common zoo --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes --what eager fastest memory \
            --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;

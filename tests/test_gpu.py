@@ -116,6 +116,8 @@ def test_compile_default_equals_eager_within_tolerance(dev):
         prepared = execution.prepare(model, x, req)
         out = prepared.fn()
     assert prepared.setup["compile_s"] > 0 and prepared.setup["inductor_freezing"] is True
+    cache = prepared.setup["compile_cache"]
+    assert cache["dir"].endswith("inductor") and set(cache) >= set(execution.CACHE_COUNTERS)
     # Freezing folds batch norm into the convolution: not bitwise, but close in fp32 (TF32 off).
     torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-4)
 

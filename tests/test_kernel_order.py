@@ -111,9 +111,16 @@ def test_a_record_waits_with_its_profile_pending_until_add_kernels(tmp_path, cal
     assert run.add_kernels(req, sess) == [] and calls == ["loop", "profile"]  # taken once, not again
 
 
-def test_the_zoo_times_without_kernel_profiles():
-    args = zoo.build_parser().parse_args(["--device", "cpu", "--out-dir", "x"])
-    sweep = zoo.Sweep(args, torch.device("cpu"), None)  # timer_argv reads only the arguments and device
-    for slot in ("eager", "fastest"):
-        assert "--no-kernels" in zoo.timer_argv("resnet18", "imagenet", slot, sweep)
-    assert "--no-kernels" not in zoo.timer_argv("resnet18", "imagenet", "memory", sweep)  # mem.py has no such flag
+def test_the_zoo_profiles_its_timing_records_after_every_timed_loop(tmp_path, calls):
+    # A GPU zoo call (the CPU standing in): eager and fastest of two models, then the profiles.
+    code = zoo.main(["--device", "cpu", "--models", "resnet18", "mobilenet_v2", "--inputs", "32x32",
+                     "--what", "eager", "fastest", "--warmup", "0", "--iters", "3", "--min-iters", "1",
+                     "--out-dir", str(tmp_path), "--tag", "t"])
+    assert code == 0
+    assert calls.count("profile") == 4 and "loop" not in calls[calls.index("profile"):]
+    recs = _records(tmp_path)
+    timing_recs = [r for k, r in recs.items() if k.startswith("timing/")]
+    assert len(timing_recs) == 4
+    for r in timing_recs:
+        assert r["result"]["kernel_profile"] == {"status": "taken", "when": kernels.WHEN_DEFERRED}
+        assert r["result"]["kernels"]["busy"] is not None

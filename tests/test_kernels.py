@@ -81,6 +81,17 @@ def test_iterations_are_separated_and_whole_model_needs_no_units():
     assert "coverage" not in s
 
 
+def test_top_kernels_sum_each_name_per_iteration_overlaps_included():
+    ops, ranges = kernels.parse(fake_trace() + fake_trace(offset=10_000))
+    s = kernels.summary(kernels.attribute(ops, ranges, []), wall_median_ms=0.2)
+    top = {k["name"]: k for k in s["top_kernels"]}
+    # k1 (50 us) and k2 (20 us) overlap on two streams: each keeps its own duration
+    assert [k["name"] for k in s["top_kernels"]][:2] == ["k1", "k4"]
+    assert top["k1"]["ms_per_iter"] == pytest.approx(0.050) and top["k2"]["ms_per_iter"] == pytest.approx(0.020)
+    assert top["Memset"]["calls_per_iter"] == 1 and len(s["top_kernels"]) == 7
+    assert s["kernel_names_per_iter"] == 7
+
+
 def test_a_device_op_without_its_launch_is_counted_apart():
     ev = fake_trace() + [_x("kernel", "orphan", 500, 100, 999)]
     ops, ranges = kernels.parse(ev)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from common import inputs, registry
+from common import inputs, paths, registry
 from common.measure import failures, timing
 from common.errors import UserError
 from common.spec import Request
@@ -28,6 +29,11 @@ INDUCTOR_FREEZING = True
 # Calls during compile setup: the first compiles; reduce-overhead / max-autotune
 # record their CUDA graphs on the following ones.
 COMPILE_CALLS = 3
+# Inductor's persistent caches (FX graphs, generated kernels, autotuning results) under
+# the project's cache folder, so that a later process compiles the same model in a
+# fraction of the first time; the counters say whether this compile hit them.
+COMPILE_CACHE = "inductor"
+CACHE_COUNTERS = ("fxgraph_cache_hit", "fxgraph_cache_miss", "fxgraph_cache_bypass")
 
 
 def check_supported(req: Request) -> None:
@@ -110,17 +116,7 @@ def prepare(model: nn.Module, x: torch.Tensor, req: Request) -> Prepared:
     setup: dict = {}
     runner: Callable[[torch.Tensor], torch.Tensor] = model
     if req.compile:
-        inductor = importlib.import_module("torch._inductor.config")
-        runner = torch.compile(model, mode=req.compile)
-        t0 = time.perf_counter()
-        # Freezing (inference only) lets Inductor treat weights as constants: it
-        # folds batch norm into the convolutions, as a deployed model would.
-        with inductor.patch(freezing=INDUCTOR_FREEZING), autocast(req):
-            for _ in range(COMPILE_CALLS):
-                runner(x)  # compiles (and records its own graphs); never in the timed loop
-        _sync(req)
-        setup["compile_s"] = time.perf_counter() - t0
-        setup["inductor_freezing"] = INDUCTOR_FREEZING
+        runner, setup = _compiled(model, x, req)
 
     def eager() -> torch.Tensor:
         with autocast(req):
@@ -149,6 +145,28 @@ def prepare(model: nn.Module, x: torch.Tensor, req: Request) -> Prepared:
     return Prepared(replay, model, x, setup)
 
 
+def _compiled(model: nn.Module, x: torch.Tensor, req: Request) -> tuple[Callable, dict]:
+    """``torch.compile(model, mode=req.compile)``, compiled by calling it (never in the
+    timed loop); the setup as recorded: seconds, freezing, cache folder and hits."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(paths.cache_root() / COMPILE_CACHE))
+    inductor = importlib.import_module("torch._inductor.config")
+    counters = importlib.import_module("torch._dynamo.utils").counters["inductor"]
+    before = {k: counters[k] for k in CACHE_COUNTERS}
+    runner = torch.compile(model, mode=req.compile)
+    t0 = time.perf_counter()
+    # Freezing (inference only) lets Inductor treat weights as constants: it
+    # folds batch norm into the convolutions, as a deployed model would.
+    with inductor.patch(freezing=INDUCTOR_FREEZING), autocast(req):
+        for _ in range(COMPILE_CALLS):
+            runner(x)  # compiles (and records its own graphs); never in the timed loop
+    _sync(req)
+    return runner, {"compile_s": time.perf_counter() - t0, "inductor_freezing": INDUCTOR_FREEZING,
+                    "compiled": f"torch.compile(mode={req.compile!r}), Inductor freezing "
+                                f"{'on' if INDUCTOR_FREEZING else 'off'}, {COMPILE_CALLS} calls before timing",
+                    "compile_cache": {"dir": paths.cache_shown(os.environ["TORCHINDUCTOR_CACHE_DIR"]),
+                                      **{k: counters[k] - before[k] for k in CACHE_COUNTERS}}}
+
+
 def _sync(req: Request) -> None:
     if torch.device(req.device).type == "cuda":
         torch.cuda.synchronize(req.device)
@@ -167,6 +185,9 @@ FASTEST_CANDIDATES: tuple[dict, ...] = (
     {"precision": "fp16", "channels_last": True, "cuda_graph": True},
     {"precision": "bf16", "channels_last": True, "cudnn_benchmark": True, "cuda_graph": True},
     {"precision": "bf16", "channels_last": True, "compile": "max-autotune"},
+    {"precision": "fp16", "channels_last": True, "compile": "max-autotune"},
+    {"precision": "bf16", "channels_last": True, "compile": "reduce-overhead"},
+    {"precision": "fp16", "channels_last": True, "compile": "reduce-overhead"},
 )
 SEARCH_WARMUP, SEARCH_SECONDS = 5, 1.0  # a short look at each candidate
 # On the CPU an iteration can take seconds (and an fp16 one, emulated where the chip has
@@ -190,6 +211,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
     ``info["picked_mode"]`` holds the mode measured (see ``records.measured``)."""
     tried = []
     look_s = search_seconds(req)
+    t_search = time.perf_counter()
     for overrides in FASTEST_CANDIDATES:
         cand = req.with_mode(overrides)
         row: dict = {"mode": cand.mode, "variant": cand.variant, "precision": cand.precision}
@@ -229,7 +251,7 @@ def search_fastest(req: Request, device: torch.device, eager_only: bool,
         raise UserError("--mode fastest: no candidate mode could run: " + "; ".join(r["skipped"] for r in tried))
     best = FASTEST_CANDIDATES[min(timed)[1]]
     picked = req.with_mode(best)
-    return picked, {"candidates": tried, "picked": picked.mode,
+    return picked, {"candidates": tried, "picked": picked.mode, "search_s": time.perf_counter() - t_search,
                     "picked_mode": {**picked.mode_dict(), "variant": picked.variant, "mode": picked.mode},
                     "search": (f"{SEARCH_CPU_WARMUP} warm-up, then {look_s:g} s of timing per candidate (at least 3 "
                                f"samples, none starting that would end past {SEARCH_CPU_CAP_S:g} s, never below 2)"

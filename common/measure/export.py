@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import inputs, registry
+from common import inputs, paths, registry
 from common.spec import Request
 
 OPSET = 17
@@ -32,17 +32,10 @@ CALIBRATION_SEED = inputs.SEED + 100  # never the timed input's seed: calibratio
 
 def cache_dir() -> Path:
     """``$BP_CACHE/onnx``, else ``~/.cache/backbone-profile/onnx``: never inside the repository."""
-    base = os.environ.get("BP_CACHE") or str(Path.home() / ".cache" / "backbone-profile")
-    return Path(base) / "onnx"
+    return paths.cache_root() / "onnx"
 
 
-def shown(path: str) -> str:
-    """A cached file's path as recorded: under ``$BP_CACHE`` or ``~``, never this machine's absolute path."""
-    base = os.environ.get("BP_CACHE")
-    if base and path.startswith(base):
-        return "$BP_CACHE" + path[len(base):]
-    home = str(Path.home())
-    return "~" + path[len(home):] if path.startswith(home) else path
+shown = paths.cache_shown
 
 
 def key(req: Request) -> str:

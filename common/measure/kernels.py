@@ -43,6 +43,9 @@ from common.measure.timing import SAMPLE_DECIMALS
 # Profiled iterations (after one unprofiled call): enough for a stable median,
 # few enough that the trace stays small.
 PROFILED_ITERS = 5
+# The kernels a record names, by device time per iteration: enough to see which
+# library kernels a mode runs (e.g. fp16 against bf16), few enough to keep records small.
+TOP_KERNELS = 15
 ITERATION = "backbone-profile:iteration"
 UNIT_PREFIX = "backbone-profile:unit:"
 
@@ -121,10 +124,14 @@ def attribute(ops: list[DeviceOp], ranges: list[tuple[str, Interval]], units: li
     iters = sorted((iv for name, iv in ranges if name == ITERATION), key=lambda i: i.start)
     unit_ranges = [(name[len(UNIT_PREFIX):], iv) for name, iv in ranges if name.startswith(UNIT_PREFIX)]
     out: dict = {"iterations": [], "units": {label: [] for label, _ in units}, "outside_units": [],
-                 "unlaunched": sum(op.launch is None for op in ops)}
+                 "unlaunched": sum(op.launch is None for op in ops), "by_name": {}}
     for it in iters:
         mine = [op for op in ops if op.launch is not None and _inside(op.launch, it)]
         out["iterations"].append(union_us(op.device for op in mine) / 1e3)
+        for op in mine:  # summed durations (not a union): what each kernel costs on its own
+            ms_calls = out["by_name"].setdefault(op.name, [0.0, 0])
+            ms_calls[0] += (op.device.end - op.device.start) / 1e3
+            ms_calls[1] += 1
         if not units:
             continue
         inside = {label: iv for label, iv in unit_ranges if _inside(iv.start, it)}
@@ -166,6 +173,12 @@ def summary(attr: dict, wall_median_ms: float | None) -> dict:
     out = {"profiled_iters": len(per_iter), "kernel_ms": kernel_ms, "kernel_ms_mean": statistics.fmean(per_iter),
            "samples_ms": per_iter, "busy": busy, "launch_bound": busy is not None and busy < LAUNCH_BOUND_BUSY,
            "launch_bound_below": LAUNCH_BOUND_BUSY, "unlaunched_ops": attr["unlaunched"], "method": METHOD}
+    if attr.get("by_name"):
+        n = len(per_iter)
+        top = sorted(attr["by_name"].items(), key=lambda kv: -kv[1][0])[:TOP_KERNELS]
+        out["top_kernels"] = [{"name": name, "ms_per_iter": round(ms / n, SAMPLE_DECIMALS), "calls_per_iter": calls / n}
+                              for name, (ms, calls) in top]
+        out["kernel_names_per_iter"] = sum(c for _, c in attr["by_name"].values()) / n
     if attr["units"]:
         units = {label: statistics.fmean(v) if v else 0.0 for label, v in attr["units"].items()}
         whole = statistics.fmean(per_iter)

@@ -180,7 +180,8 @@ def _throughput_cell(rec: dict | None, name: str) -> str:
                 return m["error"]
             at = m.get("at_largest") or {}
             ips = at.get("images_per_s")
-            capped = " (cap)" if m.get("largest_batch") and m["largest_batch"] >= m["search"]["cap"] else ""
+            limit = m["search"].get("cap") or m["search"].get("ceiling")
+            capped = " (cap)" if m.get("largest_batch") and limit and m["largest_batch"] >= limit else ""
             return f"{ips:,.0f} @ {at.get('batch')}{capped}" if ips is not None else "-"
     return "-"
 

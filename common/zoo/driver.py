@@ -33,6 +33,7 @@ from common import cli, inputs, records, registry, run
 from common import protocol as protocols
 from common import env as envmod
 from common.errors import UserError, WriteFailed, os_error_line
+from common.measure import kernels
 from common.registry.generic import oneline
 from common.zoo.options import (CPU_SHORT_LIST, DEFAULT_INPUTS, RUN_NAME, build_parser,  # noqa: F401 - re-exported
                                 check_names, defaults, model_list, parse_shard)
@@ -40,7 +41,6 @@ from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F4
                                   write_run_record)
 
 FAILED_LINE = "zoo: failed: "  # the closing line of each failed step (the Dask sweep reads it)
-NO_KERNELS = ["--no-kernels"]  # the zoo's timing records carry no GPU kernel profile (they say so)
 
 
 @dataclass
@@ -59,6 +59,7 @@ class Sweep:
     session: run.Session
     outcomes: list[Outcome] = field(default_factory=list)
     previous: dict = field(default_factory=dict)  # the zoo-run record's result before this call
+    pending: list[Path] = field(default_factory=list)  # timing records awaiting their kernel profile
 
     @property
     def results(self) -> Path:
@@ -109,9 +110,9 @@ def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
         return common
     if slot == "throughput":
         return common + ["--protocol", "throughput", "--throughput"] + ([] if a.search_compile else ["--no-search-compile"])
-    # No kernel profile: each would cost a model rebuild after the sweep's timed loops
-    # (a profile must not precede a timed loop of the process: common.run_kernels).
-    proto = protocol_args(a, gpu) + NO_KERNELS
+    # On a GPU the timing records get their kernel profile after every timed loop of
+    # the call (a profile must not precede a timed loop of the process: common.run_kernels).
+    proto = protocol_args(a, gpu)
     if slot == "fastest":
         return common + proto + ["--mode", "fastest"] + ([] if a.search_compile else ["--no-search-compile"])
     return common + proto
@@ -158,7 +159,10 @@ def run_slot(sweep: Sweep, model: str, preset: str, slot: str) -> Outcome:
             state["skipped"] = True
             return []
         cap = sweep.args.throughput_cap if sweep.device.type == "cuda" else None
-        return cli.measure_and_save(req, sweep.session, cap=cap)
+        written = cli.measure_and_save(req, sweep.session, cap=cap)
+        if sweep.session.defer_kernels and slot in ("eager", "fastest"):
+            sweep.pending.append(path)
+        return written
 
     def guarded() -> int:
         return cli.guarded(prog, work, lambda: what,
@@ -240,8 +244,8 @@ def protocol_text(args: argparse.Namespace, gpu: bool) -> str:
     return (zoo_protocol(args, gpu).text + ("; fastest search: compile left out" if not args.search_compile
                                            else "; fastest search includes compile")
             + (f"; throughput: {protocols.preset('throughput', 'cuda' if gpu else 'cpu').text} per batch, batches up "
-               f"to {args.throughput_cap}" if "throughput" in args.what else "")
-            + ("; no GPU kernel profile (--no-kernels)" if gpu else ""))
+               + (f"to {args.throughput_cap}" if args.throughput_cap else "to the first that runs out of memory") if "throughput" in args.what else "")
+            + ("; GPU kernel profile of each timing record after every timed loop of the call" if gpu else ""))
 
 
 def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: int) -> None:
@@ -253,6 +257,25 @@ def sweep_record(sweep: Sweep, models: list[str], t0: float, done: int, total: i
                      steps=total, steps_done=done,
                      measured=sum(1 for o in sweep.outcomes if not o.code and not o.skipped),
                      skipped_existing=sum(1 for o in sweep.outcomes if o.skipped))
+
+
+def add_kernels(sweep: Sweep) -> None:
+    """The deferred kernel profiles of the timing records this call wrote (GPU only).
+    A profile that fails leaves its record as saved, its profile marked pending."""
+    if not sweep.pending:
+        return
+    sweep.session.write_txt = sweep.session.write_txt or cli.write_txt
+    for path in tqdm(sweep.pending, desc="zoo: kernel profiles", unit="record", file=sys.stderr,
+                     dynamic_ncols=True):
+        try:
+            run.add_kernels(path, sweep.session)
+        except Exception as exc:  # noqa: BLE001 - the profile is evidence beside a saved record; the rest go on
+            sys.stderr.write(f"zoo: kernel profile of {path.name}: {type(exc).__name__}: "
+                             f"{(str(exc).strip().splitlines() or [''])[0][:200]}\n")
+        finally:
+            gc.collect()
+            if sweep.device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 def print_plan(sweep: Sweep, models: list[str]) -> None:
@@ -301,7 +324,8 @@ def _sweep(p: cli.Parser, args: argparse.Namespace) -> int:
         if args.dry_run:
             print_plan(Sweep(args, device, None), models)  # type: ignore[arg-type]  # no session: nothing is run
             return 0
-        session = run.Session(device, args.out_dir, args.tag)
+        # A GPU's kernel profiles wait until every timed loop of this call has run (add_kernels).
+        session = run.Session(device, args.out_dir, args.tag, defer_kernels=kernels.supported(device))
     except UserError as exc:
         sys.stderr.write(f"{p.prog}: error: {exc}\n")
         return exc.exit_code
@@ -325,6 +349,7 @@ def _sweep(p: cli.Parser, args: argparse.Namespace) -> int:
             stopped = "interrupted"
             break
     bar.close()
+    add_kernels(sweep)
     failed = [o for o in sweep.outcomes if o.code]
     sys.stderr.write(f"zoo: {done} steps ({sum(o.skipped for o in sweep.outcomes)} already recorded) in "
                      f"{time.monotonic() - t0:.0f} s, {len(failed)} failed"

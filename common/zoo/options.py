@@ -86,11 +86,9 @@ def build_parser() -> cli.Parser:
     p.add_argument("--min-iters", type=positive(int), metavar="N", help="override the protocol's fewest iterations")
     p.add_argument("--search-compile", action="store_true",
                    help="include torch.compile(max-autotune) in the fastest search (minutes per model)")
-    # The timer's cap: at 1024 every catalogue model still fit on an H200 at 224, so the
-    # table showed the cap rather than the largest batch that fits.
     p.add_argument("--throughput-cap", type=positive(int), default=throughput_mod.CAP["cuda"], metavar="N",
-                   help="largest batch the throughput search tries on a GPU (default: %(default)s, as timer.py "
-                        "--throughput; a model that fits it is shown '(cap)')")
+                   help="largest batch the throughput search tries on a GPU (default: none, doubling until a "
+                        "step runs out of memory; a model that fits the cap is shown '(cap)')")
     p.add_argument("--force", action="store_true", help="re-measure zoo-family models whose records exist")
     p.add_argument("--force-catalogue", action="store_true",
                    help="also re-measure catalogue backbones' existing records (their full-protocol records "

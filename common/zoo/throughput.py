@@ -27,16 +27,21 @@ from common.errors import UserError
 from common.measure import execution, oom, timing
 from common.spec import Request
 
-CAP = {"cuda": 4096, "cpu": 64}  # largest batch tried (images)
+# Largest batch tried (images). None on a GPU: doubling until a step runs out of
+# memory (a cap of 1024, then 4096, was reached by every catalogue model on an H200,
+# so the tables showed the cap). MAX_BATCH only ends a search that never runs out.
+CAP: dict[str, int | None] = {"cuda": None, "cpu": 64}
+MAX_BATCH = 1 << 17
 BENCH_MIN_RUN_S = 1.0  # torch.utils.benchmark's blocked_autorange min_run_time
 KIND = "throughput"
 
 
-def search_largest(start: int, fits: Callable[[int], bool], cap: int) -> tuple[int | None, list[int]]:
-    """The largest batch ``b <= cap`` with ``fits(b)``: doubling from ``start``, then
+def search_largest(start: int, fits: Callable[[int], bool], cap: int | None) -> tuple[int | None, list[int]]:
+    """The largest batch ``b <= cap`` (``MAX_BATCH`` without a cap) with ``fits(b)``: doubling from ``start``, then
     halving the interval (last fit, first failure) until it is within 1/16 of the
     batch. When ``start`` does not fit, the halved batches below it (``oom``'s
     search). Returns (that batch or None, every batch tried in order)."""
+    cap = cap or MAX_BATCH
     tried = [start]
     if not fits(start):
         found, below = oom.largest_fitting_batch(start, fits)
@@ -129,7 +134,7 @@ def measure_mode(req: Request, device: torch.device, name: str, cap: int, bench:
     _free(device)
     row: dict = {"name": name, "mode": {**req.mode_dict(), "variant": req.variant, "mode": req.mode},
                  "largest_batch": largest,
-                 "search": {"tried": tried, "cap": cap,
+                 "search": {"tried": tried, "cap": cap, **({"ceiling": MAX_BATCH} if cap is None else {}),
                             "method": ("one inference per batch through execution.prepare (this mode)"
                                        if device.type == "cuda" else
                                        "meta-device footprint estimate against the memory available (common.guard)")}}
@@ -148,7 +153,7 @@ def measure(req: Request, device: torch.device, cap: int | None = None) -> dict:
     """The throughput record's result: eager fp32 and the fastest mode, each at
     its largest batch and at the request's batch."""
     cap = cap or CAP[device.type]
-    cap = max(cap, req.input.batch)
+    cap = max(cap, req.input.batch) if cap else None
     eager = req.with_mode({"precision": "fp32"})
     modes = [measure_mode(eager, device, "eager fp32", cap, bench=False)]
     picked, info = execution.search_fastest(replace(req, kind="timing"), device, eager_only=False,
