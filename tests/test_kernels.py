@@ -180,3 +180,26 @@ def test_txt_without_a_graph_record_says_so_and_a_busy_run_has_no_remedy(tmp_pat
 
     assert "No CUDA-graph record" in txt.text_for(_gpu_records(tmp_path / "a", busy=0.5, with_graph=False))
     assert "LAUNCH-BOUND" not in txt.text_for(_gpu_records(tmp_path / "b", busy=0.95, with_graph=False))
+
+
+def _profiled(precision: str, wall: float, top: list[tuple[str, float]]) -> dict:
+    req = {"model": "resnet50", "input": {"name": "cityscapes", "height": 1024, "width": 2048, "batch": 1},
+           "precision": precision, "channels_last": True, "cudnn_benchmark": False, "cuda_graph": True,
+           "compile": None, "runtime": "torch"}
+    kern = {"kernel_ms": sum(ms for _, ms in top), "busy": 0.99, "kernel_names_per_iter": 2,
+            "top_kernels": [{"name": n, "ms_per_iter": ms, "calls_per_iter": 1} for n, ms in top]}
+    return {"kind": "timing", "device_tag": "nvidia-h200", "_path": f"r/timing/resnet50_{precision}.json",
+            "request": req, "result": {"repeats": {"median_of_medians_ms": wall}, "kernels": kern}}
+
+
+def test_kernels_page_sets_fp16_beside_bf16_of_the_same_mode(tmp_path):
+    from common.render import kernel_table
+
+    recs = [_profiled("fp16", 6.0, [("conv_f16_slow", 5.0), ("relu", 0.8)]),
+            _profiled("bf16", 3.0, [("conv_bf16_fast", 2.0), ("relu", 0.9)])]
+    page = kernel_table.outputs(tmp_path, recs)[tmp_path / kernel_table.PAGE]
+    assert "fp16 against bf16, channels-last + CUDA graph**: wall 2.00x, kernel time 2.00x" in page
+    side = next(ln for ln in page.splitlines() if "conv_f16_slow" in ln and "conv_bf16_fast" in ln)
+    assert [c.strip() for c in side.strip("|").split("|")] == ["`conv_f16_slow`", "5.000", "1", "`conv_bf16_fast`",
+                                                               "2.000", "1"]
+    assert kernel_table.outputs(tmp_path, [{**recs[0], "_history": True}]) == {}

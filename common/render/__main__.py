@@ -38,7 +38,8 @@ from pathlib import Path
 from common import records
 from common.errors import UserError
 from common.render import figures as figs
-from common.render import checks, data, page, pages, readme, runtimes, segmentation, select, sweeps, tables, txt
+from common.render import (checks, data, kernel_table, page, pages, readme, runtimes, segmentation, select, sweeps,
+                           tables, txt)
 from common.render.evidence import BUDGET_TIMED_AT_LEAST, budget_text, budget_timed
 
 PROG = "common.render"
@@ -102,6 +103,7 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     out.update(datasets)
     out.update(page.outputs(results_dir, root, datasets))
     out.update(runtimes.outputs(results_dir, current))
+    out.update(kernel_table.outputs(results_dir, current))
     return out, plan + runtimes.figures(current), problems
 
 
