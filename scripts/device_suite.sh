@@ -35,9 +35,10 @@
 #   compile  --mode fastest with compile candidates (max-autotune, reduce-overhead; bf16, fp16) for
 #            COMPILE_MODELS (default resnet50) at Cityscapes, full protocol; run it twice on one machine to see the
 #            persistent compile cache (BP_CACHE) at work
-#   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory; stops starting
-#            models when the suite budget is spent (a later call resumes); ZOO_SHARD=I/N takes every N-th model;
-#            ZOO_MODELS (default: the zoo tag) chooses the models
+#   zoo      the burden zoo at imagenet and cityscapes: eager fp32, fastest (no compile), memory, each timing
+#            record with its kernel profile; stops starting models when the suite budget is spent (a later call
+#            resumes); ZOO_SHARD=I/N takes every N-th model; ZOO_MODELS (default: the zoo tag), ZOO_INPUTS,
+#            ZOO_WHAT and ZOO_MAX_S (seconds per timed loop, default 0.3) choose the steps
 #   zoosweep the same zoo steps through the Dask sweep (common sweep --kinds zoo): one task per model, each in its
 #            own process, one worker per GPU; stops starting tasks when the suite budget is spent (a later call
 #            resumes); ZOO_MODELS as for zoo
@@ -114,8 +115,9 @@ for s in "${stages[@]}"; do
                  "${extra[@]}"
              done ;;
     zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
-         stage zoo python3 -m common zoo --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes --what eager fastest memory \
-           --max-seconds 0.3 --budget-s $left ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
+         stage zoo python3 -m common zoo --models ${ZOO_MODELS:-zoo} --inputs ${ZOO_INPUTS:-imagenet cityscapes} \
+           --what ${ZOO_WHAT:-eager fastest memory} --max-seconds ${ZOO_MAX_S:-0.3} --budget-s $left \
+           ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
     zoosweep) left=$(( budget - ($(date +%s) - start) - 60 ))  # the last task started may take a minute
          stage zoosweep python3 -m common sweep --models ${ZOO_MODELS:-zoo} --inputs imagenet cityscapes \
            --modes eager fastest --kinds zoo --max-seconds 0.3 --budget-s $left --task-timeout 300 --name zoo --no-dashboard \
