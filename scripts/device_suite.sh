@@ -114,7 +114,7 @@ for s in "${stages[@]}"; do
                stage "compile_$m" python3 -m common time --model $m --input cityscapes --mode fastest --protocol full \
                  "${extra[@]}"
              done ;;
-    zoo) left=$(( budget - ($(date +%s) - start) - 30 ))
+    zoo) left=$(( budget - ($(date +%s) - start) - ${ZOO_MARGIN:-30} ))  # ZOO_MARGIN: room for the kernel profiles
          stage zoo python3 -m common zoo --models ${ZOO_MODELS:-zoo} --inputs ${ZOO_INPUTS:-imagenet cityscapes} \
            --what ${ZOO_WHAT:-eager fastest memory} --max-seconds ${ZOO_MAX_S:-0.3} --budget-s $left \
            ${ZOO_SHARD:+--shard $ZOO_SHARD} "${extra[@]}" ;;
