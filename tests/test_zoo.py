@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from common import cli, records, registry
+from common import cli, inputs, records, registry
 from common.errors import UserError
 from common.registry import Options, generic
 from common.registry import unit_trace as unit_rules
 from common.render import zoo as render_zoo
+from common.spec import Request
 from common.zoo import driver, throughput
 
 ZOO_TIMER = ["--size", "64x64", "--layers", "--warmup", "0", "--iters", "1", "--device", "cpu"]
@@ -159,6 +160,44 @@ def test_throughput_search_doubles_then_halves():
     assert 94 <= best <= 100 and fits(best) and tried == calls[:len(tried)]
     assert throughput.search_largest(8, lambda b: b <= 3, 64) == (2, [8, 4, 2])  # halving below the start
     assert throughput.search_largest(4, lambda b: True, 48)[0] == 48  # the cap itself
+
+
+def test_throughput_timing_backs_off_when_the_largest_batch_runs_out_of_memory(monkeypatch):
+    timed = []
+
+    def time_at(req, batch, device, bench=False):
+        timed.append(batch)
+        if batch > 50:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.25 GiB")
+        return {"batch": batch, "images_per_s": 1000.0}
+
+    monkeypatch.setattr(throughput, "time_at", time_at)
+    monkeypatch.setattr(throughput, "_cpu_fits", lambda req: lambda b: b <= 64)
+    req = throughput.request_of(Request(kind="timing", model="resnet18", input=inputs.of("32x32"), device="cpu"))
+    row = throughput.measure_mode(req, torch.device("cpu"), "eager fp32", cap=None, bench=True)
+    assert row["largest_batch"] == 64 and row["search"]["ceiling"] == throughput.MAX_BATCH
+    assert row["at_largest"]["batch"] == 49 and timed == [1, 64, 56, 49]
+    assert row["at_largest"]["backed_off"]["ran_out_of_memory_when_timed"] == [64, 56]
+
+    def broken(req, batch, device, bench=False):
+        raise RuntimeError("a bug, not memory")
+
+    monkeypatch.setattr(throughput, "time_at", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        throughput.measure_mode(req, torch.device("cpu"), "eager fp32", cap=None, bench=True)
+
+
+def test_throughput_txt_of_an_uncapped_search_names_its_ceiling():
+    from common.render import throughput as render_tp
+
+    search = {"tried": [1, 2, 4], "cap": None, "ceiling": throughput.MAX_BATCH, "method": "one inference per batch"}
+    rec = {"device_tag": "nvidia-h200", "env": {}, "request": {"model": "resnet18", "warmup": 3, "iters": 50,
+           "input": {"name": "imagenet", "height": 224, "width": 224}},
+           "result": {"user_batch": 1, "modes": [{"name": "eager fp32", "mode": {"mode": "eager fp32"},
+                                                 "largest_batch": 2, "search": search, "error": "x"}]}}
+    text = render_tp.throughput_txt(rec)
+    assert f"no cap (doubling until out of memory, ceiling {throughput.MAX_BATCH})" in text
+    assert "largest batch that fits: 2\n" in text
 
 
 def test_throughput_request_stem(tmp_path):

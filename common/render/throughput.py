@@ -30,11 +30,13 @@ def throughput_txt(rec: dict) -> str:
             "# images/s = 1000 / mean ms x batch. Throughput, not latency: do not compare with the latency files.\n\n")
     for m in r["modes"]:
         text += f"{m['name']}: {m['mode']['mode']}\n"
-        capped = m["largest_batch"] is not None and m["largest_batch"] >= m["search"]["cap"]
-        what = " (the search's cap: it fits, larger batches were not tried)" if capped else ""
+        cap, ceiling = m["search"].get("cap"), m["search"].get("ceiling")
+        capped = m["largest_batch"] is not None and m["largest_batch"] >= (cap or ceiling or float("inf"))
+        what = (" (the search's cap: it fits, larger batches were not tried)" if capped and cap else
+                " (the search's ceiling: it fits, larger batches were not tried)" if capped else "")
         text += f"  largest batch that fits: {m['largest_batch']}{what}\n"
-        text += f"    search: tried {', '.join(map(str, m['search']['tried']))}; cap {m['search']['cap']}; " \
-                f"{m['search']['method']}\n"
+        limit = f"cap {cap}" if cap else f"no cap (doubling until out of memory, ceiling {ceiling})"
+        text += f"    search: tried {', '.join(map(str, m['search']['tried']))}; {limit}; {m['search']['method']}\n"
         if m.get("error"):
             text += f"  {m['error']}\n"
             continue
