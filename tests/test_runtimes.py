@@ -272,3 +272,38 @@ def test_committed_driver_baselines_sit_under_their_own_stems():
             assert rec["request"].get("campaign") == "runtimes", path
             seen += 1
     assert seen >= 2  # ResNet-50 and MobileNet-V2 at PASCAL at least
+
+
+def test_campaign_stems_script_moves_old_driver_baselines_and_gives_the_plain_stem_back(tmp_path):
+    """The state the driver left before campaigns: its baseline current at the catalogue's stem,
+    the catalogue's run pushed into history; and a baseline at a stem nothing else had."""
+    import importlib.util
+
+    from common import records
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("campaign_stems", ROOT / "scripts" / "campaign_stems.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = tmp_path / "results" / "records" / "cpu-x" / "timing"
+
+    def rec(req: Request, date: str, driver: str | None) -> dict:
+        env = {"date": date, "run_id": date, **({"driver": driver} if driver else {})}
+        return records.make_record("timing", "cpu-x", req.to_dict(), env, {"timing": {"stats": {"median_ms": 1.0}}})
+
+    pascal, imagenet = (request(input=inputs.resolve(p, None)) for p in ("pascal", "imagenet"))
+    records.write_record(folder / "resnet18_pascal.json", rec(pascal, "2026-12-01T00:00:00+00:00", None))
+    records.write_record(folder / "resnet18_pascal.json", rec(pascal, "2026-12-05T07:00:00+00:00", "runtimes"))
+    records.write_record(folder / "resnet18_imagenet.json", rec(imagenet, "2026-12-05T07:01:00+00:00", "runtimes"))
+    old_txt = tmp_path / "resnet_profiler" / "resnet18_stats" / "cpu-x" / "resnet18_imagenet.txt"
+    old_txt.parent.mkdir(parents=True)
+    old_txt.write_text("its .txt")
+
+    assert len(script.move(tmp_path / "results")) == 2
+    back = json.loads((folder / "resnet18_pascal.json").read_text())
+    assert "driver" not in back["env"] and not (folder / "history" / "resnet18_pascal").exists()  # current again
+    for stem in ("resnet18_pascal_runtimes", "resnet18_imagenet_runtimes"):
+        moved = json.loads((folder / f"{stem}.json").read_text())
+        assert moved["env"]["driver"] == "runtimes" and Request.from_dict(moved["request"]).stem == stem
+    assert not old_txt.exists() and old_txt.with_name("resnet18_imagenet_runtimes.txt").read_text() == "its .txt"
+    assert script.move(tmp_path / "results") == []  # a second run changes nothing
