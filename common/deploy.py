@@ -3,6 +3,8 @@ fastest CPU mode) and in ONNX Runtime and OpenVINO (fp32, int8; OpenVINO bf16).
 
     python -m common runtimes [--models ...] [--inputs imagenet pascal] [--budget-s S] [--out-dir DIR]
 
+Its PyTorch records are its own series (``Request.campaign``: ``resnet50_pascal_runtimes``),
+never the catalogue's or the zoo's record of the same model and input.
 Budgeted (no request starts after ``--budget-s``) and resumable: a request whose
 record this driver made already (``env.driver == "runtimes"``) is skipped, and so
 is one whose runtime failed (its failure record), unless ``--retry-failed``. A
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +31,7 @@ from tqdm import tqdm
 from common import cli, records, registry, run
 from common.errors import UserError
 from common.measure import export
+from common.spec import Request
 
 DRIVER = "runtimes"
 # (flags, label) per cell of a model x input row, the PyTorch eager fp32 baseline first.
@@ -83,6 +87,14 @@ def wait_for_quiet(max_load: float, wait_s: float, sleep: Callable[[float], None
     return waited
 
 
+def own(req: Request) -> Request:
+    """The driver's request: a PyTorch cell under its own stem (``resnet50_pascal_runtimes``).
+    Its plain stem is the catalogue's and the zoo's (eager fp32, fastest): a baseline measured
+    here (one thread, this protocol, beside the runtimes) must never replace their records, nor
+    they it. Another runtime's stem already names the runtime."""
+    return replace(req, campaign=DRIVER) if req.runtime == "torch" else req
+
+
 def done_before(session: run.Session, req, retry_failed: bool) -> str | None:
     """Why ``req`` needs no run now: its record from this driver, or its runtime's failure record."""
     path = session.record_path(req)
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m common runtimes")
             argv_ = ["--model", model, "--input", preset, "--device", "cpu", "--threads", str(args.threads),
                      *PROTOCOL, *flags, "--out-dir", str(args.out_dir)]
             try:
-                todo.append((cli.request_from_args(parser.parse_args(argv_), "timer", torch.device("cpu")), label))
+                todo.append((own(cli.request_from_args(parser.parse_args(argv_), "timer", torch.device("cpu"))), label))
             except UserError as exc:  # a size the model cannot take: said once, the rest goes on
                 if not flags:
                     print(f"{prog}: {model} {preset}: {exc}", file=sys.stderr)
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m common runtimes")
         waited = wait_for_quiet(args.max_load, args.wait_s)
         # The session's env was collected once at start: each record gets its own date (when it ran).
         session.env = {**session.env, "driver": DRIVER, "loadavg_1m": load_avg(), "waited_for_load_s": waited,
-                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")}
         try:
             cli.measure_and_save(req, session)
             counts["measured"] += 1

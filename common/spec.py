@@ -81,6 +81,9 @@ class Request:
     features: bool = False  # the model returns its multi-scale stage features (timm features_only)
     kernels: bool = True  # GPU kernel profile (kernel time, busy fraction) after the timed loops; no-op on the CPU
     runtime: str = "torch"  # one of RUNTIMES; not torch: the model exported to ONNX, timed in that runtime
+    # A driver's own series (the runtimes driver's PyTorch baselines: its protocol, its load): the name
+    # ends the stem, so such a run never replaces, nor is replaced by, the plain request's record.
+    campaign: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -134,6 +137,10 @@ class Request:
     @property
     def stem(self) -> str:
         """File stem of every output of this request, from the request alone."""
+        return self._plain_stem + (f"_{self.campaign}" if self.campaign else "")
+
+    @property
+    def _plain_stem(self) -> str:
         if self.kind == "layer-bench":
             return "_".join(p for p in (self.layer_set, self.variant) if p)
         if self.kind in ("memory", "structure"):
@@ -162,6 +169,8 @@ class Request:
         d.update({k: d["protocol"][k] for k in PROTOCOL_FIELDS})  # derived, as records before protocols had them
         d["variant"] = self.variant
         d["mode"] = self.mode
+        if d["campaign"] is None:  # a plain request's record keeps the layout it had before campaigns
+            del d["campaign"]
         return d
 
     @classmethod

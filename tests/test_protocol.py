@@ -23,21 +23,12 @@ def _iter_s(rec: dict) -> float:
     return sum(s) / len(s) / 1e3
 
 
-def _catalogue_runs(path) -> dict:
-    """The newest run of ``path``'s request that the tables publish from (current or
-    history/): the runtimes driver's own PyTorch baselines (one thread, beside the
-    runtimes) are published on results/runtimes.md only."""
-    runs = [json.loads(p.read_text()) for p in (path, *path.parent.glob(f"history/{path.stem}/*.json"))]
-    runs = [r for r in runs if r["env"].get("driver") != "runtimes"]
-    return max(runs, key=lambda r: r["env"]["date"])
-
-
 def test_quick_cpu_gives_every_catalogue_model_ten_samples_at_pascal_size():
     """From the committed CPU records' own iteration times (each CPU host measured)."""
     quick = protocol.preset("quick", "cpu")
     seen = 0
     for path in RECORDS.glob("cpu-*/timing/*_pascal.json"):
-        assert protocol.samples_for(quick, _iter_s(_catalogue_runs(path))) >= 10, path.name
+        assert protocol.samples_for(quick, _iter_s(json.loads(path.read_text()))) >= 10, path.name
         seen += 1
     assert seen >= 11  # the whole catalogue on at least one host
 

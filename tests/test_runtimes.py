@@ -49,6 +49,16 @@ def test_stems_keep_torch_names_and_name_other_runtimes():
     assert Request.from_dict(old).runtime == "torch"
 
 
+def test_a_campaign_ends_the_stem_and_plain_requests_keep_theirs():
+    from common import deploy
+
+    assert "campaign" not in request().to_dict()  # a plain request's record keeps its layout
+    ours = deploy.own(request(search="fastest"))
+    assert ours.stem == "resnet18_32x32_fastest_runtimes" and Request.from_dict(ours.to_dict()) == ours
+    assert deploy.own(request(precision="int8")).stem == "resnet18_32x32_int8_runtimes"
+    assert deploy.own(request(runtime="openvino")).stem == "resnet18_32x32_openvino"  # names its runtime already
+
+
 def test_export_cache_miss_then_hit(tmp_path, monkeypatch):
     cache = tmp_path / "own-cache"
     monkeypatch.setenv("BP_CACHE", str(cache))
@@ -124,7 +134,7 @@ def test_unexportable_model_leaves_a_failure_record(tmp_path, capsys, monkeypatc
 
 
 def _rec(runtime: str, precision: str, ms: float, flagged: bool = False, kind: str = "timing") -> dict:
-    req = request(runtime=runtime, precision=precision).to_dict()
+    req = request(runtime=runtime, precision=precision, campaign="runtimes" if runtime == "torch" else None).to_dict()
     req["input"] = {"name": "pascal", "height": 500, "width": 334, "batch": 1, "channels": 3}
     env = {"date": "2026-12-05T07:00:00+00:00", "driver": "runtimes", "loadavg_1m": 1.5, "host_cpu": "CPU X",
            "cpu_count": 2, "torch": "2.14.1"}
@@ -175,7 +185,7 @@ def test_runtime_records_stay_off_the_pytorch_tables():
         rec["env"]["device_type"] = "cpu"
         assert select.runtimes_page_only(rec) and not select.is_default_mode(rec) and zoo._slot(rec) is None
     mine = _rec("torch", "fp32", 100.0)
-    del mine["env"]["driver"]
+    del mine["env"]["driver"], mine["request"]["campaign"]
     assert not select.runtimes_page_only(mine)
 
 
@@ -218,3 +228,82 @@ def test_driver_dates_each_record_when_it_ran(tmp_path, monkeypatch):
         lambda cls, tz=None: type("T", (), {"isoformat": lambda self, timespec: f"t{len(seen)}"})())}))
     assert deploy.main(["--models", "resnet18", "--inputs", "imagenet", "--out-dir", str(tmp_path), "--max-load", "1e9"]) == 0
     assert seen == [f"t{i}" for i in range(len(deploy.CORE))]
+
+
+def test_driver_baselines_never_replace_the_catalogue_record_of_the_same_request(tmp_path, monkeypatch):
+    """A catalogue run of resnet18 at ImageNet size is there; the driver then measures its PyTorch
+    baseline of that model and input (the measuring stubbed: the stems and the write are real)."""
+    from common import deploy, records, run
+    from common.render import runtimes as page
+
+    session = run.Session(torch.device("cpu"), tmp_path)
+    plain = request(input=inputs.resolve("imagenet", None))
+    earlier = {**session.env, "run_id": "catalogue", "date": "2026-01-01T00:00:00.000+00:00"}
+    catalogue = records.make_record("timing", session.tag, plain.to_dict(), earlier,
+                                    {"timing": {"stats": {"median_ms": 50.0}}})
+    run.save(catalogue, session)
+
+    def fake(req, session):
+        result = {"timing": {"stats": {"median_ms": 80.0, "noisy": False}}}
+        return run.save(records.make_record("timing", session.tag, req.to_dict(), session.env, result), session)
+
+    monkeypatch.setattr(deploy.cli, "measure_and_save", fake)
+    assert deploy.main(["--models", "resnet18", "--inputs", "imagenet", "--out-dir", str(tmp_path),
+                        "--max-load", "1e9"]) == 0
+    folder = session.record_path(plain).parent
+    assert json.loads(session.record_path(plain).read_text())["env"]["run_id"] == "catalogue"
+    assert not (folder / "history").exists()  # nothing of the catalogue's was pushed aside
+    ours = json.loads((folder / "resnet18_imagenet_runtimes.json").read_text())
+    assert ours["env"]["driver"] == "runtimes" and ours["request"]["campaign"] == "runtimes"
+    assert (folder / "resnet18_imagenet_fastest_runtimes.json").exists() and (folder / "resnet18_imagenet_openvino.json").exists()
+    recs = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    cells = page.collect(recs)[(session.tag, "resnet18", "imagenet")]
+    assert cells[page.BASELINE]["result"]["timing"]["stats"]["median_ms"] == 80.0  # the page: the driver's own
+
+
+def test_committed_driver_baselines_sit_under_their_own_stems():
+    """Every committed PyTorch run of the runtimes driver (current or kept in history) is its own series."""
+    from conftest import ROOT
+
+    seen = 0
+    for path in (ROOT / "results" / "records").glob("*/timing/**/*.json"):
+        rec = json.loads(path.read_text())
+        if rec["env"].get("driver") == "runtimes" and rec["request"].get("runtime", "torch") == "torch":
+            assert rec["request"].get("campaign") == "runtimes", path
+            seen += 1
+    assert seen >= 2  # ResNet-50 and MobileNet-V2 at PASCAL at least
+
+
+def test_campaign_stems_script_moves_old_driver_baselines_and_gives_the_plain_stem_back(tmp_path):
+    """The state the driver left before campaigns: its baseline current at the catalogue's stem,
+    the catalogue's run pushed into history; and a baseline at a stem nothing else had."""
+    import importlib.util
+
+    from common import records
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("campaign_stems", ROOT / "scripts" / "campaign_stems.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = tmp_path / "results" / "records" / "cpu-x" / "timing"
+
+    def rec(req: Request, date: str, driver: str | None) -> dict:
+        env = {"date": date, "run_id": date, **({"driver": driver} if driver else {})}
+        return records.make_record("timing", "cpu-x", req.to_dict(), env, {"timing": {"stats": {"median_ms": 1.0}}})
+
+    pascal, imagenet = (request(input=inputs.resolve(p, None)) for p in ("pascal", "imagenet"))
+    records.write_record(folder / "resnet18_pascal.json", rec(pascal, "2026-12-01T00:00:00+00:00", None))
+    records.write_record(folder / "resnet18_pascal.json", rec(pascal, "2026-12-05T07:00:00+00:00", "runtimes"))
+    records.write_record(folder / "resnet18_imagenet.json", rec(imagenet, "2026-12-05T07:01:00+00:00", "runtimes"))
+    old_txt = tmp_path / "resnet_profiler" / "resnet18_stats" / "cpu-x" / "resnet18_imagenet.txt"
+    old_txt.parent.mkdir(parents=True)
+    old_txt.write_text("its .txt")
+
+    assert len(script.move(tmp_path / "results")) == 2
+    back = json.loads((folder / "resnet18_pascal.json").read_text())
+    assert "driver" not in back["env"] and not (folder / "history" / "resnet18_pascal").exists()  # current again
+    for stem in ("resnet18_pascal_runtimes", "resnet18_imagenet_runtimes"):
+        moved = json.loads((folder / f"{stem}.json").read_text())
+        assert moved["env"]["driver"] == "runtimes" and Request.from_dict(moved["request"]).stem == stem
+    assert not old_txt.exists() and old_txt.with_name("resnet18_imagenet_runtimes.txt").read_text() == "its .txt"
+    assert script.move(tmp_path / "results") == []  # a second run changes nothing

@@ -1,9 +1,10 @@
 """results/runtimes.md and its figures: PyTorch beside ONNX Runtime and OpenVINO.
 
-Rows come from the records alone: every current timing record of another runtime
-(or of PyTorch int8), the PyTorch records the runtimes driver (``common.deploy``)
-measured in the same campaign (``env.driver == "runtimes"``), and the runtimes'
-failure records. Imports neither torch nor any runtime.
+Rows come from the records alone: every current timing record of another runtime,
+the PyTorch records the runtimes driver (``common.deploy``) measured in the same
+campaign (their own stems, ``request.campaign == "runtimes"``: never the catalogue's
+records of the same model and input), and the failure records of either. Imports
+neither torch nor any runtime.
 """
 from __future__ import annotations
 
@@ -40,8 +41,7 @@ def label_of(rec: dict) -> str | None:
     runtime = req.get("runtime", "torch")
     if req["input"]["batch"] != 1 or req["input"]["name"] not in PRESET_ORDER:
         return None
-    if rec["kind"] == "timing" and runtime == "torch" and req["precision"] != "int8" \
-            and rec["env"].get("driver") != DRIVER:
+    if runtime == "torch" and req.get("campaign") != DRIVER:  # a catalogue or zoo run: its own protocol
         return None
     if runtime != "torch":
         return f"{runtime} {req['precision']}"

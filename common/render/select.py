@@ -59,8 +59,11 @@ def default_clock(rec: dict) -> bool:
 
 def runtimes_page_only(rec: dict) -> bool:
     """Another runtime's run, or a PyTorch run of the runtimes driver (its own shorter protocol,
-    measured beside the runtimes): published on results/runtimes.md, not in these tables."""
-    return rec["request"].get("runtime", "torch") != "torch" or rec["env"].get("driver") == "runtimes"
+    measured beside the runtimes, under its own stem): published on results/runtimes.md, not in
+    these tables."""
+    req = rec["request"]
+    return req.get("runtime", "torch") != "torch" or req.get("campaign") is not None \
+        or rec["env"].get("driver") == "runtimes"
 
 
 def is_default_mode(rec: dict) -> bool:
