@@ -160,6 +160,23 @@ def test_page_flags_disagreement_and_never_crowns_it():
     assert "load" in text and "1.50" in text
 
 
+def test_page_keeps_the_drivers_pytorch_reference_that_another_campaign_replaced():
+    """Another campaign's run of the same request (the CPU zoo's eager fp32, same file stem)
+    replaced the driver's PyTorch run, kept under history/: the speed-ups were '-x'."""
+    from common.render import runtimes as page
+
+    kept = {**_rec("torch", "fp32", 100.0), "_history": True}
+    older = {**_rec("torch", "fp32", 300.0), "_history": True}
+    older["env"] = {**older["env"], "date": "2026-12-04T07:00:00+00:00"}
+    other = _rec("torch", "fp32", 80.0)
+    other["env"] = {k: v for k, v in other["env"].items() if k != "driver"}  # not the driver's: not on this page
+    stale_ov = {**_rec("openvino", "fp32", 1.0), "_history": True}  # another runtime's earlier run: never shown
+    recs = [older, other, kept, _rec("openvino", "fp32", 50.0), stale_ov]
+    assert page.collect(recs)[("cpu-x", "resnet18", "pascal")][page.BASELINE] is kept
+    row = next(ln for ln in page.page(recs).splitlines() if ln.startswith("| resnet18") and "| openvino fp32" in ln)
+    assert "50.00" in row and "2.00x" in row
+
+
 def test_driver_waits_for_a_quiet_machine_but_not_forever():
     from common import deploy
 

@@ -101,8 +101,8 @@ def text_outputs(results_dir: Path, root: Path, seeds_path: Path = tables.SEEDS)
     datasets = data.outputs(results_dir, root, recs, res, problems)
     out.update(datasets)
     out.update(page.outputs(results_dir, root, datasets))
-    out.update(runtimes.outputs(results_dir, current))
-    return out, plan + runtimes.figures(current), problems
+    out.update(runtimes.outputs(results_dir, recs))  # the driver's PyTorch runs under history/ count
+    return out, plan + runtimes.figures(recs), problems
 
 
 def _differs(path: Path, data: str | bytes) -> bool:

@@ -2,8 +2,9 @@
 
 Rows come from the records alone: every current timing record of another runtime
 (or of PyTorch int8), the PyTorch records the runtimes driver (``common.deploy``)
-measured in the same campaign (``env.driver == "runtimes"``), and the runtimes'
-failure records. Imports neither torch nor any runtime.
+measured in the same campaign (``env.driver == "runtimes"``; the newest, kept under
+history/ when another campaign's run of the same request replaced it), and the
+runtimes' failure records. Imports neither torch nor any runtime.
 """
 from __future__ import annotations
 
@@ -34,10 +35,12 @@ def preset_title(preset: str, cells: dict[str, dict]) -> str:
 
 def label_of(rec: dict) -> str | None:
     """The cell a record fills, or None when it is not one of this page's."""
-    if rec["kind"] not in ("timing", FAILURE_KIND) or rec.get("_history"):
+    if rec["kind"] not in ("timing", FAILURE_KIND):
         return None
     req = rec["request"]
     runtime = req.get("runtime", "torch")
+    if rec.get("_history") and not (runtime == "torch" and rec["env"].get("driver") == DRIVER):
+        return None
     if req["input"]["batch"] != 1 or req["input"]["name"] not in PRESET_ORDER:
         return None
     if rec["kind"] == "timing" and runtime == "torch" and req["precision"] != "int8" \
@@ -52,15 +55,22 @@ def label_of(rec: dict) -> str | None:
     return f"torch eager {req['precision']}"
 
 
+def _rank(rec: dict) -> tuple:
+    return rec["kind"] == "timing", not rec.get("_history"), str(rec["env"].get("date", ""))
+
+
 def collect(recs: list[dict]) -> dict[tuple, dict[str, dict]]:
-    """(device tag, model, preset) -> label -> record (a timing record beats a failure record)."""
+    """(device tag, model, preset) -> label -> record: a timing record beats a failure record,
+    then the current record an earlier run (history/), then the newer. The driver's PyTorch
+    runs kept under history/ count: another campaign's run of the same request (the CPU
+    zoo's, same file stem) may have replaced the file, and the page's reference with it."""
     out: dict[tuple, dict[str, dict]] = {}
     for rec in recs:
         label = label_of(rec)
         if label is None:
             continue
         cells = out.setdefault((rec["device_tag"], rec["request"]["model"], rec["request"]["input"]["name"]), {})
-        if label not in cells or cells[label]["kind"] == FAILURE_KIND:
+        if label not in cells or _rank(rec) > _rank(cells[label]):
             cells[label] = rec
     return out
 
