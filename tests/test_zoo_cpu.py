@@ -157,8 +157,8 @@ def test_dataset_page_and_choose_hold_the_cpu_rows(results: Path, tmp_path: Path
             assert got[(model, preset, mode)]["median_ms"] == (fast if mode != "eager fp32" else eager)
     assert all(r["protocol"].endswith(", 1 thread") for r in rows if r["model"] != "resnet50")
     assert got[("convnext_tiny", "pascal", "eager fp32")]["peak_mib"] is not None
-    csv_text = data.to_csv(data.MEASUREMENT_COLUMNS, data.measurements(recs, res, results.parent, []))
-    html = page.html_page(csv_text, data.to_csv(data.UNIT_COLUMNS, []), "..")
+    csv_text, units_text = cpu_dataset(results)
+    html = page.html_page(csv_text, units_text, "..")
     payload = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', html, re.S).group(1))
     device, inp = payload["columns"].index("device"), payload["columns"].index("input")
     assert {(r[device], r[inp]) for r in payload["rows"] if r[device] == CPU} == {(CPU, "imagenet"), (CPU, "pascal")}
@@ -169,6 +169,18 @@ def test_dataset_page_and_choose_hold_the_cpu_rows(results: Path, tmp_path: Path
                         "--mode", "fastest"]) == 0
     out = capsys.readouterr().out
     assert "mobilenet_v3_small" in out and "convnext_tiny" not in out  # 20 ms in; 110 ms out
+
+
+def cpu_dataset(results: Path) -> tuple[str, str]:
+    """(measurements.csv, units.csv) texts rendered from ``results``."""
+    recs, problems = records.load_records(results, history=True)
+    res = select.select(recs, problems)
+    return (data.to_csv(data.MEASUREMENT_COLUMNS, data.measurements(recs, res, results.parent, [])),
+            data.to_csv(data.UNIT_COLUMNS, data.units(recs, results.parent, [])))
+
+
+def test_one_thread_is_said_in_the_singular() -> None:
+    assert select._software({"device_type": "cpu", "torch": "2", "threads": 1}) == "torch 2 (CUDA/cuDNN not used), 1 thread"
 
 
 def test_machine_line_leaves_out_what_an_older_record_lacks() -> None:

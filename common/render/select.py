@@ -110,7 +110,7 @@ def tabled(rec: dict) -> bool:
 def _software(env: dict) -> str:
     if env["device_type"] != "cuda":
         # A CPU run's env still names the CUDA build of torch; it played no part.
-        return f"torch {env['torch']} (CUDA/cuDNN not used), {env['threads']} threads"
+        return f"torch {env['torch']} (CUDA/cuDNN not used), {env['threads']} thread{'' if env['threads'] == 1 else 's'}"
     return (f"torch {env['torch']}, CUDA {env['cuda']}, cuDNN {cudnn(env['cudnn'])}, "
             f"driver {env.get('driver') or 'unknown'}")
 
