@@ -44,6 +44,24 @@ def test_sweeps_page_rows_per_call_workers_and_failures():
     assert "No sweep records yet" in sweeps.markdown([])
 
 
+def test_sweeps_page_counts_and_names_the_tasks_a_signal_stopped():
+    from common.render import sweeps
+
+    tasks = [{"label": "resnet18 pascal", "status": "done", "worker": "h GPU 0", "attempts": 1, "reason": None},
+             *({"label": f"vgg{n} pascal", "status": "stopped", "worker": None, "attempts": 1,
+                "reason": "the sweep was stopped (SIGTERM) while it ran"} for n in (16, 19)),
+             {"label": "xception pascal", "status": "not started", "worker": None, "attempts": 0, "reason": "x"}]
+    rec = {"kind": "sweep", "device_tag": "gpu", "env": {"date": "2026-12-01T05:00:00"}, "code_version": {},
+           "request": {"name": "cat", "where": "local"}, "_path": "x",
+           "result": {"stopped": "SIGTERM", "counts": {"done": 1, "stopped": 2, "not_started": 1}, "wall_s": 10.0,
+                      "task_seconds": 9.0, "speedup": 0.9, "tasks": tasks, "workers": []}}
+    text = sweeps.markdown([rec])
+    header, _, row = text.split("## gpu")[1].strip().splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    assert (cells["tasks"], cells["done"], cells["stopped"], cells["not started"]) == ("4", "1", "2 (SIGTERM)", "1")
+    assert "Stopped (SIGTERM) while running: vgg16 pascal, vgg19 pascal." in text
+
+
 def test_sweeps_page_compares_evidence_folders_per_input(tmp_path):
     """The comparisons under results/evidence: a row per request both folders hold, and per
     input a sentence whose bounds hold for every row it covers; a request whose protocol

@@ -4,6 +4,7 @@ a column reorders the rows; a filter leaves exactly the rows the CSV says; hover
 Pareto point names its model; opening a model draws its per-unit chart."""
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,7 @@ if not (shutil.which("chromium") and shutil.which("chromedriver")):
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,30 @@ def test_opening_a_model_draws_its_per_unit_chart(browser) -> None:
     assert any(h.endswith(".txt") for h in links)
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_a_cpu_zoo_shows_in_the_device_and_input_selectors(browser, tmp_path: Path) -> None:
+    """A page rendered from a CPU zoo sweep's records (tests/test_zoo_cpu.py's synthetic ones):
+    the CPU is a device to pick, and picking it offers its two inputs and shows its rows."""
+    from common.render import page
+    from tests.test_zoo_cpu import CPU, _sweep, cpu_dataset
+
+    _sweep(tmp_path / "results")
+    measurements, units = cpu_dataset(tmp_path / "results")
+    out = tmp_path / "page"
+    out.mkdir()
+    (out / "index.html").write_text(page.html_page(measurements, units, ".."))
+    (out / page.PLOTLY).write_bytes(next(iter(page.assets(out).values())))
+
+    def options(element_id: str) -> list[str]:
+        return browser.execute_script(f"return [...document.getElementById('{element_id}').options].map(o => o.value);")
+
+    browser.get((out / "index.html").as_uri())
+    _wait(browser, lambda d: CPU in options("device"), "the CPU among the devices")
+    Select(browser.find_element(By.ID, "device")).select_by_value(CPU)
+    _wait(browser, lambda d: sorted(options("input")) == ["imagenet", "pascal"], "the CPU's two inputs")
+    Select(browser.find_element(By.ID, "input")).select_by_value("pascal")
+    df = pd.read_csv(io.StringIO(measurements))
+    want = df[(df.device == CPU) & (df.input == "pascal")]
+    _wait(browser, lambda d: sorted(_table(d)) == sorted(zip(want.model, want["mode"])), "the CPU's pascal rows")
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -17,7 +17,8 @@
   the stated protocol; NOISY and the other trust flags stay beside it;
 - the modes table: per (device, model, preset, variant) a record measured in
   that mode (marked when reduced) always beats the 1-second search sample of the
-  same mode, whatever the dates; an output-stride or features variant
+  same mode, whatever the dates, and at one date a record asked for the mode beats a
+  fastest search that picked it; an output-stride or features variant
   (results/segmentation.md) is not a mode of the backbone and never takes its row;
 - a record whose needed fields are missing or not numbers is a named problem,
   never a crash: the build goes on without it.
@@ -112,7 +113,7 @@ def tabled(rec: dict) -> bool:
 def _software(env: dict) -> str:
     if env["device_type"] != "cuda":
         # A CPU run's env still names the CUDA build of torch; it played no part.
-        return f"torch {env['torch']} (CUDA/cuDNN not used), {env['threads']} threads"
+        return f"torch {env['torch']} (CUDA/cuDNN not used), {env['threads']} thread{'' if env['threads'] == 1 else 's'}"
     return (f"torch {env['torch']}, CUDA {env['cuda']}, cuDNN {cudnn(env['cudnn'])}, "
             f"driver {env.get('driver') or 'unknown'}")
 
@@ -179,9 +180,18 @@ def to_row(rec: dict) -> Row | None:
                facts=_facts(rec), superseded=rec.get("superseded") or None, reduced=not meets(rec))
 
 
-def _keep(table: dict, key: tuple, rec: dict, item: object) -> None:
-    if key not in table or rank(rec) > table[key][0]:
-        table[key] = (rank(rec), item)
+def _keep(table: dict, key: tuple, rec: dict, item: object, by: Callable[[dict], tuple] = rank) -> None:
+    if key not in table or by(rec) > table[key][0]:
+        table[key] = (by(rec), item)
+
+
+def _mode_rank(rec: dict) -> tuple:
+    """``rank``, but before the path: a record asked for its mode beats a fastest search
+    that picked the same mode in the same run (a sweep's records share one date; the path
+    alone chose the search's, and results/data then showed another eager fp32 figure than
+    results/zoo.md)."""
+    r = rank(rec)
+    return (*r[:-1], rec["request"].get("search") != "fastest", r[-1])
 
 
 def build_of(req: dict) -> str:
@@ -330,7 +340,7 @@ def select(recs: list[dict], problems: list[str]) -> Results:
         if row is not None:
             _keep(rows, row.key, rec, row)
         if mode is not None:
-            _keep(full, mode[0], rec, mode[1])
+            _keep(full, mode[0], rec, mode[1], _mode_rank)
         for key, entry in cands:
             _keep(brief, key, rec, entry)
         if tkey is not None:

@@ -9,6 +9,12 @@ and (through ``common.render.throughput``) each throughput record's ``.txt``.
     figures(results)         {path: PNG bytes}
     frontier(points)         the Pareto-optimal points (``common.render.pareto``)
 
+A device's section (GPUs first) opens with its sweep (``common.render.zoo_sweep``: models,
+inputs, wall time, failures, protocol), the machine as the sweep's record states it (on a
+CPU: its logical CPUs, the sweep's pinning and threads) and what the fastest search timed
+there; a CPU's latency protocol names its thread count. A device whose tables hold no
+throughput record (the CPU sweep measures none) shows no throughput columns.
+
 The models of a device's table are those of its last zoo sweep (record kind
 ``zoo-run``, written by ``python -m common zoo`` or by a Dask sweep of kind ``zoo``),
 else every zoo-family model with a record there. A model's row takes the newest non-superseded record of each kind:
@@ -28,6 +34,7 @@ from common.render import select
 from common.render.markdown import md_table
 from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
 from common.render.throughput import throughput_txt, throughput_txt_path
+from common.render.zoo_sweep import machine_line, search_line, sweep_line
 
 SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
 INPUT_ORDER = ("imagenet", "cityscapes", "pascal")
@@ -241,6 +248,17 @@ def _mark(rec: dict | None, stated: str) -> str:
 HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
           "fastest median (ms, mode)", "throughput eager fp32 (img/s @ batch)", "throughput fastest (img/s @ batch)",
           "peak inference (MiB)", "ImageNet top-1 (%)"]
+THROUGHPUT_COLUMNS = (7, 8)
+
+
+def _device_type(tables: dict[tuple[str, str], Table], tag: str) -> str:
+    """'cuda' or 'cpu', from the env of a record of the device's tables ('' when none says)."""
+    for (g, _), t in tables.items():
+        for cells in t.cells.values() if g == tag else ():
+            for rec in cells.values():
+                if (kind := (rec.get("env") or {}).get("device_type")):
+                    return str(kind)
+    return ""
 
 
 def points(table: Table, slot: str) -> list[Point]:
@@ -252,9 +270,21 @@ def points(table: Table, slot: str) -> list[Point]:
     return out
 
 
+def threads_of(rec: dict) -> int | None:
+    """The intra-op threads a CPU record ran with (its request's, else its process's); None on a GPU."""
+    env = rec.get("env") or {}
+    if env.get("device_type") != "cpu":
+        return None
+    n = rec["request"].get("threads") or env.get("threads")
+    return int(n) if n else None
+
+
 def protocol_of(rec: dict) -> str:
-    """A timing record's protocol in words, from the protocol its request carries."""
-    return protocols.from_request(rec["request"]).text + ", batch 1"
+    """A timing record's protocol in words, from the protocol its request carries; on a CPU
+    with its thread count, without which two CPU latencies are not comparable."""
+    n = threads_of(rec)
+    return protocols.from_request(rec["request"]).text + ", batch 1" + (
+        f", {n} thread{'s' if n != 1 else ''}" if n else "")
 
 
 def _timed(table: Table) -> list[tuple[str, str, dict]]:
@@ -297,27 +327,29 @@ def markdown(recs: list[dict]) -> str:
              "inference. `-`: not measured.", ""]
     if not tables:
         return "\n".join(lines + ["No zoo records yet: run `python -m common zoo`.", ""])
-    for tag in sorted({t for t, _ in tables}):
+    for tag in sorted({t for t, _ in tables}, key=lambda t: (_device_type(tables, t) != "cuda", t)):
         lines += [f"## {tag}", ""]
         sweep = sweeps.get(tag)
+        mine = [t for (g, _), t in tables.items() if g == tag]
         if sweep:
-            r = sweep["result"]
-            failed = r.get("failed", [])
-            runs = f" ({r['runs']} sweep records; the longest wall time)" if r.get("runs", 1) > 1 else ""
-            calls = f" over {r['calls']} calls" if r.get("calls", 1) > 1 else ""
-            calls += f" ({r['dask_calls']} through the Dask sweep, one task per model)" if r.get("dask_calls") else ""
-            lines += [f"Sweep: {len(r['models'])} models listed x {', '.join(r['inputs'])}, "
-                      f"wall time {r.get('wall_s', 0) / 60:.1f} min{calls}{runs}, "
-                      f"{len(failed)} failed steps; protocol: {r.get('protocol', '?')}.", ""]
+            lines += [sweep_line(sweep), "", machine_line(sweep.get("env") or {}), ""]
+        fastest = [c["fastest"] for t in mine for c in t.cells.values() if c.get("fastest")]
+        if (searched := search_line(fastest)) is not None:
+            lines += [searched, ""]
+        # A device whose sweep measured no throughput (the CPU's): no columns of dashes.
+        keep = [i for i, _ in enumerate(HEADER) if i not in THROUGHPUT_COLUMNS
+                or any(s in c for t in mine for c in t.cells.values() for s in ("throughput", "failure-throughput"))]
         for preset in sorted({p for t, p in tables if t == tag}, key=lambda p: (INPUT_ORDER + (p,)).index(p)):
             table = tables[(tag, preset)]
             lines += [f"### {tag}, {preset}", "", f"Protocol: {_protocol(table)}.", ""]
             if sweep:
                 timed = sum(1 for c in table.cells.values() if "eager" in c or "fastest" in c)
+                without = ("rows without one: throughput only, or not reached" if THROUGHPUT_COLUMNS[0] in keep
+                           else "a model without one failed, its reason in its row, or was not reached")
                 lines += [f"{timed} of the {len(sweep['result']['models'])} listed models have a latency at this "
-                          "input so far (the sweep resumes where it stopped; rows without one: throughput only, "
-                          "or not reached).", ""]
-            lines += md_table(HEADER, rows_of(table), 2).splitlines() + [""]
+                          f"input so far (the sweep resumes where it stopped; {without}).", ""]
+            lines += md_table([HEADER[i] for i in keep], [[row[i] for i in keep] for row in rows_of(table)],
+                              2).splitlines() + [""]
             others = other_protocols(table)
             lines += [f"\\* Measured at another protocol, {text}: {', '.join(cells)}." for text, cells in others.items()]
             lines += [""] if others else []
