@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from common import cli, records, registry
+from common import cli, parsers, records, registry
 from common.errors import UserError
 from common.registry import Options, generic
 from common.registry import unit_trace as unit_rules
@@ -162,7 +162,7 @@ def test_throughput_search_doubles_then_halves():
 
 
 def test_throughput_request_stem(tmp_path):
-    args = cli.build_parser("timer", "zoo").parse_args(["--model", "convnext_tiny", "--input", "imagenet",
+    args = parsers.model("timer", "zoo").parse_args(["--model", "convnext_tiny", "--input", "imagenet",
                                                         "--throughput", "--device", "cpu"])
     req = throughput.request_of(cli.request_from_args(args, "timer", torch.device("cpu"), "zoo"))
     assert req.kind == "throughput" and req.stem == "convnext_tiny_imagenet" and req.variant == ""
