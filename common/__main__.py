@@ -1,11 +1,11 @@
 """The front door: ``python -m common <verb> [flags]``; ``python -m common <verb> --help``
 lists the verb's flags.
 
-Each verb hands the rest of the command line to the module that does that job
-(its parser and main). Verbs are imported only when chosen, so ``--help`` is quick
-and loads no torch. Adding a verb is one entry in ``VERBS``. The per-family
-``timer.py``/``mem.py`` and the shell drivers are one-line calls of a verb
-(``run``).
+Each verb hands the rest of the command line to the main of the module that does
+that job, which parses it with the verb's parser (every parser: ``common.parsers``).
+Verbs are imported only when chosen, so ``--help`` is quick and loads no torch.
+Adding a verb is one entry in ``VERBS``. The per-family ``timer.py``/``mem.py`` and
+the shell drivers are one-line calls of a verb (``run``).
 """
 from __future__ import annotations
 

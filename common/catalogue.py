@@ -47,6 +47,12 @@ class ModelInfo:
     arch: str = ""  # the library's name where it differs from ``name``
 
 
+# Tags: 'backbone' (the seeds' six tables), 'train-bench' (seed 004's nine, with the
+# batch in train_batch), 'catalogue' (every entry below), 'zoo' (the burden zoo's list).
+TAGS = ("backbone", "train-bench", "catalogue", "zoo")
+# The zoo sweep's models on a machine without a GPU (on a GPU: the burden zoo's list).
+ZOO_CPU_MODELS = ("resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
+                  "convnext_tiny")
 _B, _T = frozenset({"backbone", "catalogue"}), frozenset({"train-bench", "catalogue"})
 _RESNET = dict(family="resnet", depths=(1, 2))  # depth 2: one unit per residual block
 

@@ -22,7 +22,6 @@ compares the median of each side's N medians (record stem ``timer_check_fresh``)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -32,47 +31,16 @@ from pathlib import Path
 import torch
 from torch.utils import benchmark
 
-from common import derive, inputs, paths, records, registry
+from common import derive, inputs, records, registry
 from common import env as envmod
-from common.argtypes import non_negative, positive
 from common.errors import UserError
 from common.measure import execution, layerwise, timing
+from common.parsers import tools
 from common.spec import Request, default_clock
 
 AGREEMENT = 0.03  # the target: medians within 3%
-MIN_RUN_TIME_S = 1.0  # blocked_autorange measures for at least this long
 KIND, STEM = "timer-check", "timer_check"
 PROG = "python -m common check-timer"
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=list(registry.BACKBONES), metavar="NAME",
-                    help="models to check (default: the backbones)")
-    ap.add_argument("--inputs", nargs="+", default=["cityscapes", "pascal"], metavar="PRESET",
-                    help="input presets (default: cityscapes pascal)")
-    ap.add_argument("--size", metavar="HxW", help="one custom input size instead of the presets")
-    ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
-    ap.add_argument("--warmup", type=non_negative, default=25, metavar="N", help="our warm-up (default: 25)")
-    ap.add_argument("--iters", type=positive(int), default=300, metavar="N", help="our iterations (default: 300)")
-    ap.add_argument("--max-seconds", type=positive(float), metavar="S",
-                    help="bound our timed loop per model and input, as timer.py does (default: none)")
-    ap.add_argument("--min-iters", type=positive(int), default=timing.MIN_ITERS, metavar="N",
-                    help=f"fewest iterations with --max-seconds (default: {timing.MIN_ITERS})")
-    ap.add_argument("--min-run-time", type=positive(float), default=MIN_RUN_TIME_S, metavar="S",
-                    help=f"blocked_autorange's minimum run time (default: {MIN_RUN_TIME_S:g})")
-    ap.add_argument("--coverage", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time every unit with hooks and report the coverage (default: on)")
-    ap.add_argument("--fresh-process", type=positive(int), metavar="N",
-                    help="N alternating rounds of a fresh-process timer run and a fresh-process "
-                         "torch.utils.benchmark run (default: off: both in this process, on one instance)")
-    ap.add_argument("--threads", type=positive(int), metavar="N",
-                    help="CPU threads of every run (default: torch's default)")
-    ap.add_argument("--benchmark-child", metavar="REQUEST_JSON", help=argparse.SUPPRESS)
-    ap.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: derived from the device)")
-    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
-                    help="results folder the record goes under (default: the repository's results/)")
-    return ap.parse_args(argv)
 
 
 def check_one(req: Request, device: torch.device, min_run_time: float, with_coverage: bool) -> dict:
@@ -156,7 +124,7 @@ def check_fresh(req: Request, rounds: int, min_run_time: float, tag: str) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+    args = tools.check_timer(PROG, __doc__.splitlines()[0]).parse_args(argv)
     if args.benchmark_child:
         return benchmark_child(args.benchmark_child, args.min_run_time)
     if args.threads:

@@ -18,7 +18,6 @@ with data, exit 2.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import difflib
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
+from common.parsers import tools
 
 PROG = "python -m common choose"
 DATA = Path(__file__).resolve().parent.parent / "results" / "data" / "measurements.csv"
@@ -163,23 +163,8 @@ def report(chosen: list[dict], front: list[dict], considered: int, device: str, 
     return "\n".join(lines) + "\n"
 
 
-def parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", required=True, help="device folder name, e.g. nvidia-h200")
-    p.add_argument("--input", required=True, help="input preset, e.g. cityscapes, imagenet, pascal")
-    p.add_argument("--max-ms", type=float, help="at most this median latency (ms, batch 1)")
-    p.add_argument("--min-top1", type=float, help="at least this published ImageNet top-1 (%%)")
-    p.add_argument("--max-peak-mib", type=float, help="at most this peak inference memory (MiB, eager fp32)")
-    p.add_argument("--max-params-m", type=float, help="at most this many parameters (millions)")
-    p.add_argument("--mode", default="eager",
-                   help="eager (eager fp32, default), fastest (per model its fastest mode), all, or a mode's name")
-    p.add_argument("--sort", choices=sorted(SORTS), default="median_ms", help="order within each group")
-    p.add_argument("--data", type=Path, default=DATA, help="the dataset (default: results/data/measurements.csv)")
-    return p
-
-
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
-    args = parser(prog).parse_args(argv)
+    args = tools.choose(prog, __doc__.split("\n\n")[0], sorted(SORTS), DATA).parse_args(argv)
     bounds = Bounds(args.max_ms, args.min_top1, args.max_peak_mib, args.max_params_m)
     try:
         chosen, front, considered = choose(load(args.data), args.device, args.input, bounds, args.mode, args.sort)

@@ -1,7 +1,7 @@
-"""Command lines: parse -> Request -> run.measure -> save (record + .txt).
+"""Command lines: parse (``common.parsers``) -> Request -> run.measure -> save (record + .txt).
 
-One argparse definition behind every ``timer.py`` / ``mem.py`` / layer profiler,
-the request built from it (nothing reads the Namespace after that), and one
+The request built from the flags of every ``timer.py`` / ``mem.py`` / layer profiler
+(nothing reads the Namespace after that), and one
 guarded runner that turns every error a user can cause into one line and an
 exit code.
 """
@@ -19,131 +19,12 @@ from typing import Callable
 import torch
 
 from common import env as envmod
-from common import guard, inputs, paths, records, registry, run
-from common.argtypes import non_negative, positive
+from common import guard, inputs, parsers, paths, records, registry, run
 from common.errors import OutOfMemory, UserError, WriteFailed, os_error_line
-from common.measure import execution, kernels, layerbench, oom, runtimes, timing, training
+from common.measure import execution, kernels, oom, runtimes
 from common import protocol as protocols
 from common.render import txt
-from common.spec import CLOCKS, COMPILE_MODES, PRECISIONS, RUNTIMES, Request, default_clock
-
-
-class Parser(argparse.ArgumentParser):
-    """One-line errors; no abbreviated options: drivers see which flags were given
-    (``--inp pascal`` was taken as --input by argparse, yet not seen by the driver)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def error(self, message: str) -> None:  # one line, not usage + line
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
-    p.add_argument("--device", default="auto", metavar="DEV",
-                   help="auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
-    p.add_argument("--threads", type=positive(int), metavar="N",
-                   help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
-    p.add_argument("--tag", type=paths.tag_arg, metavar="NAME",
-                   help="device folder name: letters, digits, '-', '_', '.' (default: derived from the device)")
-    p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
-                   help=f"root for {outputs} and results/ outputs (default: the repository)")
-
-
-def loop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", choices=protocols.NAMES, default="full", metavar="NAME",
-                   help=f"named protocol ({' | '.join(protocols.NAMES)}; common.protocol), for the device type; "
-                        "the flags below change single values of it (default: full, the seeds' 25 warm-up + 300 "
-                        "timed iterations)")
-    p.add_argument("--warmup", type=non_negative, metavar="N", help="warm-up iterations on the timed instance")
-    p.add_argument("--iters", type=positive(int), metavar="N", help="timed iterations (at most)")
-    p.add_argument("--max-seconds", type=positive(float), metavar="S",
-                   help="stop the timed loop after S seconds once --min-iters ran (full: no limit)")
-    p.add_argument("--min-iters", type=positive(int), metavar="N", help="fewest iterations with --max-seconds")
-    p.add_argument("--clock", choices=CLOCKS, metavar="CLOCK",
-                   help="cuda-event | perf_counter (default: cuda-event on a GPU, perf_counter on the CPU)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", metavar="P",
-                   help="fp32 (IEEE, TF32 off) | tf32 | fp16 | bf16 (autocast) (default: fp32)")
-
-
-def model_options(p: argparse.ArgumentParser, tool: str) -> None:
-    p.add_argument("--input", default="cityscapes", choices=list(inputs.PRESETS), metavar="PRESET",
-                   help="input preset: cityscapes 1x3x1024x2048, pascal 1x3x500x334, imagenet 1x3x224x224 "
-                        "(default: cityscapes)")
-    p.add_argument("--size", metavar="HxW", help="custom input height x width; overrides --input")
-    p.add_argument("--batch", type=positive(int), default=1, metavar="N", help="batch size (default: 1)")
-    p.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=32, metavar="OS",
-                   help="8 | 16: dilated last stages, the segmentation form (torchvision ResNets, timm models "
-                        "with output_stride); 32: the model as published (default: 32)")
-    p.add_argument("--features", action="store_true",
-                   help="the model returns its multi-scale stage features (timm features_only; torchvision "
-                        "stages), the form a segmentation head consumes")
-    if tool == "timer":
-        p.add_argument("--pass", dest="pass_", choices=("infer", "train"), default="infer", metavar="PASS",
-                       help="infer: inference latency; train: forward, backward and total of a training "
-                            "step (cross-entropy loss), with inference beside it (default: infer)")
-        p.add_argument("--with-optimizer", action="store_true",
-                       help=f"with --pass train: also time an SGD step (lr {training.SGD_LR}, momentum "
-                            f"{training.SGD_MOMENTUM}) as its own column (default: off, parameters untouched)")
-        p.add_argument("--layers", action="store_true", help="time every unit (layer/block) with hooks")
-        p.add_argument("--throughput", action="store_true",
-                       help="images/s at the largest batch that fits and at --batch, in eager fp32 and in the "
-                            "fastest mode (record kind 'throughput'; never mixed with latency)")
-        p.add_argument("--depth", type=int, default=1, choices=(1, 2), metavar="D",
-                       help="per-unit granularity: 1 top-level units, 2 also ResNet blocks (ResNets only; "
-                            "default: 1)")
-        loop_options(p)
-        p.add_argument("--warmup-seconds", type=float, metavar="S",
-                       help="warm-up also lasts at least S seconds of wall time (full: "
-                            f"{timing.WARMUP_MIN_S:g}; 0: the iteration count alone)")
-        p.add_argument("--repeats", type=positive(int), metavar="N",
-                       help="run the protocol N times on fresh model instances; report the median of the medians "
-                            "and the spread between repeats (default: 3 on a GPU, 1 on the CPU)")
-        p.add_argument("--fresh-process", action="store_true",
-                       help="with --repeats: each repeat in its own fresh process (whole-model timing only)")
-        p.add_argument("--kernels", action=argparse.BooleanOptionalAction, default=True,
-                       help="on a GPU: profile kernel time (torch.profiler) for the busy fraction and per-unit "
-                            "kernel time, after every timed loop of the process (a driver profiles all its "
-                            "requests at its end, on fresh instances); --no-kernels: no profile taken (default: "
-                            "on; nothing to profile on the CPU)")
-        p.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
-        p.add_argument("--cudnn-benchmark", action="store_true",
-                       help="let cuDNN autotune its algorithms (default: off, PyTorch's default)")
-        p.add_argument("--cuda-graph", action="store_true", help="capture once after warm-up, time replays")
-        p.add_argument("--mode", choices=("as-given", "fastest"), default="as-given", metavar="MODE",
-                       help="as-given: the flags above; fastest: try every supported precision / "
-                            "memory format / graph / compile combination briefly, then measure the best "
-                            "(default: as-given)")
-        p.add_argument("--search-compile", action=argparse.BooleanOptionalAction, default=True,
-                       help="with --mode fastest: include the torch.compile(max-autotune) candidate, "
-                            "which takes minutes to compile (default: on)")
-        p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
-                       help="torch.compile with MODE: default | reduce-overhead | max-autotune "
-                            "(compile time reported apart)")
-        p.add_argument("--runtime", choices=RUNTIMES, default="torch", metavar="RT",
-                       help="torch | onnxruntime | openvino: who runs the model (the others: its ONNX export, "
-                            "cached; fp32 and int8, openvino also bf16; on the CPU) (default: torch)")
-    else:
-        p.add_argument("--struct", action="store_true",
-                       help="write the model-structure table instead of the memory report")
-        p.add_argument("--depth", type=positive(int), default=3, metavar="D",
-                       help="structure table depth (default: 3)")
-
-
-def build_parser(tool: str, family: str | None) -> Parser:
-    names = registry.family_models(family) if family else list(registry.REGISTRY)
-    if family in ("zoo", None):
-        names = names + ["any torchvision classification/segmentation model or <segmentation model>.backbone, "
-                         "any timm model (timm/<name> where both have it)"]
-    p = Parser(prog=f"{family + '_profiler/' if family else ''}{tool}.py",
-               description="Whole-model and per-unit latency, inference or training step." if tool == "timer"
-               else "Memory report (static, peak, MACs/FLOPs, feature memory) or model structure.")
-    p.add_argument("--model", required=True, metavar="NAME", help=f"model to profile: {', '.join(names)}")
-    model_options(p, tool)
-    device_options(p, "<family>_profiler/")
-    return p
+from common.spec import Request, default_clock
 
 
 def protocol_from_args(args: argparse.Namespace, device: torch.device, train: bool = False) -> protocols.Protocol:
@@ -347,7 +228,7 @@ def _report(prog: str, written: list[Path], oom_line: str | None, what: Callable
 
 def main(tool: str, family: str | None = None, argv: list[str] | None = None, prog: str | None = None) -> int:
     """``timer`` or ``mem`` of one model: one request, one record, one .txt."""
-    parser = build_parser(tool, family)
+    parser = parsers.model(tool, family)
     parser.prog = prog or parser.prog
     args = parser.parse_args(argv)
     state: dict = {}
@@ -364,17 +245,6 @@ def main(tool: str, family: str | None = None, argv: list[str] | None = None, pr
     return guarded(parser.prog, work, what, lambda: smaller_batch(state["req"]) if "req" in state else (None, []))
 
 
-def build_layer_parser() -> Parser:
-    p = Parser(prog="layer_profiler/timer.py",
-               description="Single-layer benchmarks (seed 004): forward, backward, total, achieved rates.")
-    p.add_argument("--set", dest="layer_set", default="seed004", choices=list(layerbench.SETS), metavar="SET",
-                   help="seed004: seed 004's shapes (3->64 channels, one 224x224 image, Dense 1024->512); "
-                        "large: batch 8, 64->64 channels, Dense 4096->4096 at batch 256 (default: seed004)")
-    device_options(p, "layer_profiler/")
-    loop_options(p)
-    return p
-
-
 def layer_request(args: argparse.Namespace, device: torch.device, layer_set: str | None = None) -> Request:
     req = Request(kind="layer-bench", model="layers", input=inputs.resolve("imagenet", None), device=str(device),
                   clock=args.clock or default_clock(str(device)),
@@ -385,7 +255,7 @@ def layer_request(args: argparse.Namespace, device: torch.device, layer_set: str
 
 
 def main_layers(argv: list[str] | None = None) -> int:
-    parser = build_layer_parser()
+    parser = parsers.layer_sets()
     args = parser.parse_args(argv)
 
     def work() -> list[Path]:

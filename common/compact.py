@@ -6,13 +6,12 @@ content is otherwise unchanged and no history entry is made.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 from common import records
 from common.measure.timing import SAMPLE_DECIMALS
+from common.parsers import tools
 
 
 def rounded_samples(value: object, key: str = "") -> object:
@@ -27,10 +26,7 @@ def rounded_samples(value: object, key: str = "") -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common compact", description=__doc__.splitlines()[0])
-    p.add_argument("results", nargs="?", type=Path, default=records.RESULTS, metavar="RESULTS_DIR",
-                   help="folder holding records/ (default: the repository's results/)")
-    root = p.parse_args(argv).results
+    root = tools.compact(__doc__.splitlines()[0]).parse_args(argv).results
     changed = saved = 0
     for path in sorted((root / "records").rglob("*.json")):
         text = path.read_text()

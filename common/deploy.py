@@ -14,7 +14,6 @@ load. Each record's env carries the 1-minute load average taken just before it r
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
 import json
@@ -28,9 +27,10 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import cli, records, registry, run
+from common import cli, parsers, records, registry, run
 from common.errors import UserError
 from common.measure import export
+from common.parsers import tools
 from common.spec import Request
 
 DRIVER = "runtimes"
@@ -109,29 +109,11 @@ def done_before(session: run.Session, req, retry_failed: bool) -> str | None:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m common runtimes") -> int:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", metavar="NAME", help="default: ResNet-50 and MobileNet-V2 at pascal, "
-                    "then the catalogue, then (--zoo) the zoo list")
-    ap.add_argument("--inputs", nargs="+", default=["imagenet", "pascal"], metavar="PRESET")
-    ap.add_argument("--zoo", action="store_true", help="after the catalogue, the zoo models of ZOO")
-    ap.add_argument("--budget-s", type=float, default=3600, metavar="S", help="start no request after S seconds")
-    ap.add_argument("--threads", type=int, default=1, metavar="N",
-                    help="threads of every run (default: 1: on a machine shared far beyond its cores, a run with "
-                         "more threads than its share waits at every barrier for a descheduled thread)")
-    ap.add_argument("--max-load", type=float, default=4.0, metavar="L",
-                    help="before each request wait for the 1-minute load average to fall below L (default: 4.0)")
-    ap.add_argument("--wait-s", type=float, default=60.0, metavar="S",
-                    help="... for at most S seconds, then run anyway (default: 60)")
-    ap.add_argument("--all-cells", action="store_true",
-                    help="every cell for every row (default: all for ResNet-50 and MobileNet-V2 at pascal, the "
-                         "core cells elsewhere)")
-    ap.add_argument("--retry-failed", action="store_true", help="run requests whose runtime failed before")
-    ap.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR")
-    ap.add_argument("--dry-run", action="store_true", help="list the requests that would run")
+    ap = tools.runtimes(prog, __doc__.splitlines()[0])
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     session = run.Session(torch.device("cpu"), args.out_dir)
-    parser = cli.build_parser("timer", None)
+    parser = parsers.model("timer", None)
     todo = []
     for model, preset in plan(args.models, args.inputs, args.zoo):
         for flags, label in CELLS:

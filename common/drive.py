@@ -32,13 +32,12 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from common import bootstrap, cli, paths, records, registry, run
-from common import protocol as protocols
+from common import bootstrap, cli, parsers, records, registry, run
 from common import env as envmod
-from common.argtypes import positive
 from common.errors import UserError
 from common.measure import kernels
-from common.spec import Request
+from common.parsers import drivers
+from common.spec import LAYER_SETS, Request
 
 PRESETS = ("cityscapes", "pascal")  # the seeds' two tasks
 VERB_OF = {"mem": "reports"}  # the front door's verb for a subcommand, where they differ
@@ -92,7 +91,7 @@ def stats_steps(model: str, argv: list[str], session: Callable[[argparse.Namespa
     """Both presets (or the --input/--size given), whole model then per unit at
     every depth the catalogue defines; one model instance per preset."""
     entry = registry.get(model)
-    args = cli.build_parser("timer", entry.family).parse_args(["--model", model, *argv])
+    args = parsers.model("timer", entry.family).parse_args(["--model", model, *argv])
     presets = [None] if _explicit(argv, "--input", "--size") else list(PRESETS)
     depths = [args.depth] if _explicit(argv, "--depth") else list(entry.depths)
     steps: list[Step] = []
@@ -176,7 +175,7 @@ def mem_steps(family: str | None, argv: list[str], session: Callable[[argparse.N
     steps = []
     explicit = _explicit(argv, "--input", "--size")
     for model in models or registry.family_models(family):
-        args = cli.build_parser("mem", registry.get(model).family).parse_args(["--model", model, *argv])
+        args = parsers.model("mem", registry.get(model).family).parse_args(["--model", model, *argv])
         for preset in ([None] if explicit else PRESETS):
             def work(args: argparse.Namespace = args, preset: str | None = preset) -> list[Path]:
                 sess = session(args) if not args.struct else run.Session(torch.device("cpu"), args.out_dir)
@@ -195,16 +194,16 @@ def seed004_steps(argv: list[str], session: Callable[[argparse.Namespace], run.S
     """Seed 004: training steps of its nine models at its batches of 224x224, then both layer sets."""
     steps = []
     for model, batch in registry.SEED004.items():
-        args = cli.build_parser("timer", None).parse_args(
+        args = parsers.model("timer", None).parse_args(
             ["--model", model, "--input", "imagenet", "--batch", str(batch), "--pass", "train", *argv])
         steps.append(_timer_step(args, None, False, None, session, lambda req: None, None))
     return steps + layer_set_steps(_loop_only(argv), session)
 
 
 def layer_set_steps(argv: list[str], session: Callable[[argparse.Namespace], run.Session],
-                    sets: tuple[str, ...] = ("seed004", "large")) -> list[Step]:
+                    sets: tuple[str, ...] = LAYER_SETS) -> list[Step]:
     """Seed 004's single-layer benchmarks, one step per set."""
-    layer_args = cli.build_layer_parser().parse_args(argv)
+    layer_args = parsers.layer_sets().parse_args(argv)
     steps = []
     for layer_set in sets:
         def work(layer_set: str = layer_set) -> list[Path]:
@@ -276,38 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     """``argv``: a subcommand (stats, mem, seed004, layer-sets, profile) and its flags, as the
     front door's verbs ``stats``, ``reports``, ``seed004``, ``layer-sets``, ``profile`` pass them."""
     argv = sys.argv[1:] if argv is None else argv
-    p = cli.Parser(prog="python -m common", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="stats|mem|seed004|layer-sets|profile")
-    s = sub.add_parser("stats", help="models: both presets, whole model and per unit")
-    who = s.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", nargs="+", metavar="NAME", help="catalogue model(s)")
-    who.add_argument("--family", choices=registry.FAMILIES, metavar="FAMILY", help="every model of a family")
-    s.add_argument("--no-layers", action="store_true", help="whole-model latency only (no per-unit runs)")
-    m = sub.add_parser("mem", help="memory reports (or --struct structures) of a family")
-    who = m.add_mutually_exclusive_group(required=True)
-    who.add_argument("--family", choices=registry.FAMILIES, metavar="FAMILY", help="every model of a family")
-    who.add_argument("--model", nargs="+", metavar="NAME", help="these models (any the registry knows)")
-    sub.add_parser("seed004", help="seed 004's training steps and layer sets")
-    ls = sub.add_parser("layer-sets", help="seed 004's single-layer benchmarks")
-    ls.add_argument("--set", dest="layer_sets", nargs="+", default=["seed004", "large"], choices=("seed004", "large"),
-                    metavar="SET", help="seed004: seed 004's shapes; large: the set that loads a modern GPU "
-                                        "(default: both)")
-    pr = sub.add_parser("profile", help="everything ./profile.sh runs")
-    pr.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
-    pr.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name for every output (default: from the device)")
-    pr.add_argument("--full", action="store_true",
-                    help="the seeds' full protocol (25 warm-up + 300 iterations, every depth, seed 004 "
-                         f"included) instead of the quick one (GPU: {protocols.preset('quick', 'cuda').text}; CPU: "
-                         f"{protocols.preset('quick', 'cpu').text}; per unit at depth 1 only at Cityscapes, "
-                         "no seed 004)".replace("%", "%%"))
-    pr.add_argument("--models", nargs="+", metavar="NAME", help="only these catalogue models (default: all)")
-    pr.add_argument("--no-seed004", action="store_true", help="leave out seed 004's training steps and layer sets")
-    pr.add_argument("--out-dir", type=Path, metavar="DIR", help="root for every output (default: the repository)")
-    pr.add_argument("--size", metavar="HxW", help="one custom input size instead of both presets (a quick try)")
-    for s_ in sub.choices.values():
-        s_.prog = f"{p.prog} {VERB_OF.get(s_.prog.rsplit(' ', 1)[-1], s_.prog.rsplit(' ', 1)[-1])}"  # the verb
-        s_.add_argument("--dry-run", action="store_true",
-                        help="print the plan (one Request a line, JSON) and measure nothing")
+    p = drivers.drive(__doc__.splitlines()[0], VERB_OF)
     args, rest = p.parse_known_args(argv)
     sessions = Sessions()
     t0 = time.monotonic()
@@ -333,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     steps = with_deferred(steps)
     failures: list[tuple[str, int]] = []
-    threads = cli.Parser(prog=p.prog, add_help=False)
-    threads.add_argument("--threads", type=positive(int))
-    with envmod.cpu_threads(threads.parse_known_args(rest)[0].threads):  # every step's --threads, restored after
+    threads = drivers.drive_threads(p.prog).parse_known_args(rest)[0].threads
+    with envmod.cpu_threads(threads):  # every step's --threads, restored after
         code = run_steps(f"{args.cmd}", steps, failures)
     wall = time.monotonic() - t0
     sys.stderr.write(f"{args.cmd}: {len(steps)} steps in {wall:.0f} s\n")

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, fields, replace
 # The fewest samples a loop stopped by ``cap_s`` keeps: two give a spread, and a
 # slow request (a CPU at Cityscapes size, seconds per iteration) cannot afford more.
 CAP_FLOOR = 2
+# Even with --max-seconds, never derive statistics from fewer samples than this.
+MIN_ITERS = 5
 DEVICE_TYPES = ("cpu", "cuda")
 
 
@@ -27,7 +29,7 @@ class Protocol:
     warmup: int = 25  # the seeds' protocol: 25 warm-up iterations ...
     iters: int = 300  # ... then 300 timed (here: at most)
     max_seconds: float | None = None  # at least this long timed once min_iters ran; None: all iters
-    min_iters: int = 5  # at least this many samples (unless cap_s ends the loop first)
+    min_iters: int = MIN_ITERS  # at least this many samples (unless cap_s ends the loop first)
     warmup_s: float = 0.0  # the warm-up lasts at least this long too
     repeats: int = 1  # the protocol N times on fresh instances (whole-model loops)
     cap_s: float | None = None  # no sample starts that would end past this (see the module doc)

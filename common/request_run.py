@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import cli, inputs, records, registry
+from common import cli, inputs, registry
 from common.errors import UserError
+from common.parsers import drivers
 from common.spec import Request
 
 
@@ -35,21 +36,11 @@ def validate(req: Request) -> None:
     registry.check_input(req)
 
 
-def build_parser() -> cli.Parser:
-    p = cli.Parser(prog="python -m common request",
-                   description="Measure one serialised Request (JSON of Request.to_dict(), as a sweep task or a line "
-                               "of 'python -m common sweep --dry-run' holds it) and save its record and .txt.")
-    p.add_argument("--json", dest="request", required=True, metavar="JSON", help="the request, as JSON")
-    p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",
-                   help="root for the family folders and results/ outputs (default: the repository)")
-    return p
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from common import env as envmod
     from common import run
 
-    parser = build_parser()
+    parser = drivers.request()
     parser.prog = prog or parser.prog
     args = parser.parse_args(argv)
     state: dict = {}

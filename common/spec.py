@@ -23,6 +23,10 @@ KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structur
 # Every record kind: a request's, and those written about runs (failures, jobs, sweeps, checks).
 RECORD_KINDS = KINDS + ("failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden", "burden-run")
 SEARCHES = ("as-given", "fastest")
+LAYER_SETS = ("seed004", "large")  # seed 004's single-layer benchmarks (common.measure.layerbench)
+# The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
+# recipe of the ResNet paper (its cost is one read-modify-write per parameter).
+SGD_LR, SGD_MOMENTUM = 0.1, 0.9
 MODE_FIELDS = ("precision", "channels_last", "cudnn_benchmark", "cuda_graph", "compile", "runtime")
 DEFAULT_CLOCK = {"cuda": "cuda-event", "cpu": "perf_counter"}
 PROTOCOL_FIELDS = ("warmup", "iters", "max_seconds", "min_iters", "warmup_s", "repeats")

@@ -10,7 +10,6 @@ bars redraw and clear their own line).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from common import records  # noqa: E402
+from common.parsers import maintenance  # noqa: E402
 from scripts import bad_setups as setups  # noqa: E402
 from scripts import limit_cases  # noqa: E402
 
@@ -193,9 +193,7 @@ def table(rows: list[dict], clean: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scripts/bad_inputs.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--print", action="store_true", help="print the table instead of writing docs/bad_inputs.md")
-    ap.add_argument("--only", metavar="SUBSTRING", help="only the cases whose name contains SUBSTRING")
+    ap = maintenance.bad_inputs(__doc__.splitlines()[0])
     args = ap.parse_args(argv)
     before = tracked_state()
     rows = []

@@ -16,7 +16,6 @@ Then render (``python -m common.render``): the .txt files follow the records.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import records  # noqa: E402
+from common.parsers import maintenance  # noqa: E402
 from common.render import txt  # noqa: E402
 from common.spec import Request  # noqa: E402
 
@@ -102,10 +102,7 @@ def _restore(plain: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scripts/campaign_stems.py", description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR")
-    ap.add_argument("--dry-run", action="store_true", help="list the moves, write nothing")
-    args = ap.parse_args(argv)
+    args = maintenance.campaign_stems(__doc__.splitlines()[0]).parse_args(argv)
     moved = move(args.results, args.dry_run)
     for src, dst in moved:
         print(f"{'would move' if args.dry_run else 'moved'}: {src} -> {dst.name}")

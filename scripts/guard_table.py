@@ -14,13 +14,13 @@ the page is stale.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from common.parsers import maintenance  # noqa: E402
 
 EVIDENCE = ROOT / "results" / "evidence" / "cpu-guard"
 METHODS = ROOT / "docs" / "methods.md"
@@ -156,14 +156,7 @@ def render(check: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="scripts/guard_table.py", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("measure")
-    m.add_argument("--models", nargs="+")
-    m.add_argument("--input", default="cityscapes")
-    m.add_argument("--budget-gib", type=float, default=12.0)
-    r = sub.add_parser("render")
-    r.add_argument("--check", action="store_true")
+    p = maintenance.guard_table(__doc__.split("\n\n")[0])
     args = p.parse_args(argv)
     if args.cmd == "measure":
         print(measure(args.models, args.input, args.budget_gib).relative_to(ROOT))

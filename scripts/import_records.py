@@ -16,7 +16,6 @@ named on stderr and refused; the exit status is then 1.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tarfile
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import paths, records  # noqa: E402
 from common import errors  # noqa: E402
 from common.errors import UserError  # noqa: E402
+from common.parsers import maintenance  # noqa: E402
 
 PROG = "scripts/import_records.py"
 
@@ -113,11 +113,7 @@ def import_one(source: Path, results: Path, dry_run: bool, counts: dict) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("sources", nargs="+", type=Path, metavar="RUN.tgz|DIR", help="archives or folders, oldest first")
-    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
-                    help="results folder to import into (default: the repository's results/)")
-    ap.add_argument("--dry-run", action="store_true", help="count what would change; write nothing")
+    ap = maintenance.import_records(PROG, __doc__.splitlines()[0])
     args = ap.parse_args(argv)
     counts = {"new": 0, "replaced": 0, "unchanged": 0, "skipped": 0, "bad": 0}
     try:

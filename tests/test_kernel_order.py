@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from common import cli, drive, run, run_kernels
+from common import cli, drive, parsers, run, run_kernels
 from common.measure import kernels, layerwise, timing
 from common.zoo import driver as zoo
 
@@ -100,7 +100,7 @@ def test_a_single_run_profiles_right_after_its_own_loops(tmp_path, calls):
 
 def test_a_record_waits_with_its_profile_pending_until_add_kernels(tmp_path, calls):
     sess = run.Session(torch.device("cpu"), tmp_path, "t", defer_kernels=True)
-    args = cli.build_parser("timer", None).parse_args(["--model", "resnet18", *TINY])
+    args = parsers.model("timer", None).parse_args(["--model", "resnet18", *TINY])
     req = cli.request_from_args(args, "timer", sess.device)
     cli.measure_and_save(req, sess)
     rec = json.loads(sess.record_path(req).read_text())

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from common import cli, protocol, spec
+from common import cli, parsers, protocol, spec
 from common.inputs import InputSpec
 from common.measure import timing
 from conftest import ROOT
@@ -66,17 +66,17 @@ def test_run_loop_stops_before_a_sample_would_end_past_the_cap():
 
 
 def test_the_request_carries_its_protocol_into_the_record():
-    args = cli.build_parser("timer", None).parse_args(["--model", "resnet18", "--protocol", "quick"])
+    args = parsers.model("timer", None).parse_args(["--model", "resnet18", "--protocol", "quick"])
     req = cli.request_from_args(args, "timer", torch.device("cpu"))
     assert req.protocol == protocol.preset("quick", "cpu") and req.min_iters == 10
     d = req.to_dict()
     assert d["protocol"]["name"] == "quick" and d["protocol"]["cap_s"] == 12.0
     assert spec.Request.from_dict(json.loads(json.dumps(d))) == req
-    args = cli.build_parser("timer", None).parse_args(["--model", "resnet18", "--protocol", "quick",
+    args = parsers.model("timer", None).parse_args(["--model", "resnet18", "--protocol", "quick",
                                                        "--max-seconds", "2.5"])
     custom = cli.request_from_args(args, "timer", torch.device("cpu")).protocol
     assert custom.name == "custom" and custom.max_seconds == 2.5 and custom.min_iters == 10
-    default = cli.request_from_args(cli.build_parser("timer", None).parse_args(["--model", "resnet18"]), "timer",
+    default = cli.request_from_args(parsers.model("timer", None).parse_args(["--model", "resnet18"]), "timer",
                                     torch.device("cpu")).protocol
     assert default == protocol.preset("full", "cpu")
 

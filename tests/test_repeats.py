@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from common import cli, env, inputs, registry
+from common import cli, env, inputs, parsers, registry
 from common import run as runmod
 from common.measure import kernels, repeats, timing
 from common.spec import Request
@@ -82,7 +82,7 @@ def test_governor_read_where_exposed(tmp_path):
 
 
 def test_timer_flags_reach_the_request():
-    p = cli.build_parser("timer", None)
+    p = parsers.model("timer", None)
     cpu = cli.request_from_args(p.parse_args(["--model", "resnet18", "--size", "32x32"]), "timer",
                                 torch.device("cpu"))
     assert (cpu.repeats, cpu.fresh_process, cpu.warmup_s) == (1, False, timing.WARMUP_MIN_S)

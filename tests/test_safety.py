@@ -187,12 +187,12 @@ def test_unknown_zoo_models_are_named_with_close_names_before_any_work():
 
 
 def test_slurm_memory_threads_and_yaml_sizes(tmp_path):
-    from common.sweep import cli as sweep_cli
+    from common import argtypes
     from common.sweep import plan
 
     with pytest.raises(argparse.ArgumentTypeError):
-        sweep_cli.memory_arg("lots")
-    assert sweep_cli.memory_arg("64GB") == "64GB"
+        argtypes.memory_amount("lots")
+    assert argtypes.memory_amount("64GB") == "64GB"
     with pytest.raises(UserError, match="--threads 100000 is more than"):
         with envmod.cpu_threads(100000):
             pass

@@ -11,6 +11,7 @@ import pytest
 
 from common import env as envmod
 from common.errors import UserError
+from common.parsers import drivers
 from common.spec import Request
 from common.sweep import cli as sweep_cli
 from common.sweep import cluster, compare, plan, runner, task
@@ -228,13 +229,13 @@ def test_a_serialised_request_runs_whole_or_fails_in_one_line(tmp_path, capsys):
     assert request_run.main(["--json", "{\"model\": 1}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a serialised request" in err
-    (t,) = plan.tasks_from(sweep_cli.build_parser().parse_args(["--models", "xception", "--inputs", "4x4"]))
+    (t,) = plan.tasks_from(drivers.sweep().parse_args(["--models", "xception", "--inputs", "4x4"]))
     assert request_run.main(["--json", t.request, "--out-dir", str(tmp_path)]) == 2
     assert "too small" in capsys.readouterr().err and not list(tmp_path.rglob("*.json"))
 
 
 def test_plan_expands_tags_modes_and_kinds(capsys):
-    args = sweep_cli.build_parser().parse_args(["--models", "backbone", "vgg16", "--inputs", "pascal", "64x64",
+    args = drivers.sweep().parse_args(["--models", "backbone", "vgg16", "--inputs", "pascal", "64x64",
                                                 "--modes", "eager", "fastest", "--precision bf16 --channels-last",
                                                 "--kinds", "timing", "memory"])
     tasks = plan.tasks_from(args, "cuda:0")

@@ -4,13 +4,12 @@ frontier. CPU, in process, small sizes."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from common import cli, inputs, records, registry
+from common import cli, inputs, parsers, records, registry
 from common.errors import UserError
 from common.registry import Options, generic
 from common.registry import unit_trace as unit_rules
@@ -201,7 +200,7 @@ def test_throughput_txt_of_an_uncapped_search_names_its_ceiling():
 
 
 def test_throughput_request_stem(tmp_path):
-    args = cli.build_parser("timer", "zoo").parse_args(["--model", "convnext_tiny", "--input", "imagenet",
+    args = parsers.model("timer", "zoo").parse_args(["--model", "convnext_tiny", "--input", "imagenet",
                                                         "--throughput", "--device", "cpu"])
     req = throughput.request_of(cli.request_from_args(args, "timer", torch.device("cpu"), "zoo"))
     assert req.kind == "throughput" and req.stem == "convnext_tiny_imagenet" and req.variant == ""

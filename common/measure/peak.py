@@ -7,7 +7,6 @@ ratio (the ridge point) to call a unit compute- or memory-bound.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from common import derive, records
 from common.derive import MIB
 from common.measure import timing
 from common.errors import UserError
+from common.parsers import tools
 
 # A square product this large fills an H100 (and takes seconds on a CPU).
 MATMUL_N = {"cuda": 8192, "cpu": 2048}
@@ -93,11 +93,7 @@ def load(tag: str, results: Path = records.RESULTS) -> dict | None:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m common peak") -> int:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
-    ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
-                    help="results folder; the record goes to records/<tag>/peak/peak.json "
-                         "(default: the repository's results/)")
+    ap = tools.peak(prog, __doc__.splitlines()[0])
     args = ap.parse_args(argv)
     try:
         device = envmod.resolve_device(args.device)

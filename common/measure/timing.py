@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from common import protocol as protocols
+from common.protocol import MIN_ITERS
 
 # A run is flagged noisy when its interquartile range exceeds this fraction of
 # its median (the same rule torch.utils.benchmark uses to warn about variance).
@@ -24,8 +25,6 @@ NOISE_IQR_FRACTION = 0.10
 # are noise, and the records that hold every sample travel to the GPU machine, whose
 # copy of the tree is capped.
 SAMPLE_DECIMALS = 6
-# Even with --max-seconds, never derive statistics from fewer samples than this.
-MIN_ITERS = 5
 # Warm-up lasts at least this much wall time as well as its iteration count, so a
 # fast model reaches steady clocks (and caches, allocator, cuDNN choices) first.
 WARMUP_MIN_S = 1.0

@@ -19,12 +19,9 @@ from tqdm import tqdm
 from common import inputs
 from common.measure import execution, layerwise
 from common.registry import Unit
-from common.spec import Request
+from common.spec import SGD_LR, SGD_MOMENTUM, Request
 from common.measure.timing import Limits, Marks, Measurement, deadline, make_marks
 
-# The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
-# recipe of the ResNet paper (its cost is one read-modify-write per parameter).
-SGD_LR, SGD_MOMENTUM = 0.1, 0.9
 PHASES = ("forward", "backward", "total", "optimizer")
 
 

@@ -32,9 +32,7 @@ from common.errors import UserError
 from common.registry.backbones import BACKBONE_ENTRIES, Entry, Unit, UnitsFn  # noqa: F401 - re-exported
 from common.registry.generic import DEFAULT, Options  # noqa: F401 - re-exported
 
-# Tags: 'backbone' (the seeds' six tables), 'train-bench' (seed 004's nine, with the
-# batch in Entry.train_batch), 'catalogue' (every entry of backbones.py), 'zoo'.
-TAGS = ("backbone", "train-bench", "catalogue", "zoo")
+TAGS = catalogue.TAGS
 
 
 def _catalogue() -> dict[str, Entry]:

@@ -1,19 +1,13 @@
 """python -m common list [--tag TAG]: the catalogue, one line per model."""
 from __future__ import annotations
 
-import argparse
-
 from common import registry
+from common.parsers import tools
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m common list") -> int:
     """``argv``: ``list`` and its flags (the front door's verb ``list`` puts it first)."""
-    p = argparse.ArgumentParser(prog=prog.removesuffix(" list"), description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    ls = sub.add_parser("list", help="print the catalogue", prog=prog)
-    ls.add_argument("--tag", choices=registry.TAGS, metavar="TAG",
-                    help=f"only entries with this tag: {', '.join(registry.TAGS)} (default: all)")
-    ls.add_argument("--names", action="store_true", help="names only, space-separated (for shell drivers)")
+    p = tools.listing(prog, __doc__.splitlines()[0])
     args = p.parse_args(argv)
     chosen = registry.names(args.tag)
     if args.names:

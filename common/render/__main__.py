@@ -29,7 +29,6 @@ renderer: it ends the build with its traceback, exit 1.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from common import records
 from common.errors import UserError
+from common.parsers import tools
 from common.render import figures as figs
 from common.render import (checks, data, kernel_table, page, pages, readme, runtimes, segmentation, select, sweeps,
                            tables, txt)
@@ -119,16 +119,7 @@ def _write(path: Path, data: str | bytes) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=records.ROOT, metavar="DIR",
-                   help="repository root: family folders for .txt files and README.md (default: this checkout)")
-    p.add_argument("--results", type=Path, default=None, metavar="DIR",
-                   help="folder holding records/; pages and figures/ are written here (default: ROOT/results)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 listing every file that would change")
-    p.add_argument("--short-loops", action="store_true",
-                   help="write nothing; list every current record whose timed loop stopped on its --max-seconds "
-                        f"budget before --iters having timed less than {BUDGET_TIMED_AT_LEAST:.0%}% of it")
+    p = tools.render(prog, __doc__.split("\n\n")[0], BUDGET_TIMED_AT_LEAST)
     args = p.parse_args(argv)
     results_dir = args.results if args.results is not None else args.root / "results"
     if args.short_loops:

@@ -13,88 +13,14 @@ import sys
 import threading
 from pathlib import Path
 
-from common import paths
-from common.argtypes import positive
-from common.cli import Parser
 from common.errors import UserError, WriteFailed, os_error_line
+from common.parsers import drivers
 from common.sweep import cluster, plan, runner, zoo_run
 
 # Hidden test hooks: "LABEL-PART[@SECONDS]" SIGKILLs the run of every matching task after SECONDS (default 0.5);
 # the second SIGKILLs the worker running it instead, the first time only.
 KILL_HOOK = "BACKBONE_SWEEP_TEST_KILL"
 KILL_WORKER_HOOK = "BACKBONE_SWEEP_TEST_KILL_WORKER"
-
-
-def memory_arg(text: str) -> str:
-    """``--memory``: an amount Slurm and Dask both read (64GB, 500MB, 1.5TiB), else one argparse error."""
-    from dask.utils import parse_bytes
-
-    try:
-        if parse_bytes(text) <= 0:
-            raise ValueError
-    except (ValueError, TypeError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of memory (e.g. 64GB, 500MB)") from None
-    return text
-
-
-def build_parser() -> Parser:
-    p = Parser(prog="python -m common sweep", description="Run many requests (models x inputs x modes x kinds) as Dask tasks: "
-               "each task is one single run of a verb (time, memory, zoo) in its own process, one task per device at a time; "
-               "a re-run skips every request with a valid record. See docs/sweep.md.")
-    w = p.add_argument_group("what")
-    w.add_argument("--models", nargs="+", metavar="NAME", help="model names (catalogue, torchvision, timm) or "
-                   "tags (backbone, catalogue, train-bench, zoo) (default: backbone)")
-    w.add_argument("--inputs", nargs="+", metavar="IN", help="presets or HxW sizes (default: cityscapes pascal)")
-    w.add_argument("--modes", nargs="+", metavar="MODE", help="eager (fp32), fastest (the mode search) or the timer's "
-                   "options, quoted, e.g. '--precision bf16 --channels-last', read into each request's fields "
-                   "(default: eager)")
-    w.add_argument("--kinds", nargs="+", metavar="KIND", help=f"{' | '.join(plan.KINDS)} (default: timing); zoo: "
-                   "one task per model running python -m common zoo's steps at every input (eager/fastest as "
-                   "--modes says, and memory) with the zoo's bounded protocol, which --warmup, --iters, "
-                   "--max-seconds, --min-iters and --threads override; the sweep writes the zoo-run record")
-    w.add_argument("--file", type=Path, metavar="F", help="JSON or YAML file with the same keys (models, inputs, "
-                   "modes, kinds, protocol keys) and/or a 'requests' list; flags win")
-    w.add_argument("--warmup", type=plan.PROTOCOL["warmup"], metavar="N", help="timer --warmup (default: the timer's, 25)")
-    w.add_argument("--iters", type=positive(int), metavar="N", help="timer --iters (default: the timer's, 300)")
-    w.add_argument("--max-seconds", type=positive(float), metavar="S", help="timer --max-seconds")
-    w.add_argument("--min-iters", type=positive(int), metavar="N", help="timer --min-iters")
-    w.add_argument("--warmup-seconds", type=float, metavar="S", help="timer --warmup-seconds (default: the timer's)")
-    w.add_argument("--repeats", type=positive(int), metavar="N", help="timer --repeats (default: 3 on a GPU, 1 on the CPU)")
-    w.add_argument("--batch", type=positive(int), metavar="N", help="batch size (default: 1)")
-    w.add_argument("--threads", type=positive(int), metavar="N", help="CPU threads of each run")
-    w.add_argument("--no-search-compile", dest="search_compile", action="store_const", const=False,
-                   help="fastest mode without the torch.compile(max-autotune) candidate")
-    w.add_argument("--out-dir", type=Path, metavar="DIR", help="root of the outputs (default: the repository; "
-                   "on a cluster it must be a path every worker can write)")
-    w.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: each worker's device)")
-    w.add_argument("--name", type=paths.tag_arg, metavar="NAME", help="name of the sweep's summary record (default: from the tasks)")
-    w.add_argument("--dry-run", action="store_true", help="print each task's command line and exit: python -m "
-                   "common request with the task's serialised request (or python -m common zoo for kind zoo); the "
-                   "lines run as printed, so piping them to a shell runs the same requests alone, outside Dask")
-    w.add_argument("--plan", action="store_true", help="print each task as JSON (its serialised request, or a zoo "
-                   "task's model, inputs, steps and protocol values), one a line, and exit")
-    where = p.add_argument_group("where (default: a local cluster, one worker per visible GPU)")
-    where.add_argument("--device", choices=("auto", "cpu"), default="auto",
-                       help="auto: one worker per visible GPU, CPU workers when there is none; cpu: CPU workers")
-    where.add_argument("--workers", type=positive(int), default=1, metavar="N",
-                       help="CPU workers (default: 1). Timing runs must not share cores: more than one CPU worker "
-                            "on one machine disturbs every timing (give each --threads and cores to spare)")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="join an existing Dask cluster (tcp://host:8786); "
-                       "its workers need --nthreads 1 and this repository on PYTHONPATH")
-    where.add_argument("--slurm", action="store_true", help="start workers with dask_jobqueue.SLURMCluster")
-    where.add_argument("--queue", metavar="Q", help="Slurm partition")
-    where.add_argument("--account", metavar="A", help="Slurm account")
-    where.add_argument("--walltime", default="01:00:00", metavar="T", help="Slurm job time limit (default: 01:00:00)")
-    where.add_argument("--gpus-per-job", type=int, default=1, metavar="G", help="GPUs (= workers) per job (default: 1)")
-    where.add_argument("--cpus-per-gpu", type=positive(int), default=8, metavar="C", help="cores per GPU (default: 8)")
-    where.add_argument("--memory", type=memory_arg, default="64GB", metavar="M", help="memory per job (default: 64GB)")
-    where.add_argument("--jobs", type=positive(int), default=1, metavar="J", help="Slurm jobs to start (default: 1)")
-    where.add_argument("--print-job-script", action="store_true", help="with --slurm: print the job script, exit")
-    where.add_argument("--task-timeout", type=positive(float), metavar="S", help="kill a run after S seconds")
-    where.add_argument("--budget-s", type=float, metavar="S", help="start no task after S seconds (the running "
-                       "ones finish; the same command later resumes with the rest) (default: no limit)")
-    where.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="no Dask dashboard")
-    return p
 
 
 Terminated = runner.Terminated
@@ -193,7 +119,7 @@ def stopped_line(prog: str, summary: dict, path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = drivers.sweep()
     args = parser.parse_args(argv)
     prog = parser.prog
     main_thread = threading.current_thread() is threading.main_thread()

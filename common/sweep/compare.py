@@ -15,12 +15,12 @@ the same thing). ``results/sweeps.md`` renders the comparisons kept under
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
 
 from common import records
+from common.parsers import tools
 
 NOT_PROTOCOL = ("device", "tag")  # 'cuda' vs 'cuda:0' names one GPU; the tag is the folder
 
@@ -88,10 +88,7 @@ def gpus(ra: dict, rb: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common compare", description=__doc__.splitlines()[0])
-    p.add_argument("a", type=Path, metavar="DIR_A", help="--out-dir of the first sweep")
-    p.add_argument("b", type=Path, metavar="DIR_B", help="--out-dir of the second sweep")
-    p.add_argument("--within", type=float, default=3.0, metavar="PCT", help="allowed difference in %% (default: 3)")
+    p = tools.compare(__doc__.splitlines()[0])
     args = p.parse_args(argv)
     rows = pairs(args.a, args.b)
     if not rows:

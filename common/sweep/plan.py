@@ -18,11 +18,12 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import inputs, registry
+from common import inputs, parsers, registry
 from common.argtypes import non_negative, positive
 from common.errors import UserError
+from common.parsers import drivers
 
-KINDS = ("timing", "layers", "memory", "zoo")
+KINDS = drivers.SWEEP_KINDS
 ZOO_MODES = ("eager", "fastest")
 DEFAULTS = {"models": ["backbone"], "inputs": ["cityscapes", "pascal"], "modes": ["eager"], "kinds": ["timing"]}
 # The sweep's protocol options and how a value from a file is read (the sweep's flags read them alike).
@@ -147,7 +148,7 @@ def make_task(model: str, inp: str, mode: str, kind: str, protocol: dict, device
         raise UserError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
     tool = "mem" if kind == "memory" else "timer"
     try:
-        args = cli.build_parser(tool, None).parse_args(["--model", model, *(mode_args(mode) if tool == "timer" else [])])
+        args = parsers.model(tool, None).parse_args(["--model", model, *(mode_args(mode) if tool == "timer" else [])])
     except SystemExit:
         raise UserError(f"bad mode {mode!r} for {model} (the timer's options, e.g. '--precision bf16')") from None
     args.input, args.size = (None, inp) if inputs.is_size(inp) else (inp, None)
@@ -248,10 +249,8 @@ def check_zoo(task: Task) -> None:
     """A zoo task's options parse as the zoo parses them (its error line is on stderr)."""
     if task.kind != "zoo":
         return
-    from common.zoo import driver
-
     try:
-        driver.build_parser().parse_args([*task.zoo_argv(), "--device", "cpu"])
+        drivers.zoo().parse_args([*task.zoo_argv(), "--device", "cpu"])
     except SystemExit:
         raise UserError(f"bad request {task.label!r}") from None
 

@@ -11,6 +11,7 @@ import torch
 
 from common import env as envmod
 from common import records
+from common.parsers import drivers
 from common.sweep import plan
 from common.zoo import driver
 
@@ -20,7 +21,7 @@ class ZooRun:
 
     def __init__(self, tasks: list[plan.Task], out_dir: str | None, name: str) -> None:
         self.tasks = [t for t in tasks if t.tool == "zoo"]
-        self.args = {t.label: driver.build_parser().parse_args([*t.zoo_argv(), "--device", "cpu"]) for t in self.tasks}
+        self.args = {t.label: drivers.zoo().parse_args([*t.zoo_argv(), "--device", "cpu"]) for t in self.tasks}
         self.models = list(dict.fromkeys(m for a in self.args.values() for m in a.models))
         self.presets = list(dict.fromkeys(p for a in self.args.values() for p in a.inputs))
         self.steps = {label: len(a.inputs) * len(a.what) for label, a in self.args.items()}

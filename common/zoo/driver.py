@@ -1,4 +1,5 @@
-"""The zoo sweep's loop (its command line, defaults and model list: ``common.zoo.options``).
+"""The zoo sweep's loop (its defaults and model list: ``common.zoo.options``; its command line:
+``common.parsers.drivers.zoo``).
 
 Per model and input, one step per slot: ``eager`` (timing, eager fp32), ``fastest``
 (timing, ``--mode fastest``; compile left out unless ``--search-compile``),
@@ -29,14 +30,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common import cli, inputs, records, registry, run
+from common import cli, inputs, parsers, records, registry, run
 from common import protocol as protocols
 from common import env as envmod
 from common.errors import UserError, WriteFailed, os_error_line
 from common.measure import kernels
 from common.registry.generic import oneline
-from common.zoo.options import (CPU_SHORT_LIST, DEFAULT_INPUTS, RUN_NAME, build_parser,  # noqa: F401 - re-exported
-                                check_names, defaults, model_list, parse_shard)
+from common.parsers.drivers import zoo as build_parser
+from common.zoo.options import (CPU_SHORT_LIST, DEFAULT_INPUTS, RUN_NAME,  # noqa: F401 - re-exported
+                                check_names, defaults, model_list)
 from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F401 - re-exported
                                   write_run_record)
 
@@ -121,7 +123,7 @@ def timer_argv(model: str, preset: str, slot: str, sweep: Sweep) -> list[str]:
 def _request(model: str, preset: str, slot: str, sweep: Sweep):
     family = registry.get(model).family
     tool = "mem" if slot == "memory" else "timer"
-    parser = cli.build_parser(tool, family)
+    parser = parsers.model(tool, family)
     args = parser.parse_args(timer_argv(model, preset, slot, sweep))
     req = cli.request_from_args(args, tool, sweep.device, family)
     if slot == "throughput":
@@ -310,7 +312,7 @@ def _main(argv: list[str] | None) -> int:
         return _sweep(p, args)
 
 
-def _sweep(p: cli.Parser, args: argparse.Namespace) -> int:
+def _sweep(p: parsers.Parser, args: argparse.Namespace) -> int:
     try:
         device = envmod.resolve_device(args.device)
         gpu = device.type == "cuda"

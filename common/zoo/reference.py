@@ -15,13 +15,11 @@ of the same architecture, for the chooser's figure only.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import sys
-from pathlib import Path
 
 from common import catalogue, records
+from common.parsers import tools
 
 # timm models beside the zoo's: aligned Xceptions (output stride), and the issue's examples.
 EXTRA_TIMM = ("xception41", "xception65", "xception71", "xception41p", "xception65p", "regnety_032",
@@ -89,12 +87,7 @@ def extract(results_csv: str, names: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m common reference", description=__doc__.splitlines()[0])
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--from", dest="source", type=Path, metavar="CSV", help="timm's results/results-imagenet.csv")
-    which.add_argument("--torchvision", action="store_true",
-                       help="rewrite the torchvision file from the installed torchvision's weights metadata")
-    p.add_argument("names", nargs="*", help="timm models (default: the zoo's and the extra list)")
+    p = tools.reference(__doc__.splitlines()[0])
     args = p.parse_args(argv)
     if args.torchvision:
         path, text = catalogue.TORCHVISION_TOP1, torchvision_table()
