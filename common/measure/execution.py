@@ -178,7 +178,7 @@ def _sync(req: Request) -> None:
 # also serve --layers, which cannot hook a graph or compiled model. Compiled ones
 # last, cheapest to compile first: reduce-overhead (Inductor's kernels + CUDA graphs)
 # compiles in about a minute; max-autotune also benchmarks every GEMM/convolution
-# choice, 5-6 minutes for ResNet-50 at Cityscapes on an H100 with a cold cache, so it
+# choice (minutes for ResNet-50 at Cityscapes on an H100 with a cold cache), so it
 # is tried once, in bf16 (fp16 differs from bf16 in batch norm's kernel, which
 # Inductor's freezing folds away: results/kernels.md).
 FASTEST_CANDIDATES: tuple[dict, ...] = (
