@@ -230,7 +230,8 @@ def test_zoo_md_from_fake_records(tmp_path):
         _rec("zoo-run", tag, "zoo", "imagenet", {"models": ["convnext_tiny", "efficientnet_b0", "vit_b_16"],
                                                  "inputs": ["imagenet"], "failed": [], "wall_s": 60, "steps": 9,
                                                  "protocol": "p"}),
-        _rec("timing", tag, "convnext_tiny", "imagenet", _timing(3.0)),
+        _rec("timing", tag, "convnext_tiny", "imagenet",
+             {**_timing(3.0), "kernels": {"busy": 0.3456, "launch_bound": True, "kernel_ms": 1.04}}),
         _rec("timing", tag, "efficientnet_b0", "imagenet", _timing(2.0), repeats=3, max_seconds=1),  # another protocol
         _rec("timing", tag, "convnext_tiny", "imagenet", {**_timing(1.5), "fastest": {"picked": "eager bf16"}},
              search="fastest"),
@@ -246,6 +247,8 @@ def test_zoo_md_from_fake_records(tmp_path):
     # The table states its cells' common protocol; a cell measured otherwise is marked and named.
     assert "Protocol: custom: 10 warm-up + at least 10 timed iterations and 2 s, at most 100, batch 1." in text
     assert "2.000 *" in text and "3.000 *" not in text
+    # A host-bound row (its kernel profile: busy below the threshold) is flagged, the mark explained once.
+    assert "3.000 ‡ busy 0.35" in text and text.count("‡ Host-bound") == 1
     assert ("\\* Measured at another protocol, custom: 10 warm-up + at least 10 timed iterations and 1 s, at most "
             "100, 3 repeats on fresh instances, batch 1: `efficientnet_b0` eager.") in text
     frontier = text.split("Pareto frontier, eager fp32")[1].split("Pareto frontier, fastest")[0]

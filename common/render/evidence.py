@@ -171,3 +171,13 @@ def budget_line(rec: dict) -> str:
     return (f"# SHORT TIMED LOOP: {text} (it stopped on its --max-seconds budget before --iters: work the "
             "warm-up left queued on the device was drained on the budget's clock; to be re-measured)\n"
             if text else "")
+
+
+HOST_MARK = "‡"
+
+
+def host_bound_text(rec: dict | None) -> str:
+    """' ‡ busy 0.35' for a timing whose kernel profile says the GPU waited on the host
+    (busy below ``LAUNCH_BOUND_BUSY``); '' otherwise or without a profile."""
+    k = ((rec or {}).get("result") or {}).get("kernels") or {}
+    return f" {HOST_MARK} busy {k['busy']:.2f}" if k.get("launch_bound") and k.get("busy") is not None else ""

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from common import catalogue, records
 from common import protocol as protocols
-from common.render.evidence import budget_text
+from common.derive import LAUNCH_BOUND_BUSY
+from common.render.evidence import HOST_MARK, budget_text, host_bound_text
 from common.render import select
 from common.render.markdown import md_table
 from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
@@ -242,7 +243,7 @@ def rows_of(table: Table) -> list[list[str]]:
 
 def _mark(rec: dict | None, stated: str) -> str:
     short = f" ({budget_text(rec)})" if rec is not None and budget_text(rec) else ""
-    return short + (" *" if rec is not None and protocol_of(rec) != stated else "")
+    return short + host_bound_text(rec) + (" *" if rec is not None and protocol_of(rec) != stated else "")
 
 
 HEADER = ["model", "failed (reason)", "params (M)", "GMACs", "feature mem (MiB)", "eager fp32 median (ms)",
@@ -353,6 +354,10 @@ def markdown(recs: list[dict]) -> str:
             others = other_protocols(table)
             lines += [f"\\* Measured at another protocol, {text}: {', '.join(cells)}." for text, cells in others.items()]
             lines += [""] if others else []
+            if any(host_bound_text(c.get(s)) for c in table.cells.values() for s in ("eager", "fastest")):
+                lines += [f"{HOST_MARK} Host-bound: the kernel profile after the timed loop kept the GPU busy for that "
+                          f"fraction of the median (below {LAUNCH_BOUND_BUSY:.0%}): the GPU waited on Python launching "
+                          "kernels, so the row measures the host as much as the model.", ""]
             lines += [f"![Pareto: top-1 against latency, {tag} {preset}](figures/{figure_name(tag, preset)})", ""]
             for slot, label in (("eager", "eager fp32"), ("fastest", "fastest mode")):
                 best = frontier(points(table, slot))
