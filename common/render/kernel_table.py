@@ -74,7 +74,7 @@ def section(key: tuple, group: list[dict]) -> list[str]:
                         "record"], rows, 1), ""]
     for fp16, bf16 in pairs(group):
         a, b = fp16["result"]["kernels"], bf16["result"]["kernels"]
-        lines += [f"**fp16 against bf16, {mode_of(bf16).replace('bf16', '').strip() or 'eager'}**: wall "
+        lines += [f"**fp16 against bf16, {' '.join(mode_of(bf16).replace('bf16', '').split()) or 'eager'}**: wall "
                   f"{wall_ms(fp16) / wall_ms(bf16):.2f}x, kernel time {a['kernel_ms'] / b['kernel_ms']:.2f}x. "
                   "Their five costliest kernels:", ""]
         rows = [[f"`{short(x['name'])}`", num(x["ms_per_iter"], ".3f"), num(x["calls_per_iter"], ".0f"),
