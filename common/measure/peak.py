@@ -3,7 +3,10 @@
 Measured once per device by the tool itself (never taken from a datasheet) and
 recorded in ``results/records/<device-tag>/peak/peak.json``; the timer divides achieved rates by
 these to show the distance to the limit, and the per-unit roofline uses their
-ratio (the ridge point) to call a unit compute- or memory-bound.
+ratio (the ridge point) to call a unit compute- or memory-bound. A CPU's rates scale with
+its threads, so a CPU record names the intra-op threads it ran with and lives at
+``peak/peak_<N>t.json``: results/runtimes.md divides a run only by the peak of its own
+thread count.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from common.parsers import tools
 MATMUL_N = {"cuda": 8192, "cpu": 2048}
 COPY_BYTES = {"cuda": 2048 * MIB, "cpu": 256 * MIB}  # far beyond any cache
 WARMUP, ITERS = 3, 10
-PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+              "int8": torch.int8}
 
 
 def _time(fn, device: torch.device) -> float:
@@ -37,15 +41,23 @@ def matmul_tflops(device: torch.device, precision: str) -> float:
     n = MATMUL_N[device.type]
     gen = torch.Generator(device=device).manual_seed(0)
     # Random operands: zeros run measurably faster than real data.
-    a = torch.randn(n, n, generator=gen, device=device).to(PRECISIONS[precision])
-    b = torch.randn(n, n, generator=gen, device=device).to(PRECISIONS[precision])
+    a, b = (_operand(n, precision, gen, device) for _ in range(2))
+    # int8 x int8 -> int32, PyTorch's own int8 matmul (what its quantised kernels call); its
+    # "TFLOP/s" are tera-operations, counted as the float ones (2 n^3).
+    product = (lambda: torch._int_mm(a, b)) if precision == "int8" else (lambda: a @ b)
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:
-        ms = _time(lambda: a @ b, device)
+        ms = _time(product, device)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     return derive.tflops(2 * n**3, ms)
+
+
+def _operand(n: int, precision: str, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    if precision == "int8":
+        return torch.randint(-128, 128, (n, n), generator=gen, device=device, dtype=torch.int8)
+    return torch.randn(n, n, generator=gen, device=device).to(PRECISIONS[precision])
 
 
 def copy_gbs(device: torch.device) -> float:
@@ -59,30 +71,43 @@ def copy_gbs(device: torch.device) -> float:
 
 def supported(device: torch.device) -> list[str]:
     if device.type == "cpu":
-        return ["fp32"]  # tf32 is CUDA-only; this CPU emulates bf16/fp16 matmuls (minutes each)
+        # The precisions the CPU runtimes execute (results/runtimes.md): fp32, bf16 where oneDNN
+        # has native bf16 (AVX512-BF16 / AMX; elsewhere it is emulated, minutes per product), and
+        # int8. tf32 is CUDA-only; no CPU run executes fp16.
+        bf16 = ["bf16"] if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() \
+            else []
+        return ["fp32"] + bf16 + ["int8"]
     out = ["fp32", "tf32", "fp16"]
     return out + (["bf16"] if torch.cuda.is_bf16_supported() else [])
 
 
 def measure(device: torch.device) -> dict:
-    """The peak record of ``device``."""
+    """The peak record of ``device``, with PyTorch's intra-op threads as they are set now."""
     env = envmod.collect(device)
     peaks = {p: matmul_tflops(device, p) for p in supported(device)}
     result = {"matmul_tflops": peaks, "copy_gbs": copy_gbs(device),
               "method": f"median of {ITERS} after {WARMUP} warm-up: {MATMUL_N[device.type]}^3 matmul per "
-                        f"precision (random data); {COPY_BYTES[device.type] // MIB} MiB copy, read + write bytes"}
-    return records.make_record("peak", envmod.device_tag(env), {"kind": "peak", "device": str(device)}, env, result)
+                        f"precision (random data; int8: torch._int_mm, int32 accumulation); "
+                        f"{COPY_BYTES[device.type] // MIB} MiB copy, read + write bytes"}
+    request = {"kind": "peak", "device": str(device), "threads": torch.get_num_threads()}
+    return records.make_record("peak", envmod.device_tag(env), request, env, result)
 
 
-STEM = "peak"  # one peak record per device: results/records/<tag>/peak/peak.json
+STEM = "peak"  # a GPU's peak record: results/records/<tag>/peak/peak.json
 
 
-def path_for(tag: str, results: Path = records.RESULTS) -> Path:
-    return records.record_path(results, tag, "peak", STEM)
+def stem(rec: dict) -> str:
+    """``peak`` on a GPU; ``peak_<N>t`` on the CPU, whose rates depend on its threads."""
+    return f"{STEM}_{rec['request']['threads']}t" if rec["env"].get("device_type") == "cpu" else STEM
+
+
+def path_for(tag: str, results: Path = records.RESULTS, name: str = STEM) -> Path:
+    return records.record_path(results, tag, "peak", name)
 
 
 def load(tag: str, results: Path = records.RESULTS) -> dict | None:
-    """The device's measured peaks (a peak record's result), or None when not measured."""
+    """The device's measured peaks (a GPU peak record's result), or None when not measured.
+    The timer's CPU runs get none: their threads vary per request, a CPU peak record's do not."""
     try:
         rec = json.loads(path_for(tag, results).read_text())
     except (OSError, ValueError):
@@ -100,11 +125,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m common peak") -> 
     except UserError as exc:
         sys.stderr.write(f"{ap.prog}: error: {exc}\n")
         return exc.exit_code
-    rec = measure(device)
-    out = path_for(rec["device_tag"], args.results)
+    try:
+        with envmod.cpu_threads(args.threads):
+            rec = measure(device)
+    except UserError as exc:
+        sys.stderr.write(f"{ap.prog}: error: {exc}\n")
+        return exc.exit_code
+    out = path_for(rec["device_tag"], args.results, stem(rec))
     records.write_record(out, rec)
-    rates = "  ".join(f"{k} {v:.1f} TFLOP/s" for k, v in rec["result"]["matmul_tflops"].items())
-    print(f"{rec['env']['device_name']}: {rates}  copy {rec['result']['copy_gbs']:.0f} GB/s -> {out}")
+    rates = "  ".join(f"{k} {v:.3g} T{'OP' if k == 'int8' else 'FLOP'}/s"
+                      for k, v in rec["result"]["matmul_tflops"].items())
+    print(f"{rec['env']['device_name']}, {rec['request']['threads']} thread(s): {rates}  "
+          f"copy {rec['result']['copy_gbs']:.0f} GB/s -> {out}")
     return 0
 
 
