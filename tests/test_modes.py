@@ -133,16 +133,30 @@ def test_peak_cli_writes_a_schema_2_record(tmp_path, monkeypatch):
     monkeypatch.setattr(peak, "MATMUL_N", {"cpu": 64, "cuda": 64})
     monkeypatch.setattr(peak, "COPY_BYTES", {"cpu": 2**20, "cuda": 2**20})
     monkeypatch.setattr(peak, "ITERS", 3)
-    assert peak.main(["--device", "cpu", "--results", str(tmp_path)]) == 0
-    (path,) = (tmp_path / "records").glob("*/peak/peak.json")
+    assert peak.main(["--device", "cpu", "--threads", "1", "--results", str(tmp_path)]) == 0
+    (path,) = (tmp_path / "records").glob("*/peak/*.json")
     rec = json.loads(path.read_text())
     assert rec["schema"] == records.SCHEMA and rec["kind"] == "peak"
     assert path.parent.parent.name == rec["device_tag"]
+    # A CPU's rates depend on its threads: the record names them, and so does its file.
+    assert path.name == "peak_1t.json" and rec["request"]["threads"] == 1 == rec["env"]["threads"]
     result = rec["result"]
-    assert set(result["matmul_tflops"]) == {"fp32"} and result["matmul_tflops"]["fp32"] > 0
-    assert result["copy_gbs"] > 0
+    assert {"fp32"} <= set(result["matmul_tflops"]) <= {"fp32", "bf16"}
+    assert all(v > 0 for v in result["matmul_tflops"].values()) and result["copy_gbs"] > 0
+    # The timer reads only a GPU's peak.json: its CPU runs' threads vary per request.
+    assert peak.load(rec["device_tag"], tmp_path) is None
+    gpu = {**rec, "env": {**rec["env"], "device_type": "cuda"}}
+    assert peak.stem(gpu) == "peak"
+    records.write_record(peak.path_for(rec["device_tag"], tmp_path), gpu)
     assert peak.load(rec["device_tag"], tmp_path) == {**result, "measured": rec["env"]["date"]}
     assert peak.load("no-such-device", tmp_path) is None
+
+
+def test_peak_threads_beyond_the_cores_are_one_line_and_nothing_written(tmp_path, capsys):
+    assert peak.main(["--device", "cpu", "--threads", "999", "--results", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads 999" in err and "Traceback" not in err
+    assert not (tmp_path / "records").exists()
 
 
 def test_search_look_per_candidate_follows_the_requests_time_bound():

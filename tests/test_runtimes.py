@@ -170,6 +170,66 @@ def test_page_flags_disagreement_and_never_crowns_it():
     assert "load" in text and "1.50" in text
 
 
+def _peak(threads: int, fp32: float, bf16: float, device_type: str = "cpu") -> dict:
+    """A CPU peak record as ``python -m common peak --device cpu --threads N`` writes it (TFLOP/s)."""
+    return {"kind": "peak", "device_tag": "cpu-x", "request": {"kind": "peak", "device": "cpu", "threads": threads},
+            "env": {"date": f"2026-12-05T1{threads}:00:00+00:00", "host_cpu": "CPU X", "threads": threads,
+                    "device_type": device_type},
+            "result": {"matmul_tflops": {"fp32": fp32, "bf16": bf16}, "copy_gbs": 10.0, "method": "m"}}
+
+
+def _share_column(text: str) -> dict[str, str]:
+    """runtime · precision -> its share-of-peak cell, from the per-input table."""
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("| model ") and "runtime · precision" in ln)
+    head = [c.strip() for c in lines[at].split("|")]
+    col = head.index("share of peak")
+    rows = [[c.strip() for c in ln.split("|")] for ln in lines[at + 2:] if ln.startswith("| resnet18 ")]
+    assert all(len(r) == len(head) for r in rows)  # a failure row has the column too
+    return {r[2]: r[col] for r in rows}
+
+
+def _threaded(*recs: dict) -> list[dict]:
+    for rec in recs:
+        rec["request"]["threads"] = 1
+    return list(recs)
+
+
+def test_share_of_peak_divides_by_the_peak_of_the_precision_that_ran_at_the_runs_threads():
+    from common.render import runtimes as page
+
+    # 10 GFLOP per run: 100, 200 and 1000 GFLOP/s.
+    runs = _threaded(_rec("torch", "fp32", 100.0), _rec("openvino", "bf16", 50.0), _rec("openvino", "int8", 10.0),
+                     _rec("onnxruntime", "fp32", 0.0, kind="runtime-failure"))
+    others = [_peak(2, 0.1, 0.1), _peak(1, 9.0, 9.0, device_type="cuda")]  # another thread count; a GPU's
+    text = page.page(runs + [_peak(1, 0.2, 0.8)] + others)
+    assert _share_column(text) == {"torch eager fp32": "50.0%", "openvino bf16": "25.0%", "openvino int8": "-",
+                                   "onnxruntime fp32": "-"}
+    assert "measured 2026-12-05T11:00 UTC (CPU X, 1 thread(s)): fp32 200.0 GFLOP/s, bf16 800.0 GFLOP/s" in text
+    assert page.NO_PEAK not in text and "int8 rows show -" in text
+
+
+def test_no_share_of_peak_without_a_peak_of_the_runs_threads():
+    from common.render import runtimes as page
+
+    runs = _threaded(_rec("torch", "fp32", 100.0), _rec("openvino", "bf16", 50.0))
+    for peaks in ([], [_peak(2, 0.2, 0.8)]):
+        text = page.page(runs + peaks)
+        assert "| share of peak" not in text and page.NO_PEAK in text and "*Share of peak*" not in text
+
+
+def test_the_precision_that_ran_is_the_one_most_compute_nodes_ran_in():
+    from common.render import runtimes as page
+
+    mixed = _rec("openvino", "int8", 10.0)
+    mixed["result"]["runtime"]["executed_precision"] = "bf16 x1, int8 x53 (compute nodes by the precision they ran in)"
+    assert page.ran_precision(mixed, "openvino int8") == "int8"
+    fastest = _rec("torch", "fp32", 10.0)
+    fastest["result"]["fastest"] = {"picked": "eager bf16 channels-last"}
+    assert page.ran_precision(fastest, "torch fastest") == "bf16"
+    assert page.ran_precision(_rec("torch", "fp32", 10.0), "torch eager fp32") == "fp32"
+
+
 def test_driver_waits_for_a_quiet_machine_but_not_forever():
     from common import deploy
 

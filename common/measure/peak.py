@@ -3,7 +3,10 @@
 Measured once per device by the tool itself (never taken from a datasheet) and
 recorded in ``results/records/<device-tag>/peak/peak.json``; the timer divides achieved rates by
 these to show the distance to the limit, and the per-unit roofline uses their
-ratio (the ridge point) to call a unit compute- or memory-bound.
+ratio (the ridge point) to call a unit compute- or memory-bound. A CPU's rates scale with
+its threads, so a CPU record names the intra-op threads it ran with and lives at
+``peak/peak_<N>t.json``: results/runtimes.md divides a run only by the peak of its own
+thread count.
 """
 from __future__ import annotations
 
@@ -59,30 +62,44 @@ def copy_gbs(device: torch.device) -> float:
 
 def supported(device: torch.device) -> list[str]:
     if device.type == "cpu":
-        return ["fp32"]  # tf32 is CUDA-only; this CPU emulates bf16/fp16 matmuls (minutes each)
+        # The float precisions the CPU runtimes execute (results/runtimes.md): fp32, and bf16 where
+        # oneDNN has it natively (AVX512-BF16 / AMX; elsewhere it is emulated, minutes per product).
+        # tf32 is CUDA-only; no CPU run executes fp16. No int8: PyTorch's int8 products
+        # (torch._int_mm, the quantised linear) run slower than the runtimes' own int8 kernels
+        # achieve on whole models, so their rate is no ceiling.
+        native_bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return ["fp32"] + (["bf16"] if native_bf16 else [])
     out = ["fp32", "tf32", "fp16"]
     return out + (["bf16"] if torch.cuda.is_bf16_supported() else [])
 
 
 def measure(device: torch.device) -> dict:
-    """The peak record of ``device``."""
+    """The peak record of ``device``, with PyTorch's intra-op threads as they are set now."""
     env = envmod.collect(device)
     peaks = {p: matmul_tflops(device, p) for p in supported(device)}
     result = {"matmul_tflops": peaks, "copy_gbs": copy_gbs(device),
               "method": f"median of {ITERS} after {WARMUP} warm-up: {MATMUL_N[device.type]}^3 matmul per "
-                        f"precision (random data); {COPY_BYTES[device.type] // MIB} MiB copy, read + write bytes"}
-    return records.make_record("peak", envmod.device_tag(env), {"kind": "peak", "device": str(device)}, env, result)
+                        f"precision (random data); "
+                        f"{COPY_BYTES[device.type] // MIB} MiB copy, read + write bytes"}
+    request = {"kind": "peak", "device": str(device), "threads": torch.get_num_threads()}
+    return records.make_record("peak", envmod.device_tag(env), request, env, result)
 
 
-STEM = "peak"  # one peak record per device: results/records/<tag>/peak/peak.json
+STEM = "peak"  # a GPU's peak record: results/records/<tag>/peak/peak.json
 
 
-def path_for(tag: str, results: Path = records.RESULTS) -> Path:
-    return records.record_path(results, tag, "peak", STEM)
+def stem(rec: dict) -> str:
+    """``peak`` on a GPU; ``peak_<N>t`` on the CPU, whose rates depend on its threads."""
+    return f"{STEM}_{rec['request']['threads']}t" if rec["env"].get("device_type") == "cpu" else STEM
+
+
+def path_for(tag: str, results: Path = records.RESULTS, name: str = STEM) -> Path:
+    return records.record_path(results, tag, "peak", name)
 
 
 def load(tag: str, results: Path = records.RESULTS) -> dict | None:
-    """The device's measured peaks (a peak record's result), or None when not measured."""
+    """The device's measured peaks (a GPU peak record's result), or None when not measured.
+    The timer's CPU runs get none: their threads vary per request, a CPU peak record's do not."""
     try:
         rec = json.loads(path_for(tag, results).read_text())
     except (OSError, ValueError):
@@ -100,11 +117,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m common peak") -> 
     except UserError as exc:
         sys.stderr.write(f"{ap.prog}: error: {exc}\n")
         return exc.exit_code
-    rec = measure(device)
-    out = path_for(rec["device_tag"], args.results)
+    try:
+        with envmod.cpu_threads(args.threads):
+            rec = measure(device)
+    except UserError as exc:
+        sys.stderr.write(f"{ap.prog}: error: {exc}\n")
+        return exc.exit_code
+    out = path_for(rec["device_tag"], args.results, stem(rec))
     records.write_record(out, rec)
-    rates = "  ".join(f"{k} {v:.1f} TFLOP/s" for k, v in rec["result"]["matmul_tflops"].items())
-    print(f"{rec['env']['device_name']}: {rates}  copy {rec['result']['copy_gbs']:.0f} GB/s -> {out}")
+    rates = "  ".join(f"{k} {v:.3g} TFLOP/s" for k, v in rec["result"]["matmul_tflops"].items())
+    print(f"{rec['env']['device_name']}, {rec['request']['threads']} thread(s): {rates}  "
+          f"copy {rec['result']['copy_gbs']:.0f} GB/s -> {out}")
     return 0
 
 

@@ -49,10 +49,14 @@ def device_flag(p: Flags, text: str = DEVICE_HELP) -> None:
     p.add_argument("--device", default="auto", metavar="DEV", help=text)
 
 
-def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
-    device_flag(p, "auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
+def threads_flag(p: Flags) -> None:
     p.add_argument("--threads", type=positive(int), metavar="N",
                    help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
+
+
+def device_options(p: argparse.ArgumentParser, outputs: str) -> None:
+    device_flag(p, "auto | cpu | cuda | cuda:N; auto picks the GPU when present (default: auto)")
+    threads_flag(p)
     p.add_argument("--tag", type=paths.tag_arg, metavar="NAME",
                    help="device folder name: letters, digits, '-', '_', '.' (default: derived from the device)")
     p.add_argument("--out-dir", type=Path, default=records.ROOT, metavar="DIR",

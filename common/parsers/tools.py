@@ -9,7 +9,7 @@ from pathlib import Path
 from common import catalogue, paths, records
 from common.argtypes import positive, scales
 from common.burden.request import SEED_BATCH
-from common.parsers import DEVICE_HELP, Parser, DefaultsHelp, switch, device_flag, protocol_overrides
+from common.parsers import DEVICE_HELP, Parser, DefaultsHelp, switch, device_flag, protocol_overrides, threads_flag
 from common.protocol import MIN_ITERS
 
 CHECK_MIN_RUN_S = 1.0  # check-timer: blocked_autorange measures for at least this long
@@ -131,10 +131,12 @@ def runtimes(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def peak(prog: str, description: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap = Parser(prog=prog, description=description)
     device_flag(ap, DEVICE_HELP)
+    threads_flag(ap)
     ap.add_argument("--results", type=Path, default=records.RESULTS, metavar="DIR",
-                    help="results folder; the record goes to records/<tag>/peak/peak.json "
+                    help="results folder; the record goes to records/<tag>/peak/peak.json on a GPU, "
+                         "records/<tag>/peak/peak_<N>t.json on the CPU (N: the threads it ran with) "
                          "(default: the repository's results/)")
     return ap
 

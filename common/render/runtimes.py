@@ -8,11 +8,12 @@ neither torch nor any runtime.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 from common.render.figures import Figure
-from common.render.markdown import md_table, model_key, num
+from common.render.markdown import md_table, model_key, num, pct
 
 PAGE = "runtimes.md"
 DRIVER = "runtimes"  # common.deploy.DRIVER (not imported: the driver imports torch)
@@ -95,6 +96,44 @@ def gflops_per_s(rec: dict) -> float | None:
     return rec["result"]["gflops"] / (ms / 1e3) if ms and rec["result"].get("gflops") else None
 
 
+# "int8 x53, bf16 x1", "eager bf16 channels-last", "int8": a precision word, with its node count if any.
+_PRECISION = re.compile(r"\b(fp32|tf32|fp16|bf16|int8)\b(?: x(\d+))?")
+
+
+def ran_precision(rec: dict, label: str) -> str | None:
+    """The precision most of the run's compute nodes executed in (the first named on a tie)."""
+    found = [(int(n) if n else 1, p) for p, n in _PRECISION.findall(executed(rec, label))]
+    return max(found, key=lambda found_one: found_one[0])[1] if found else None
+
+
+def threads_of(rec: dict) -> int | None:
+    return rec["request"].get("threads") or rec["env"].get("threads")
+
+
+def cpu_peaks(recs: list[dict]) -> dict[tuple[str, int], dict]:
+    """(device tag, threads) -> the newest CPU peak record measured with that many threads."""
+    out: dict[tuple[str, int], dict] = {}
+    for rec in recs:
+        if rec["kind"] != "peak" or rec.get("_history") or rec["env"].get("device_type") != "cpu":
+            continue
+        key = (rec["device_tag"], threads_of(rec))
+        if key not in out or rec["env"]["date"] > out[key]["env"]["date"]:
+            out[key] = rec
+    return out
+
+
+def peak_of(rec: dict, peaks: dict[tuple[str, int], dict]) -> dict | None:
+    """The CPU peak record of the run's device and thread count, if measured."""
+    return peaks.get((rec["device_tag"], threads_of(rec))) if rec["kind"] == "timing" else None
+
+
+def share_of_peak(rec: dict, label: str, peaks: dict[tuple[str, int], dict]) -> float | None:
+    """Achieved GFLOP/s over the matrix peak of the precision the run executed, at its threads."""
+    p, rate, precision = peak_of(rec, peaks), gflops_per_s(rec), ran_precision(rec, label)
+    peak = p["result"]["matmul_tflops"].get(precision) if p and precision else None
+    return rate / (peak * 1e3) if rate and peak else None
+
+
 def speedup(base: dict | None, rec: dict) -> float | None:
     return median(base) / median(rec) if base and base["kind"] == "timing" and median(rec) else None
 
@@ -114,22 +153,37 @@ def _agreement(rec: dict) -> tuple[str, str]:
     return num(a.get("cosine"), ".6f"), num(a.get("max_abs_diff"), ".2e")
 
 
-def _all_runs(key: tuple, cells: dict[str, dict]) -> list[list[str]]:
+def _all_runs(key: tuple, cells: dict[str, dict], peaks: dict | None = None) -> list[list[str]]:
+    """The rows of one model; ``peaks``: with a *share of peak* column after GFLOP/s."""
     base = cells.get(BASELINE)
     rows = []
     for label in sorted(cells, key=lambda l: LABELS.index(l) if l in LABELS else len(LABELS)):
         rec = cells[label]
         if rec["kind"] == FAILURE_KIND:
             r = rec["result"]
-            rows.append([key[1], label, f"failed at {r['stage']}: {r['reason']}"] + ["-"] * 8)
+            rows.append([key[1], label, f"failed at {r['stage']}: {r['reason']}"] + ["-"] * (8 if peaks is None else 9))
             continue
         cos, diff = _agreement(rec)
         compile_s = (rec["result"].get("runtime") or {}).get("compile_s")
+        share = [] if peaks is None else [pct(share_of_peak(rec, label, peaks))]
         rows.append([key[1], label, executed(rec, label), num(median(rec), ".2f"),
-                     num(speedup(base, rec), ".2f") + "x", num(gflops_per_s(rec), ".1f"), cos, diff,
+                     num(speedup(base, rec), ".2f") + "x", num(gflops_per_s(rec), ".1f"), *share, cos, diff,
                      num(compile_s[0] if compile_s else None, ".2f"), num(rec["env"].get("loadavg_1m"), ".2f"),
                      flags(rec)])
     return rows
+
+
+def _peak_notes(used: list[dict]) -> str:
+    """Which peak records the *share of peak* column divides by."""
+    out = []
+    for rec in used:
+        rates = ", ".join(f"{p} {v * 1e3:.1f} GFLOP/s" for p, v in rec["result"]["matmul_tflops"].items())
+        missing = [p for p in ("fp32", "bf16") if p not in rec["result"]["matmul_tflops"]]
+        out.append(f"\n*Share of peak* on {rec['device_tag']} with {threads_of(rec)} thread(s) divides by the peak "
+                   f"record measured {rec['env']['date'][:16]} UTC ({rec['env']['host_cpu']}, "
+                   f"{threads_of(rec)} thread(s)): {rates}; {rec['result']['method']}"
+                   + (f"; no peak for {', '.join(missing)}, so those rows show -" if missing else "") + ".\n")
+    return "".join(out)
 
 
 def _fastest_rows(keys: list[tuple], data: dict) -> list[list[str]]:
@@ -210,17 +264,26 @@ load average to fall below 4, then runs anyway. Session creation / compilation i
 - *agreement*: cosine similarity and max absolute difference of the whole output against PyTorch
   fp32 on the same input. The weights are random, so top-1 accuracy would mean nothing; agreement
   is the sanity check. A run below the tolerance (cosine {tol}) is marked **DISAGREES** and never
-  chosen as fastest. PyTorch's bf16 and fastest-mode runs are not compared (`-`). *GFLOP/s*: the model's FLOPs (our counter) over the median; the CPU's peak was
-  not measured here, so no share of peak is given.
+  chosen as fastest. PyTorch's bf16 and fastest-mode runs are not compared (`-`). *GFLOP/s*: the model's FLOPs (our counter) over the median; {share}
 """
+NO_PEAK = "the CPU's peak was\n  not measured here, so no share of peak is given."
+WITH_PEAK = ("*share of peak*: that rate over the CPU's\n  measured matrix-product rate (`python -m common peak "
+             "--device cpu --threads N`) in the precision the run\n  executed (*ran as*; mixed: the precision most "
+             "of its compute nodes ran in), measured with the run's\n  threads (a row without such a peak shows -). "
+             "int8 rows show -: no int8 peak is measured, as PyTorch's\n  int8 matrix products run slower than the "
+             "runtimes' own int8 kernels achieve on whole models.")
 
 
 def page(recs: list[dict]) -> str:
     data = collect(recs)
     if not data:
-        return HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9") + "\nNo runtime records yet.\n"
+        return HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9", share=NO_PEAK) + "\nNo runtime records yet.\n"
     keys = sorted(data, key=lambda k: (k[0], PRESET_ORDER.index(k[2]), model_key(k[1])))
-    out = [HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9"), "\n", _notes(data)]
+    peaks = cpu_peaks(recs)
+    used = {id(p): p for cells in data.values() for rec in cells.values() if (p := peak_of(rec, peaks))}
+    used_list = sorted(used.values(), key=lambda r: (r["device_tag"], threads_of(r)))
+    out = [HEAD.format(tol="fp32 0.9999, bf16 0.99, int8 0.9", share=WITH_PEAK if used else NO_PEAK), "\n",
+           _notes(data), _peak_notes(used_list)]
     out.append("\n## The fastest deployment\n\nPer model: PyTorch eager fp32 against the fastest cell whose output "
                "agrees (any runtime and precision), and the fastest int8 cell, all measured in the same campaign.\n\n")
     out.append(md_table(["model", "input", "eager fp32 ms", "fastest", "ran as", "ms", "speed-up", "best int8",
@@ -230,11 +293,13 @@ def page(recs: list[dict]) -> str:
             group = [k for k in keys if k[0] == tag and k[2] == preset]
             if not group:
                 continue
-            rows = [row for k in group for row in _all_runs(k, data[k])]
+            with_share = any(peak_of(r, peaks) for k in group for r in data[k].values())
+            rows = [row for k in group for row in _all_runs(k, data[k], peaks if with_share else None)]
             out.append(f"\n## {preset_title(preset, data[group[0]])}, {tag}\n\n![latency per runtime](figures/runtimes_{tag}_"
                        f"{preset}.png)\n\n")
-            out.append(md_table(["model", "runtime · precision", "ran as", "median ms", "speed-up", "GFLOP/s",
-                                 "cosine", "max abs diff", "compile s", "load", "flags"], rows, 3))
+            out.append(md_table(["model", "runtime · precision", "ran as", "median ms", "speed-up", "GFLOP/s"]
+                                + ["share of peak"] * with_share
+                                + ["cosine", "max abs diff", "compile s", "load", "flags"], rows, 3))
     flagged = [[k[1], k[2], label, str(rec["result"]["agreement"].get("why")),
                 num(rec["result"]["agreement"].get("max_abs_reference"), ".2e")]
                for k in keys for label, rec in data[k].items() if rec["kind"] == "timing" and disagrees(rec)]
