@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import marshal
 from pathlib import Path
 
 from common.record import FIELDS, SCHEMA, InvalidRecord, Record
@@ -112,17 +113,54 @@ def load_records(results: Path = RESULTS, history: bool = False) -> tuple[list[d
         if hist and not history:
             continue
         try:
-            raw = json.loads(p.read_text())
-        except (OSError, ValueError) as exc:
+            data = p.read_bytes()
+        except OSError as exc:
             problems.append(f"{p}: unreadable ({exc})")
             continue
-        try:
-            records.append(Record.from_dict(raw, p, hist).to_dict())
-        except InvalidRecord as exc:
-            problems.append(f"{p}: {exc}")
+        rec, problem = _validated(data)
+        if problem is not None:
+            problems.append(f"{p}: {problem}")
+            continue
+        rec["_path"] = str(p)  # where to_dict puts it: after the fields, before _history
+        if hist:
+            rec["_history"] = True
+        records.append(rec)
     if history:
         _inherit_superseded(records)
     return records, problems
+
+
+# A render reads every record several times (each page's renderer loads them), and a test
+# process renders the same records again and again: validating ~1,300 records costs about
+# a second each time. The validated form of a file's exact bytes is kept (its path and
+# history mark are added on load), so a file that changed in any way is validated anew.
+# Each load gets its own copy (marshal): a caller may change what it was given.
+_VALIDATED: dict[bytes, bytes | str] = {}
+_VALIDATED_MAX_BYTES = 512 * 2**20  # past this much kept (records and their copies), start over
+_validated_bytes = 0
+
+
+def _validated(data: bytes) -> tuple[dict | None, str | None]:
+    """(the record in ``data`` as ``Record.to_dict`` gives it, less ``_path`` and ``_history``,
+    None), or (None, why it cannot be published)."""
+    global _validated_bytes
+    kept = _VALIDATED.get(data)
+    if kept is None:
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except ValueError as exc:
+            kept = f"unreadable ({exc})"
+        else:
+            try:
+                kept = marshal.dumps(Record.from_dict(raw).to_dict())
+            except InvalidRecord as exc:
+                kept = str(exc)
+        if _validated_bytes > _VALIDATED_MAX_BYTES:
+            _VALIDATED.clear()
+            _validated_bytes = 0
+        _VALIDATED[data] = kept
+        _validated_bytes += len(data) + len(kept)
+    return (None, kept) if isinstance(kept, str) else (marshal.loads(kept), None)
 
 
 def _inherit_superseded(recs: list[dict]) -> None:

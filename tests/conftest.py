@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import env as envmod  # noqa: E402
-from common import registry  # noqa: E402
+# torch (and the modules of common that import it) is imported where it is used: pytest-xdist's
+# controller process loads this file too, and never runs a test.
 
 
 def _share_the_cores() -> None:
@@ -32,6 +31,8 @@ def _share_the_cores() -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1:
         return
+    import torch
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     n = max(1, cores // workers)
     torch.set_num_threads(n)
@@ -70,6 +71,8 @@ FAMILY_DIR = {f: f"{f}_profiler" for f in ("resnet", "mobilenetv2", "xception", 
 
 def script(model: str, tool: str) -> Path:
     """The entry point (timer.py / mem.py) of ``model``'s family."""
+    from common import registry
+
     return ROOT / FAMILY_DIR[registry.get(model).family] / f"{tool}.py"
 
 
@@ -106,17 +109,27 @@ def tmp_leftovers(folder: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def cpu_tag() -> str:
     """The device folder name a CPU run derives when no --tag is given."""
+    import torch
+
+    from common import env as envmod
+
     return envmod.device_tag(envmod.collect(torch.device("cpu")))
 
 
 @pytest.fixture
 def keep_threads():
     """In-process runs with --threads change torch's global thread count: restore it."""
+    import torch
+
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
 
 
-def meta_model(name: str) -> torch.nn.Module:
+def meta_model(name: str) -> torch.nn.Module:  # noqa: F821 - torch is imported below
+    import torch
+
+    from common import registry
+
     with torch.device("meta"):
         return registry.get(name).builder().eval()

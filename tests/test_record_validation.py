@@ -159,3 +159,25 @@ def test_a_written_record_is_what_the_loader_accepts(tmp_path) -> None:
     assert back == {**rec, "_path": str(path)}
     assert math.isfinite(back["result"]["timing"]["stats"]["median_ms"])
     shutil.rmtree(tmp_path)
+
+
+def test_a_record_changed_in_place_is_validated_anew_and_callers_get_their_own_copy(tmp_path) -> None:
+    """Loading keeps what it validated (a render loads the same records several times):
+    an edit that keeps the file's size and time must still be seen, and what one caller
+    changes in its records never reaches the next caller."""
+    import os
+
+    path = tmp_path / "records" / REL
+    path.parent.mkdir(parents=True)
+    good = json.dumps(_with_median(1.5))
+    path.write_text(good)
+    stat = path.stat()
+    (rec,), problems = records.load_records(tmp_path)
+    assert not problems and rec["result"]["timing"]["stats"]["median_ms"] == 1.5
+    rec["result"]["timing"]["stats"]["median_ms"] = 7.0  # a caller's change to its own copy
+    assert records.load_records(tmp_path)[0][0]["result"]["timing"]["stats"]["median_ms"] == 1.5
+    path.write_text(good.replace('"median_ms": 1.5', '"median_ms": -15', 1))  # the same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    recs, (problem,) = records.load_records(tmp_path)
+    assert not recs and problem.startswith(str(path)) and "median_ms is -15, a negative time" in problem

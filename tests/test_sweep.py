@@ -65,11 +65,22 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     before = (timing / "resnet18_32x32.json").stat().st_mtime_ns
 
     monkeypatch.delenv(sweep_cli.KILL_HOOK)
+    # The killed one runs now, and its worker dies mid-task: Dask reran such a task on another
+    # worker unseen, and the summary said one attempt.
+    monkeypatch.setenv(sweep_cli.KILL_WORKER_HOOK, "resnet18 48x48@0.3")
     assert sweep_cli.main(argv) == 1  # xception at 4x4 still cannot be made
+    out = capsys.readouterr()
+    assert "failed on ? (KilledWorker" in out.out + out.err and "retrying once" in out.out + out.err
     rec = summary_of(tmp_path)
     assert rec["result"]["counts"] == {"done": 1, "skipped": 1, "failed": 1}
     assert (timing / "resnet18_32x32.json").stat().st_mtime_ns == before  # finished work is not redone
-    assert (timing / "resnet18_48x48.json").exists()  # the killed one runs now
+    assert (timing / "resnet18_48x48.json").exists()
+    lost = {t["label"]: t for t in rec["result"]["tasks"]}["resnet18 48x48 eager timing"]
+    assert lost["status"] == "done" and lost["attempts"] == 2
+    # The summary's tasks are serialised Requests; neither it nor the record a task wrote holds a flag.
+    flags = next(t for t in rec["request"]["tasks"] if t["request"]["input"]["name"] == "32x32")
+    assert flags["request"]["model"] == "resnet18" and flags["request"]["protocol"]["iters"] == 2
+    assert flag_strings(rec) == [] and flag_strings(json.loads((timing / "resnet18_48x48.json").read_text())) == []
     assert compare.main([str(tmp_path), str(tmp_path)]) == 0  # the same medians: 0% apart
     assert "2 request(s), 2 the same request in both; largest difference among those 0.00%" in capsys.readouterr().out
     other = tmp_path / "other"  # the same medians under another protocol do not compare
@@ -80,23 +91,6 @@ def test_sweep_end_to_end_with_failures_then_resume(scheduler, tmp_path, monkeyp
     path.write_text(json.dumps(data))
     assert compare.main([str(tmp_path), str(other)]) == 1
     assert "differs: max_seconds" in capsys.readouterr().out
-
-
-def test_a_worker_lost_mid_task_counts_as_an_attempt(scheduler, tmp_path, monkeypatch, capsys):
-    # Dask reran a task whose worker died on another worker unseen: the summary said one attempt.
-    monkeypatch.setenv(sweep_cli.KILL_WORKER_HOOK, "resnet18 32x32@0.3")
-    argv = ["--models", "resnet18", *SMALL, "--scheduler", scheduler, "--out-dir", str(tmp_path), "--name", "lost"]
-    assert sweep_cli.main(argv) == 0
-    summary = summary_of(tmp_path)
-    (lost,) = summary["result"]["tasks"]
-    assert lost["status"] == "done" and lost["attempts"] == 2
-    # The summary's tasks are serialised Requests; neither it nor the record the task wrote holds a flag.
-    (task_,) = summary["request"]["tasks"]
-    assert task_["request"]["model"] == "resnet18" and task_["request"]["protocol"]["iters"] == 2
-    (record,) = tmp_path.glob("results/records/*/timing/resnet18_32x32.json")
-    assert flag_strings(summary) == [] and flag_strings(json.loads(record.read_text())) == []
-    out = capsys.readouterr()
-    assert "failed on ? (KilledWorker" in out.out + out.err and "retrying once" in out.out + out.err
 
 
 def test_zoo_through_the_sweep_one_task_per_model_then_budget_and_resume(scheduler, tmp_path, capsys):
@@ -166,12 +160,13 @@ def test_worker_pinning_and_gpu_identity(monkeypatch):
         "gpu_index": 3, "gpu_uuid": "GPU-1234-abcd", "cuda_visible_devices": "2,3"}
 
 
-def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
+def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys, keep_threads):
     """--dry-run prints each task's command line with its out-dir: the task's serialised
-    Request, whole; run as printed (no Dask), it writes the record the sweep's task would have written."""
+    Request, whole; run as printed (no Dask; the front door in this process: the sweep's
+    tasks above run the same line in their own), it writes the record the sweep's task would have written."""
     import shlex
-    import subprocess
-    import sys
+
+    from common.__main__ import main as door
 
     assert sweep_cli.main(["--models", "resnet18", *SMALL, "--device", "cpu",
                            "--out-dir", str(tmp_path), "--dry-run"]) == 0
@@ -182,7 +177,7 @@ def test_dry_run_lines_run_alone_as_printed(tmp_path, capsys):
     req = Request.from_dict(json.loads(argv[5]))
     assert (req.model, req.input.tag, req.device, req.iters, req.warmup, req.threads) == \
         ("resnet18", "32x32", "cpu", 2, 0, 1)
-    subprocess.run([sys.executable, *argv[1:]], cwd=task.ROOT, check=True, capture_output=True)
+    assert argv[:3] == ["python", "-m", "common"] and door(argv[3:]) == 0
     (path,) = tmp_path.glob("results/records/*/timing/*.json")
     assert path.name == "resnet18_32x32.json"
     assert Request.from_dict(json.loads(path.read_text())["request"]) == req  # the same request, measured

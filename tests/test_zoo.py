@@ -255,6 +255,7 @@ def test_zoo_md_from_fake_records(tmp_path):
     assert "`efficientnet_b0`" in frontier and "`convnext_tiny`" in frontier  # 2 ms 77.7 %, 3 ms 82.5 %
     figs = render_zoo.figures(tmp_path)
     assert list(figs) == [tmp_path / "figures" / f"zoo_pareto_{tag}_imagenet.png"]
+    assert render_zoo.figure_paths(tmp_path) == list(figs)  # what --check looks for, without drawing
 
 
 def test_sweep_records_failures_and_goes_on(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ is checked on a probe tensor, so a fixed memlab is never corrected twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -19,10 +20,6 @@ from typing import Callable
 
 import torch
 
-with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice on import
-    from pytorch_memlab import MemReporter as _MemlabReporter
-    from pytorch_memlab.mem_reporter import PYTORCH_MIN_ALLOCATE
-
 from common.derive import MIB
 from common.errors import ChildFailed
 from common.measure.failures import child_failure
@@ -30,16 +27,27 @@ from common.records import ROOT
 from common.spec import Request
 
 
+@functools.cache
+def _memlab():
+    """pytorch-memlab's reporter module, imported where a report is made: it imports pandas,
+    a fifth of a second of every fresh process's start (each peak-memory child, each sweep task)."""
+    with contextlib.redirect_stdout(io.StringIO()):  # memlab prints a CUDA notice on import
+        from pytorch_memlab import mem_reporter
+    return mem_reporter
+
+
 def storage_bytes(t: torch.Tensor) -> int:
     """Bytes the caching allocator hands out for ``t``'s storage."""
-    return math.ceil(t.untyped_storage().nbytes() / PYTORCH_MIN_ALLOCATE) * PYTORCH_MIN_ALLOCATE
+    block = _memlab().PYTORCH_MIN_ALLOCATE
+    return math.ceil(t.untyped_storage().nbytes() / block) * block
 
 
 def _memlab_raw_bytes(t: torch.Tensor) -> int:
     """What unpatched memlab reports for a lone tensor."""
-    rep = _MemlabReporter()
+    memlab = _memlab().MemReporter
+    rep = memlab()
     rep.device_mapping[t.device].append(t)
-    _MemlabReporter.get_stats(rep)
+    memlab.get_stats(rep)
     return rep.device_tensor_stat[t.device][0][3]
 
 
@@ -49,37 +57,49 @@ def memlab_overcounts() -> bool:
     return _memlab_raw_bytes(probe) != storage_bytes(probe)
 
 
-class MemReporter(_MemlabReporter):
-    """memlab's reporter with correct byte counts and named buffers/inputs."""
+@functools.cache
+def _reporter() -> type:
+    """``MemReporter``: memlab's reporter, corrected (a class made once memlab is imported)."""
 
-    def __init__(self, model: torch.nn.Module | None = None, named: dict[str, torch.Tensor] | None = None):
-        super().__init__(model)
-        if model is not None:
-            for name, buf in model.named_buffers():
-                self.tensor_name[id(buf)] = name
-        for name, t in (named or {}).items():
-            self.tensor_name[id(t)] = name
-        self._fix = memlab_overcounts()
+    class MemReporter(_memlab().MemReporter):
+        """memlab's reporter with correct byte counts and named buffers/inputs."""
 
-    def get_stats(self) -> None:
-        # memlab walks device_mapping in order, skipping empty tensors and adding
-        # each parameter's .grad after it; mirror that walk to pair stats with tensors.
-        order = {dev: [t for t in ts if t.numel() > 0] for dev, ts in self.device_mapping.items()}
-        super().get_stats()
-        if not self._fix:
-            return
-        for dev, tensors in order.items():
-            walk = []
-            for t in tensors:
-                walk.append(t)
-                if isinstance(t, torch.nn.Parameter) and t.grad is not None:
-                    walk.append(t.grad)
-            stats = self.device_tensor_stat[dev]
-            assert len(stats) == len(walk), "memlab's tensor walk changed; update the correction"
-            self.device_tensor_stat[dev] = [
-                (name, size, numel, storage_bytes(t) if mem else 0)  # 0: a storage already counted
-                for (name, size, numel, mem), t in zip(stats, walk)
-            ]
+        def __init__(self, model: torch.nn.Module | None = None, named: dict[str, torch.Tensor] | None = None):
+            super().__init__(model)
+            if model is not None:
+                for name, buf in model.named_buffers():
+                    self.tensor_name[id(buf)] = name
+            for name, t in (named or {}).items():
+                self.tensor_name[id(t)] = name
+            self._fix = memlab_overcounts()
+
+        def get_stats(self) -> None:
+            # memlab walks device_mapping in order, skipping empty tensors and adding
+            # each parameter's .grad after it; mirror that walk to pair stats with tensors.
+            order = {dev: [t for t in ts if t.numel() > 0] for dev, ts in self.device_mapping.items()}
+            super().get_stats()
+            if not self._fix:
+                return
+            for dev, tensors in order.items():
+                walk = []
+                for t in tensors:
+                    walk.append(t)
+                    if isinstance(t, torch.nn.Parameter) and t.grad is not None:
+                        walk.append(t.grad)
+                stats = self.device_tensor_stat[dev]
+                assert len(stats) == len(walk), "memlab's tensor walk changed; update the correction"
+                self.device_tensor_stat[dev] = [
+                    (name, size, numel, storage_bytes(t) if mem else 0)  # 0: a storage already counted
+                    for (name, size, numel, mem), t in zip(stats, walk)
+                ]
+
+    return MemReporter
+
+
+def __getattr__(name: str):
+    if name == "MemReporter":  # memory.MemReporter, as before memlab was imported lazily
+        return _reporter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
@@ -90,7 +110,7 @@ def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
     process, wrong in a driver that ran other requests before (their leftovers, and
     the fake and opaque tensors a compile leaves, would count or crash the walk).
     The static set is named here instead."""
-    rep = MemReporter(model, {"input": x})
+    rep = _reporter()(model, {"input": x})
     tensors = [*model.parameters(), *model.buffers(), x]
     rep.device_mapping = {x.device: [t for t in tensors if t.device == x.device]}
     rep.get_stats()

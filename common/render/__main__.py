@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None, prog: str = f"python -m {PROG}") -> int:
             stale = [path for path, text in out.items() if _differs(path, text)]
             stale += [figures_dir / f.name for f in plan if not (figures_dir / f.name).is_file()]
             zoo = zoo_module([])
-            stale += [p for p in (zoo.figures(results_dir) if zoo else {}) if not p.is_file()]
+            stale += [p for p in (zoo.figure_paths(results_dir) if zoo else []) if not p.is_file()]
             stale += [p for p in page.assets(results_dir) if not p.is_file()]
             for path in stale:
                 sys.stderr.write(f"{PROG}: {path} is not up to date; run python -m {PROG}\n")

@@ -385,12 +385,22 @@ def outputs(results_dir: Path, root: Path | None = None) -> dict[Path, str]:
     return out
 
 
-def figures(results_dir: Path) -> dict[Path, bytes]:
+def _pareto_plots(results_dir: Path) -> dict[Path, tuple[dict, str]]:
+    """Each Pareto figure's path -> (its series, its title)."""
     recs, _ = records.load_records(results_dir)
     _, tables = collect(recs)
     out = {}
     for (tag, preset), table in tables.items():
         series = {slot: points(table, slot) for slot in ("eager", "fastest")}
         if any(series.values()):
-            out[Path(results_dir) / "figures" / figure_name(tag, preset)] = pareto_png(series, f"{tag}, {preset}")
+            out[Path(results_dir) / "figures" / figure_name(tag, preset)] = (series, f"{tag}, {preset}")
     return out
+
+
+def figure_paths(results_dir: Path) -> list[Path]:
+    """Where ``figures`` writes, without drawing (``--check`` asks only that they exist)."""
+    return list(_pareto_plots(results_dir))
+
+
+def figures(results_dir: Path) -> dict[Path, bytes]:
+    return {path: pareto_png(series, title) for path, (series, title) in _pareto_plots(results_dir).items()}
