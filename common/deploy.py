@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m common runtimes")
         waited = wait_for_quiet(args.max_load, args.wait_s)
         # The session's env was collected once at start: each record gets its own date (when it ran).
         session.env = {**session.env, "driver": DRIVER, "loadavg_1m": load_avg(), "waited_for_load_s": waited,
+                       "load_policy": {"max_load": args.max_load, "wait_s": args.wait_s},
                        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")}
         try:
             cli.measure_and_save(req, session)

@@ -367,3 +367,18 @@ def test_campaign_stems_script_moves_old_driver_baselines_and_gives_the_plain_st
         assert moved["env"]["driver"] == "runtimes" and Request.from_dict(moved["request"]).stem == stem
     assert not old_txt.exists() and old_txt.with_name("resnet18_imagenet_runtimes.txt").read_text() == "its .txt"
     assert script.move(tmp_path / "results") == []  # a second run changes nothing
+
+
+def test_notes_say_where_the_runs_ran_and_how_they_waited_from_their_records():
+    from common.render import runtimes as page
+
+    def rec(affinity, policy=None):
+        env = {"cpu_affinity": affinity, "cpu_count": 2, **({"load_policy": policy} if policy else {})}
+        return {"env": env}
+
+    recs = [rec([1], {"max_load": 100.0, "wait_s": 0.0}), rec([1], {"max_load": 4.0, "wait_s": 60.0}), rec([0, 1])]
+    text = page._placement(recs)
+    assert "2 of the 3 runs were pinned to CPU 1" in text
+    assert "1 runs did not wait for the load." in text and "1 runs waited up to 60 s for a load below 4." in text
+    assert "1 earlier runs did not record their waiting policy" in text
+    assert page._placement([rec([0, 1])]) == ""

@@ -234,8 +234,25 @@ def _notes(data: dict) -> str:
             f"{dates[0][:16]} to {dates[-1][:16]} UTC; {', '.join(['torch ' + v for v in torch_v] + versions)}. "
             f"The machine was shared with other work while these ran: each record keeps the 1-minute load average "
             f"taken just before it (column *load*; here {min(loads):.2f} to {max(loads):.2f} on "
-            f"{recs[0]['env']['cpu_count']} cores), so absolute numbers carry that noise.\n" if loads else
-            f"Measured on {', '.join(cpus)}, {dates[0][:16]} to {dates[-1][:16]} UTC.\n")
+            f"{recs[0]['env']['cpu_count']} cores), so absolute numbers carry that noise." + _placement(recs) + "\n"
+            if loads else f"Measured on {', '.join(cpus)}, {dates[0][:16]} to {dates[-1][:16]} UTC.\n")
+
+
+def _placement(recs: list[dict]) -> str:
+    """Where the runs ran and how long they waited for a quiet machine, from their records."""
+    pinned = [r for r in recs if r["env"].get("cpu_affinity") is not None
+              and len(r["env"]["cpu_affinity"]) < (r["env"].get("cpu_count") or 0)]
+    cores = sorted({c for r in pinned for c in r["env"]["cpu_affinity"]})
+    policies = sorted({(p["max_load"], p["wait_s"]) for r in recs if (p := r["env"].get("load_policy"))})
+    text = (f" {len(pinned)} of the {len(recs)} runs were pinned to CPU {', '.join(map(str, cores))} (the process's "
+            "affinity), the machine's other work kept off it, so the load average counts that other work too."
+            if pinned else "")
+    text += "".join(f" {sum(1 for r in recs if r['env'].get('load_policy') == {'max_load': m, 'wait_s': w})} runs "
+                    + (f"waited up to {w:g} s for a load below {m:g}." if w else "did not wait for the load.")
+                    for m, w in policies)
+    older = sum(1 for r in recs if not r["env"].get("load_policy"))
+    return text + (f" {older} earlier runs did not record their waiting policy (each records the seconds it "
+                   "waited)." if older and policies else "")
 
 
 HEAD = """# Deployment runtimes: PyTorch, ONNX Runtime, OpenVINO
@@ -245,8 +262,9 @@ Rendered from the records by `python -m common.render`; measured by `scripts/run
 exporter, opset 17, cached outside the repository) with the same seeded random weights and
 input as PyTorch, single image, on this CPU with the threads the notes below state. Protocol
 (every cell): at least 2 warm-up iterations and 1 s, then up to 50 timed iterations stopped after
-4 s once 5 ran, one repeat; the median is reported. Before each cell the driver waits up to 60 s for the 1-minute
-load average to fall below 4, then runs anyway. Session creation / compilation is timed apart (*compile s*).
+4 s once 5 ran, one repeat; the median is reported. The driver can wait before each cell for the 1-minute
+load average to fall (`--max-load`, `--wait-s`); what the runs did is in the notes below. Session creation /
+compilation is timed apart (*compile s*).
 
 - **ONNX Runtime**: CPU execution provider, all graph optimisations, intra-op threads = the run's.
   int8: static QDQ quantisation (`quantize_static`, per-channel s8 weights, u8 activations,
