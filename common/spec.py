@@ -21,7 +21,8 @@ CLOCKS = ("cuda-event", "perf_counter")
 # Request kinds. 'train' requests write 'train-timing' / 'train-layers' records.
 KINDS = ("timing", "layers", "train-timing", "train-layers", "memory", "structure", "layer-bench", "throughput")
 # Every record kind: a request's, and those written about runs (failures, jobs, sweeps, checks).
-RECORD_KINDS = KINDS + ("failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden", "burden-run")
+RECORD_KINDS = KINDS + ("failure", "runtime-failure", "job", "zoo-run", "sweep", "peak", "timer-check", "burden",
+                         "burden-run")
 SEARCHES = ("as-given", "fastest")
 LAYER_SETS = ("seed004", "large")  # seed 004's single-layer benchmarks (common.measure.layerbench)
 # The optimizer of --with-optimizer: plain SGD with momentum, the ImageNet
