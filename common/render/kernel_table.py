@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import records
 from common.render.markdown import md_table, num
-from common.spec import mode_name
+from common.spec import MODE_FIELDS, mode_name
 
 PAGE = "kernels.md"
 NAME_CHARS = 110  # kernel names are C++ signatures; the head names the library routine and tile
@@ -36,8 +36,7 @@ def profiled(recs: list[dict]) -> dict[tuple, list[dict]]:
 
 def mode_of(rec: dict) -> str:
     m = records.measured(rec)
-    return mode_name({k: m.get(k) for k in ("precision", "channels_last", "cudnn_benchmark", "cuda_graph",
-                                             "compile", "runtime")})
+    return mode_name({k: m.get(k) for k in MODE_FIELDS})
 
 
 def wall_ms(rec: dict) -> float:
@@ -53,7 +52,7 @@ def pairs(group: list[dict]) -> list[tuple[dict, dict]]:
     """(fp16 record, bf16 record) of the same mode but for the precision."""
     def rest(rec: dict) -> tuple:
         m = records.measured(rec)
-        return tuple(m.get(k) for k in ("channels_last", "cudnn_benchmark", "cuda_graph", "compile", "runtime"))
+        return tuple(m.get(k) for k in MODE_FIELDS if k != "precision")
 
     bf16 = {rest(r): r for r in group if records.measured(r)["precision"] == "bf16"}
     return [(r, bf16[rest(r)]) for r in group if records.measured(r)["precision"] == "fp16" and rest(r) in bf16]

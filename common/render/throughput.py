@@ -17,6 +17,28 @@ def throughput_txt_path(rec: dict, root: Path) -> Path:
         "throughput" / f"{stem}.txt"
 
 
+def search_limit(mode: dict) -> int | None:
+    """The largest batch a mode's search could reach: its cap, or without one its ceiling."""
+    return mode["search"].get("cap") or mode["search"].get("ceiling")
+
+
+def throughput_cell(rec: dict | None, name: str) -> str:
+    """A table cell: images/s @ batch of the mode ``name`` at its largest batch, '(cap)'
+    where the search stopped at its limit; its error, or '-'."""
+    if rec is None:
+        return "-"
+    for m in rec["result"].get("modes", []):
+        if m.get("name") == name:
+            if m.get("error"):
+                return m["error"]
+            at = m.get("at_largest") or {}
+            ips = at.get("images_per_s")
+            limit = search_limit(m)
+            capped = " (cap)" if m.get("largest_batch") and limit and m["largest_batch"] >= limit else ""
+            return f"{ips:,.0f} @ {at.get('batch')}{capped}" if ips is not None else "-"
+    return "-"
+
+
 def throughput_txt(rec: dict) -> str:
     q, r = rec["request"], rec["result"]
     env = rec.get("env", {})
@@ -31,7 +53,8 @@ def throughput_txt(rec: dict) -> str:
     for m in r["modes"]:
         text += f"{m['name']}: {m['mode']['mode']}\n"
         cap, ceiling = m["search"].get("cap"), m["search"].get("ceiling")
-        capped = m["largest_batch"] is not None and m["largest_batch"] >= (cap or ceiling or float("inf"))
+        limit_batch = search_limit(m)
+        capped = m["largest_batch"] is not None and limit_batch is not None and m["largest_batch"] >= limit_batch
         what = (" (the search's cap: it fits, larger batches were not tried)" if capped and cap else
                 " (the search's ceiling: it fits, larger batches were not tried)" if capped else "")
         text += f"  largest batch that fits: {m['largest_batch']}{what}\n"

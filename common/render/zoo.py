@@ -34,7 +34,7 @@ from common.render.evidence import HOST_MARK, budget_text, host_bound_text
 from common.render import select
 from common.render.markdown import md_table
 from common.render.pareto import Point, frontier, pareto_png  # noqa: F401 - Point, frontier re-exported
-from common.render.throughput import throughput_txt, throughput_txt_path
+from common.render.throughput import throughput_cell, throughput_txt, throughput_txt_path
 from common.render.zoo_sweep import machine_line, search_line, sweep_line
 
 SWEEP_KIND, FAILURE_KIND, THROUGHPUT_KIND = "zoo-run", "failure", "throughput"
@@ -179,21 +179,6 @@ def _num(v: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def _throughput_cell(rec: dict | None, name: str) -> str:
-    if rec is None:
-        return "-"
-    for m in rec["result"].get("modes", []):
-        if m.get("name") == name:
-            if m.get("error"):
-                return m["error"]
-            at = m.get("at_largest") or {}
-            ips = at.get("images_per_s")
-            limit = m["search"].get("cap") or m["search"].get("ceiling")
-            capped = " (cap)" if m.get("largest_batch") and limit and m["largest_batch"] >= limit else ""
-            return f"{ips:,.0f} @ {at.get('batch')}{capped}" if ips is not None else "-"
-    return "-"
-
-
 def _peak(rec: dict | None) -> float | None:
     p = (rec or {}).get("result", {}).get("peak") or {}
     v = p.get("peak_inference_mib")
@@ -233,8 +218,8 @@ def rows_of(table: Table) -> list[list[str]]:
             _num(_ms(cells.get("fastest")), "{:.3f}") + (f" ({_fastest_mode(cells.get('fastest'))})"
                                                          if cells.get("fastest") else "")
             + _mark(cells.get("fastest"), stated),
-            _throughput_cell(cells.get("throughput"), "eager fp32"),
-            _throughput_cell(cells.get("throughput"), "fastest"),
+            throughput_cell(cells.get("throughput"), "eager fp32"),
+            throughput_cell(cells.get("throughput"), "fastest"),
             _num(_peak(cells.get("memory")), "{:.0f}"),
             _num(top1, "{:.1f}"),
         ])
