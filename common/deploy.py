@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from common import cli, parsers, records, registry, run
 from common.errors import UserError
+from common.zoo.options import check_names
 from common.measure import export
 from common.parsers import tools
 from common.spec import Request
@@ -111,6 +112,11 @@ def done_before(session: run.Session, req, retry_failed: bool) -> str | None:
 def main(argv: list[str] | None = None, prog: str = "python -m common runtimes") -> int:
     ap = tools.runtimes(prog, __doc__.splitlines()[0])
     args = ap.parse_args(argv)
+    try:
+        check_names(args.models or [])  # a typo named before any work (it used to plan nothing and exit 0)
+    except UserError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return exc.exit_code
     torch.set_num_threads(args.threads)
     session = run.Session(torch.device("cpu"), args.out_dir)
     parser = parsers.model("timer", None)

@@ -382,3 +382,12 @@ def test_notes_say_where_the_runs_ran_and_how_they_waited_from_their_records():
     assert "1 runs did not wait for the load." in text and "1 runs waited up to 60 s for a load below 4." in text
     assert "1 earlier runs did not record their waiting policy" in text
     assert page._placement([rec([0, 1])]) == ""
+
+
+def test_driver_names_an_unknown_model_in_one_line_before_any_work(tmp_path, capsys):
+    from common import deploy
+
+    assert deploy.main(["--models", "resnet19", "--out-dir", str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model 'resnet19'" in err[0] and "resnet18" in err[0]
+    assert not (tmp_path / "results").exists()
