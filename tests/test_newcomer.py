@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,3 +136,18 @@ def test_an_unchanged_structure_is_not_rewritten(tmp_path, capsys):
     assert len(first) == 2 and capsys.readouterr().out.count("\n") == 2
     assert cli.main("mem", "resnet", argv) == 0
     assert snapshot(tmp_path) == first and capsys.readouterr().out == ""  # nothing written, nothing named
+
+
+def test_set_up_on_a_disk_too_full_for_the_venv_is_one_line_and_makes_nothing(tmp_path):
+    # A CI run on a nearly full disk ended in pip's OSError half-way through installing torch,
+    # leaving a broken .venv; the set-up now measures the free space first.
+    shutil.copytree(ROOT / "scripts", tmp_path / "scripts")
+    shutil.copy(ROOT / "requirements.txt", tmp_path)
+    env = {k: v for k, v in child_env().items() if k != "PYTHON"}
+    proc = subprocess.run(["bash", "-c", ". scripts/setup_venv.sh; echo went on"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**env, "BP_SETUP_NEED_GIB": str(2**40)})
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("setting up: error: creating .venv needs about") \
+        and "GiB are: free some space" in lines[0], proc.stderr
+    assert not (tmp_path / ".venv").exists()
