@@ -8,18 +8,23 @@ import platform
 import re
 import socket
 import subprocess
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 import uuid
 
-import torch
-
 from common.errors import UserError
+
+# torch is imported where it is used: a sweep's Dask workers name their CPU (cpu_identity)
+# and never build a model, so they start without it.
+if TYPE_CHECKING:
+    import torch
 
 
 @contextlib.contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
     """PyTorch's CPU threads set to ``n`` (None: left as they are) for the block and
     restored after it: a request's --threads must not leak into the caller's later work."""
+    import torch
+
     check_threads(n)
     before = torch.get_num_threads()
     try:
@@ -41,6 +46,8 @@ def check_threads(n: int | None) -> None:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks the GPU when present; ``cuda``/``cuda:N`` must exist."""
+    import torch
+
     if name == "auto":
         name = "cuda:0" if torch.cuda.is_available() else "cpu"
     try:
@@ -130,6 +137,8 @@ def cpu_governor(root: str = "/sys/devices/system/cpu") -> str:
 
 def cpu_facts() -> dict:
     """Threads, affinity and governor: what a CPU timing depends on besides the model."""
+    import torch
+
     aff = cpu_affinity()
     return {"interop_threads": torch.get_num_interop_threads(), "cpu_affinity": aff,
             "cpu_affinity_count": len(aff) if aff is not None else None, "cpu_governor": cpu_governor(),
@@ -138,6 +147,8 @@ def cpu_facts() -> dict:
 
 def collect(device: torch.device) -> dict:
     """Everything a reader needs to know about where a number came from."""
+    import torch
+
     env = {
         # Milliseconds order runs started within one second; the run id tells runs apart
         # (common.records keeps each concurrent run of one request, and never one twice).
@@ -166,6 +177,14 @@ def collect(device: torch.device) -> dict:
         env.update(device_name=env["host_cpu"], driver=None)
     env["device_type"] = device.type
     return env
+
+
+def cpu_identity() -> dict:
+    """Host, CPU model and device tag of this machine's CPU, as ``collect`` and
+    ``device_tag`` give them, without importing torch."""
+    name = cpu_model()
+    return {"host": socket.gethostname(), "device_name": name,
+            "tag": device_tag({"device_type": "cpu", "host_cpu": name})}
 
 
 def slug(text: str) -> str:

@@ -40,15 +40,18 @@ def _session_alive(sid: int) -> list[str]:
 
 
 def interrupted_sweep(sig: int = signal.SIGINT, to_group: bool = True, out: Path | None = None,
-                      after_records: int = 1, iters: int | None = None) -> dict:
+                      after_records: int = 1, iters: int | None = None, workers: int | None = None) -> dict:
     """A real local sweep (2 CPU workers, tiny inputs) in its own session; once
     ``after_records`` timing records exist, ``sig`` goes to the whole process group
     (a terminal's Ctrl-C) or, without ``to_group``, to the sweep's process only.
     ``iters`` replaces SWEEP's timed iterations (the tests' shorter tasks: six tasks on
-    two workers leave some unfinished at the first record whatever their length)."""
+    two workers leave some unfinished at the first record whatever their length); ``workers``
+    replaces its worker count."""
     sweep = list(SWEEP)
     if iters is not None:
         sweep[sweep.index("--iters") + 1] = str(iters)
+    if workers is not None:
+        sweep[sweep.index("--workers") + 1] = str(workers)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out or tmp)
         argv = [sys.executable, "-m", "common", "sweep", *sweep, "--out-dir", str(out)]

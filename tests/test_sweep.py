@@ -267,3 +267,28 @@ def test_probe_gives_what_the_device_check_reads(monkeypatch):
     cluster.check_devices([gpu])
     with pytest.raises(UserError, match="claimed by workers"):
         cluster.check_devices([gpu, {**gpu, "worker_name": "other"}])
+
+
+def test_a_worker_names_its_device_and_reads_its_task_paths_without_torch(tmp_path):
+    """The sweep's process works out each task's record paths (plan.paths_by_place); a worker
+    only probes, checks and starts runs, so it never imports torch (about 2 CPU-s a worker)."""
+    import pickle
+    import subprocess
+    import sys
+
+    from conftest import ROOT, child_env
+
+    (t,) = plan.tasks_from(drivers.sweep().parse_args(["--models", "xception", "--inputs", "4x4", "--device", "cpu"]))
+    tag = envmod.cpu_identity()["tag"]
+    paths = plan.paths_by_place(t, {("cpu", tag)}, str(tmp_path))
+    assert list(paths) == [plan.place("cpu", tag)] and "too small" in paths[plan.place("cpu", tag)]
+    code = ("import pickle, sys; from pathlib import Path; from common.sweep import task, worker_signals, plan; "
+            "t, paths, out = pickle.loads(sys.stdin.buffer.read()); "
+            "r = task.run_task(t, out, None, 'cpu', None, paths); plan.valid_record(Path(out) / 'x.json'); "
+            "print(r['status'], r['tag'], 'torch' in sys.modules, 'distributed' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True,
+                          input=pickle.dumps((t, paths, str(tmp_path))))
+    assert proc.stdout.decode().split() == ["failed", tag, "False", "True"], proc.stderr.decode()[-500:]
+    import torch  # the probe's tag is the one a run's records are filed under
+
+    assert envmod.device_tag(envmod.collect(torch.device("cpu"))) == tag

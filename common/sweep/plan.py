@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import inputs, parsers, registry
+from common import inputs, parsers
 from common.argtypes import non_negative, positive
 from common.errors import UserError
 from common.parsers import drivers
@@ -83,6 +83,8 @@ class Task:
 def expand_models(items: list[str]) -> list[str]:
     """Model names (catalogue, torchvision, timm) and tags (``backbone``, ``catalogue``,
     ``train-bench``, ``zoo``) -> names, in order, once each."""
+    from common import registry  # here: the sweep's workers import this module, and never build a model
+
     out: list[str] = []
     for item in items:
         for name in (registry.names(item) if item in registry.TAGS else [registry.get(item).name]):
@@ -264,6 +266,24 @@ def record_paths(task: Task, device: str, tag: str, out_dir: str | None) -> list
 
         return driver.step_paths(task.zoo_argv(), device, tag, out_dir)
     return [record_path(task, device, tag, out_dir)]
+
+
+def place(device: str, tag: str) -> str:
+    """The key of a worker's device and tag in ``paths_by_place``."""
+    return f"{device}\t{tag}"
+
+
+def paths_by_place(task: Task, places: set[tuple[str, str]], out_dir: str | None) -> dict[str, list[str] | str]:
+    """``record_paths`` of ``task`` for each (device, tag) of the sweep's workers, or the
+    reason it cannot be made there: worked out by the sweep's process, which has built
+    the plan, so that a worker never imports torch to name a record path."""
+    out: dict[str, list[str] | str] = {}
+    for device, tag in places:
+        try:
+            out[place(device, tag)] = [str(p) for p in record_paths(task, device, tag, out_dir)]
+        except UserError as exc:
+            out[place(device, tag)] = f"exit {exc.exit_code}: {exc}"
+    return out
 
 
 def runs_on(task: Task, device: str) -> bool:

@@ -42,6 +42,8 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
     from distributed import as_completed
 
     infos = cluster.probe_workers(client, device_kind)
+    places = {(i["device"], tag or i["tag"]) for i in infos.values()}
+    paths: dict[plan.Task, dict] = {}  # worked out here as each task goes out, while the workers run the others
     start = time.monotonic()
     pending: dict[str, tuple[plan.Task, int]] = {}
     submitted: list = []
@@ -51,7 +53,9 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
     def submit(t: plan.Task, attempt: int, avoid: str | None = None) -> None:
         others = [a for a in client.scheduler_info(**_all(client))["workers"] if a != avoid] if avoid else []
         place = {"workers": others, "allow_other_workers": False} if others else {}
-        fut = client.submit(taskmod.run_task, t, out_dir, tag, device_kind, timeout, pure=False,
+        if t not in paths:
+            paths[t] = plan.paths_by_place(t, places, out_dir)
+        fut = client.submit(taskmod.run_task, t, out_dir, tag, device_kind, timeout, paths[t], pure=False,
                             key=f"sweep-task-{attempt}-{uuid.uuid4().hex[:12]}", **place)
         pending[fut.key] = (t, attempt)
         submitted.append(fut)
@@ -63,13 +67,13 @@ def run(client, tasks: list[plan.Task], out_dir: str | None, tag: str | None, de
         while todo and len(pending) < slots and (budget_s is None or time.monotonic() - start < budget_s):
             submit(*todo.popleft())
 
-    fill()
     outcomes: list[dict] = []
     attempts: list[dict] = []  # every run, retried ones too: the work each worker did
     counts = {"done": 0, "skipped": 0, "failed": 0}
     bar = tqdm(total=len(tasks), desc=prog, unit="task", file=sys.stderr, dynamic_ncols=True)
     stopped = None
     try:
+        fill()  # inside: a Ctrl-C while the first tasks' paths are worked out is a stop like any other
         while pending:
             fut = next(queue)
             t, attempt = pending.pop(fut.key)

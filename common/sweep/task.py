@@ -86,13 +86,9 @@ def probe(device_kind: str = "auto") -> dict:
     name = worker_name()
     gpu = pinned_gpu(name) if device_kind != "cpu" else None
     if gpu is None:
-        import torch
-
         from common import env
 
-        e = env.collect(torch.device("cpu"))
-        info = {"tag": env.device_tag(e), "host": e["host"], "device_name": e["device_name"], "gpu_index": None,
-                "gpu_uuid": None}
+        info = {**env.cpu_identity(), "gpu_index": None, "gpu_uuid": None}
     else:
         out = subprocess.run([sys.executable, "-c", PROBE_CODE], cwd=ROOT, env=child_env(gpu), capture_output=True,
                              text=True, timeout=300)
@@ -137,10 +133,12 @@ def _first_time(task: plan.Task, out_dir: str | None) -> bool:
 
 
 def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind: str = "auto",
-             timeout: float | None = None) -> dict:
+             timeout: float | None = None, paths: dict[str, list[str] | str] | None = None) -> dict:
     """One request as one single run, in its own process. Returns its outcome:
     status done | skipped (a valid record exists) | failed (with reason; ``retry``
-    says whether another worker could do better than a request that cannot be made)."""
+    says whether another worker could do better than a request that cannot be made).
+    ``paths``: ``plan.paths_by_place``, the sweep's answer for each worker it probed;
+    a worker it has not (one that joined later) works its paths out itself."""
     info = probe(device_kind)
     base = {"label": task.label, "worker": info["label"], "worker_name": info["worker"], "host": info["host"],
             "tag": tag or info["tag"], "tool": task.tool,
@@ -149,10 +147,12 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
     if not plan.runs_on(task, info["device"]):  # a cluster of CPU and GPU workers: another may run it
         return {**base, "status": "failed", "reason": f"planned for {task.req().device}, this worker runs on "
                 f"{info['device']}", "retry": True}
-    try:
-        paths = plan.record_paths(task, info["device"], tag or info["tag"], out_dir)
-    except UserError as exc:
-        return {**base, "status": "failed", "reason": f"exit {exc.exit_code}: {exc}", "retry": False}
+    known = (paths or {}).get(plan.place(info["device"], tag or info["tag"]))
+    if known is None:
+        known = plan.paths_by_place(task, {(info["device"], tag or info["tag"])}, out_dir).popitem()[1]
+    if isinstance(known, str):
+        return {**base, "status": "failed", "reason": known, "retry": False}
+    paths = [Path(p) for p in known]
     path = paths[0]
     if all(plan.valid_record(p) for p in paths):
         return {**base, "status": "skipped", "record": str(path)}
@@ -179,7 +179,7 @@ def run_task(task: plan.Task, out_dir: str | None, tag: str | None, device_kind:
     base["seconds"] = time.monotonic() - start
     missing = [p for p in paths if not plan.valid_record(p)]
     # A zoo run records its failed steps (failure records, reasons on stderr) and exits 0.
-    from common.zoo.driver import FAILED_LINE
+    from common.zoo.runrecord import FAILED_LINE
 
     failed = [ln[len(FAILED_LINE):] for ln in err.splitlines() if ln.startswith(FAILED_LINE)]
     if code == 0 and not missing and not failed:

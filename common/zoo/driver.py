@@ -39,10 +39,9 @@ from common.registry.generic import oneline
 from common.parsers.drivers import zoo as build_parser
 from common.zoo.options import (CPU_SHORT_LIST, DEFAULT_INPUTS, RUN_NAME,  # noqa: F401 - re-exported
                                 check_names, defaults, model_list)
-from common.zoo.runrecord import (SLOTS, failure_path, previous_run,  # noqa: F401 - re-exported
+from common.zoo.runrecord import (FAILED_LINE, SLOTS, failure_path, previous_run,  # noqa: F401 - re-exported
                                   write_run_record)
 
-FAILED_LINE = "zoo: failed: "  # the closing line of each failed step (the Dask sweep reads it)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from common import records
 
 SLOTS = ("eager", "fastest", "memory", "throughput")
+FAILED_LINE = "zoo: failed: "  # the closing line of each failed step (the Dask sweep reads it)
 
 
 def failure_path(results: Path, tag: str, model: str, preset: str, slot: str) -> Path:
