@@ -3,7 +3,9 @@ lists the verb's flags.
 
 Each verb hands the rest of the command line to the main of the module that does
 that job, which parses it with the verb's parser (every parser: ``common.parsers``).
-Verbs are imported only when chosen, so ``--help`` is quick and loads no torch.
+Verbs are imported only when chosen, so ``--help`` is quick and loads no torch; the
+one-model verbs parse their flags before importing (``Verb.parser``), so ``VERB --help``
+and a bad flag answer without it too.
 Adding a verb is one entry in ``VERBS``. The per-family ``timer.py``/``mem.py`` and
 the shell drivers are one-line calls of a verb (``run``).
 """
@@ -23,16 +25,23 @@ class Verb:
     help: str
     prefix: tuple[str, ...] = ()  # flags the verb implies, put before the user's
     kwargs: dict = field(default_factory=dict)
+    # "module:function" building the verb's parser from ``tool`` and ``family`` without torch: the
+    # front door parses once before importing the verb, so --help and a bad flag answer at once.
+    parser: str | None = None
 
 
+MODEL_PARSER = "common.parsers:model"  # common.cli.main's own parser
 VERBS: dict[str, Verb] = {
     "time": Verb("common.cli:main", "latency of one model: whole model (--layers, --pass train, --throughput too)",
-                 kwargs={"tool": "timer"}),
-    "layers": Verb("common.cli:main", "per-unit (layer/block) latency of one model", ("--layers",), {"tool": "timer"}),
+                 kwargs={"tool": "timer"}, parser=MODEL_PARSER),
+    "layers": Verb("common.cli:main", "per-unit (layer/block) latency of one model", ("--layers",), {"tool": "timer"},
+                   MODEL_PARSER),
     "train": Verb("common.cli:main", "training step of one model: forward, backward, total", ("--pass", "train"),
-                  {"tool": "timer"}),
-    "memory": Verb("common.cli:main", "memory report of one model: static, peak, MACs/FLOPs", kwargs={"tool": "mem"}),
-    "structure": Verb("common.cli:main", "model-structure table of one model", ("--struct",), {"tool": "mem"}),
+                  {"tool": "timer"}, MODEL_PARSER),
+    "memory": Verb("common.cli:main", "memory report of one model: static, peak, MACs/FLOPs", kwargs={"tool": "mem"},
+                   parser=MODEL_PARSER),
+    "structure": Verb("common.cli:main", "model-structure table of one model", ("--struct",), {"tool": "mem"},
+                      MODEL_PARSER),
     "layer-sets": Verb("common.drive:main", "seed 004's single-layer benchmarks, both sets (or --set)", ("layer-sets",)),
     "stats": Verb("common.drive:main", "models on both presets: whole model and per unit, one process", ("stats",)),
     "reports": Verb("common.drive:main", "a family's memory reports (--struct: structures) on both presets",
@@ -71,10 +80,15 @@ def run(verb: str, argv: list[str] | None = None, prog: str | None = None, **kwa
     spec = VERBS[verb]
     argv = sys.argv[1:] if argv is None else argv
     bootstrap.ensure_environment(prog or f"{PROG} {verb}")
+    call = {**spec.kwargs, **kwargs}
+    if spec.parser:  # exits 0 on --help, 2 on a bad flag, as the verb's own parsing would
+        module, name = spec.parser.split(":")
+        parser = getattr(importlib.import_module(module), name)(call["tool"], call.get("family"))
+        parser.prog = prog or f"{PROG} {verb}"
+        parser.parse_args([*spec.prefix, *argv])
     module, name = spec.target.split(":")
     fn = importlib.import_module(module).__getattribute__(name)
     params = inspect.signature(fn).parameters
-    call = {**spec.kwargs, **kwargs}
     if "prog" in params:
         call["prog"] = prog or f"{PROG} {verb}"
     return fn(argv=[*spec.prefix, *argv], **call)

@@ -30,6 +30,19 @@ def test_help_lists_every_verb_one_line_each_without_importing_torch():
         assert [line for line in lines if line.split()[:1] == [verb]] == [f"  {verb:<13}{spec.help}"]
 
 
+def test_a_one_model_verbs_help_and_bad_flag_answer_without_importing_torch():
+    # The verb's own parser runs first (Verb.parser): a typo or --help costs no torch import.
+    code = ("import sys\nfrom common.__main__ import main\nfor argv in (['time', '--help'], "
+            "['memory', '--model', 'resnet18', '--batch', '0'], ['layers', '--model', 'resnet18', '--nosuch']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as exc:\n        print('exit', exc.code)\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=child_env())
+    assert proc.stdout.startswith("usage: python -m common time")
+    assert proc.stdout.splitlines()[-4:] == ["exit 0", "exit 2", "exit 2", "no torch"], proc.stdout[-300:]
+    assert proc.stderr.splitlines() == ["python -m common memory: error: argument --batch: '0' must be greater than 0",
+                                        "python -m common layers: error: unrecognized arguments: --nosuch"]
+
+
 def test_an_unknown_or_missing_verb_is_one_line_and_exit_2(capsys):
     assert door(["tiem"]) == 2
     err = capsys.readouterr().err
