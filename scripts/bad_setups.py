@@ -170,13 +170,13 @@ def path_cases(py: list[str], small: list[str]) -> list:
                                           "--tag", "../x"]),
         Case("layer profiler --tag climbing out", [sys.executable, "layer_profiler/timer.py", "--device", "cpu",
                                                   "--tag", "../x"]),
-        Case("zoo --tag climbing out", [sys.executable, "-m", "common.zoo", "--device", "cpu", "--tag", "../x",
+        Case("zoo --tag climbing out", [sys.executable, "-m", "common", "zoo", "--device", "cpu", "--tag", "../x",
                                         "--out-dir", "{tmp}/out"]),
-        Case("zoo --run-name climbing out", [sys.executable, "-m", "common.zoo", "--device", "cpu", "--run-name",
+        Case("zoo --run-name climbing out", [sys.executable, "-m", "common", "zoo", "--device", "cpu", "--run-name",
                                              "../../x", "--out-dir", "{tmp}/out"]),
-        Case("sweep --tag climbing out", [sys.executable, "-m", "common.sweep", "--tag", "../x", "--out-dir",
+        Case("sweep --tag climbing out", [sys.executable, "-m", "common", "sweep", "--tag", "../x", "--out-dir",
                                           "{tmp}/out"]),
-        Case("sweep --name climbing out", [sys.executable, "-m", "common.sweep", "--name", "/etc/x", "--out-dir",
+        Case("sweep --name climbing out", [sys.executable, "-m", "common", "sweep", "--name", "/etc/x", "--out-dir",
                                            "{tmp}/out"]),
         Case("record folder a symlink to elsewhere", [*py, *small], setup=_link(f"results/records/{TAG}")),
         Case(".txt folder a symlink to elsewhere", [*py, *small], setup=_link(f"resnet_profiler/resnet18_stats/{TAG}")),
@@ -216,12 +216,12 @@ def _yaml(text: str) -> Callable[[Path], None]:
 def small_cases(py: list[str], small: list[str]) -> list:
     from scripts.bad_inputs import Case
 
-    zoo = [sys.executable, "-m", "common.zoo", "--device", "cpu", "--out-dir", "{tmp}/out"]
-    sweep = [sys.executable, "-m", "common.sweep", "--dry-run", "--file", "{tmp}/sweep.yaml"]
+    zoo = [sys.executable, "-m", "common", "zoo", "--device", "cpu", "--out-dir", "{tmp}/out"]
+    sweep = [sys.executable, "-m", "common", "sweep", "--dry-run", "--file", "{tmp}/sweep.yaml"]
     return [
         Case("zoo: an unknown model", [*zoo, "--models", "no_such_model"]),
         Case("zoo: two unknown models among known ones", [*zoo, "--models", "resnet18", "resnet19", "mobilenet_v9"]),
-        Case("sweep --slurm --memory lots", [sys.executable, "-m", "common.sweep", "--slurm", "--memory", "lots"]),
+        Case("sweep --slurm --memory lots", [sys.executable, "-m", "common", "sweep", "--slurm", "--memory", "lots"]),
         Case("--threads above the cores", [*py, *small, "--threads", "1000"]),
         Case("zoo --threads above the cores", [*zoo, "--models", "resnet18", "--threads", "1000"]),
         Case("sweep YAML request input: 0x0", sweep, setup=_yaml("requests:\n  - model: resnet18\n    input: 0x0\n")),

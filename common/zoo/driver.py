@@ -297,10 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except WriteFailed as exc:
-        sys.stderr.write(f"python -m common.zoo: error: {exc}\n")
+        sys.stderr.write(f"python -m common zoo: error: {exc}\n")
         return exc.exit_code
     except OSError as exc:
-        sys.stderr.write(f"python -m common.zoo: error: {os_error_line(exc)}\n")
+        sys.stderr.write(f"python -m common zoo: error: {os_error_line(exc)}\n")
         return WriteFailed.exit_code
 
 
