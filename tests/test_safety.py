@@ -196,6 +196,12 @@ def test_slurm_memory_threads_and_yaml_sizes(tmp_path):
     with pytest.raises(UserError, match="--threads 100000 is more than"):
         with envmod.cpu_threads(100000):
             pass
+    # The zoo's refusal is its one line and exit 2 (it was a traceback, exit 1: scripts/bad_inputs.py).
+    from common.zoo import driver
+
+    assert driver.main(["--device", "cpu", "--models", "resnet18", "--threads", "100000",
+                        "--out-dir", str(tmp_path / "zoo")]) == 2
+    assert not (tmp_path / "zoo").exists()
     sweep = tmp_path / "s.yaml"
     sweep.write_text("requests:\n  - model: resnet18\n    input: 0x0\ninputs: [512x1024, 010]\n")
     data = plan.load_file(sweep)
