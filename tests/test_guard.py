@@ -25,18 +25,42 @@ def fresh_probes(monkeypatch):
     monkeypatch.setattr(guard, "_PROBED", {})
 
 
-def test_the_guard_refuses_every_batch_whose_measured_peak_exceeds_the_budget(fresh_probes):
+def test_the_guard_refuses_every_batch_whose_measured_peak_exceeds_the_budget(fresh_probes, tmp_path, monkeypatch,
+                                                                              capsys):
     # The meta-device estimate alone let through runs that then grew far beyond it (VGG-16 at
     # Cityscapes, batch 16: estimated 1.03 GiB per image, killed by the kernel at 24 GB).
+    # The request as the timer builds it from its flags (the CLI refusal below probes it too).
+    import torch
+
+    from common import parsers
+
+    flags = ["--model", "resnet18", "--device", "cpu", "--size", SIZE, "--threads", "1", "--tag", "t",
+             "--out-dir", str(tmp_path)]
+    req = cli.request_from_args(parsers.model("timer", "resnet").parse_args([*flags, "--batch", "4"]), "timer",
+                                torch.device("cpu"), "resnet")
     # Batch 4: four times the batch the guard's own probe runs (probe_batch: 1 for inference), so
     # its need there is extrapolated, and it is still not below what a fresh process measures.
-    batch = 4
-    peak = memory.cpu_peak(_req(batch))["peak_rss_mib"] * 2**20
-    assert guard.footprint(_req(batch), 8 * guard.GIB).need(batch) >= peak
+    peak = memory.cpu_peak(req)["peak_rss_mib"] * 2**20
+    assert guard.footprint(req, 8 * guard.GIB).need(4) >= peak
     # Memory for all but the last 2% of that peak: the run would not fit, the guard says so.
     with pytest.raises(guard.UserError, match=r"^not enough memory for resnet18 .*; (batch \d+|not even batch 1) "
                                               r"fits \(largest batch under 80% of the available memory\)$"):
-        guard.check_cpu(_req(batch), available=int(0.98 * peak / guard.HEADROOM))
+        guard.check_cpu(req, available=int(0.98 * peak / guard.HEADROOM))
+
+    # The timer with a batch far beyond 2 GiB x 0.8 headroom: refused in one line before measuring,
+    # the need scaled from the probe of one image (the one above: one probe per request).
+    class Memory:
+        available = 2 * guard.GIB
+
+    monkeypatch.setattr(guard.psutil, "virtual_memory", lambda: Memory)
+    capsys.readouterr()
+    assert cli.main("timer", "resnet", [*flags, "--batch", "400"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(
+        r"needs about \d+\.\d GiB \(measured: 0\.\d\d GiB per image at batch 1 x 1\.25 margin, plus \d\.\d GiB for the "
+        r"framework and model\) and 2\.0 GiB is available; (batch \d+|not even batch 1) fits", err), err
+    assert not list(tmp_path.rglob("*"))
+    assert len(guard._PROBED) == 1  # the refusal measured nothing more
 
 
 def test_a_probe_beyond_its_limit_is_one_line(fresh_probes, monkeypatch):
