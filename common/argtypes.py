@@ -22,6 +22,18 @@ def positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def threads(text: str) -> int:
+    """``--threads`` of a process that runs them here: positive, at most the cores it may
+    use (``env.too_many_threads``), refused while parsing so every command says it in one line."""
+    from common import env  # standard library only at import: the parsers load no torch
+
+    n = positive(int)(text)
+    why = env.too_many_threads(n)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return n
+
+
 def non_negative(text: str) -> int:
     try:
         v = int(text)

@@ -35,13 +35,20 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def check_threads(n: int | None) -> None:
-    """``--threads`` above the cores this process may use is refused: oversubscribed
-    threads wait on each other and disturb every timing."""
+def too_many_threads(n: int | None) -> str | None:
+    """Why ``--threads n`` is refused (after the flag's name), or None: threads beyond the
+    cores this process may use wait on each other and disturb every timing."""
     cores = len(cpu_affinity() or ()) or os.cpu_count() or 1
     if n and n > cores:
-        raise UserError(f"--threads {n} is more than the {cores} core(s) this process may use; "
-                        f"use --threads {cores} or fewer")
+        return f"{n} is more than the {cores} core(s) this process may use; use --threads {cores} or fewer"
+    return None
+
+
+def check_threads(n: int | None) -> None:
+    """``too_many_threads`` as a UserError: a request built elsewhere (a sweep task, a child)."""
+    why = too_many_threads(n)
+    if why:
+        raise UserError(f"--threads {why}")
 
 
 def resolve_device(name: str) -> torch.device:

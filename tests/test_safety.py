@@ -196,12 +196,16 @@ def test_slurm_memory_threads_and_yaml_sizes(tmp_path):
     with pytest.raises(UserError, match="--threads 100000 is more than"):
         with envmod.cpu_threads(100000):
             pass
-    # The zoo's refusal is its one line and exit 2 (it was a traceback, exit 1: scripts/bad_inputs.py).
+    # Refused while parsing, so in one line by every command that runs them (the zoo's and the
+    # drivers' refusals were tracebacks, exit 1: scripts/bad_inputs.py found the zoo's).
     from common.zoo import driver
 
-    assert driver.main(["--device", "cpu", "--models", "resnet18", "--threads", "100000",
-                        "--out-dir", str(tmp_path / "zoo")]) == 2
-    assert not (tmp_path / "zoo").exists()
+    with pytest.raises(SystemExit) as exc:
+        driver.main(["--device", "cpu", "--models", "resnet18", "--threads", "100000", "--out-dir", str(tmp_path / "zoo")])
+    assert exc.value.code == 2 and not (tmp_path / "zoo").exists()
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^100000 is more than the \d+ core\(s\) this process may use"):
+        argtypes.threads("100000")
+    assert argtypes.threads("1") == 1
     sweep = tmp_path / "s.yaml"
     sweep.write_text("requests:\n  - model: resnet18\n    input: 0x0\ninputs: [512x1024, 010]\n")
     data = plan.load_file(sweep)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common import catalogue, inputs, paths, records
 from common import protocol as protocols
-from common.argtypes import non_negative, positive
+from common.argtypes import non_negative, positive, threads
 from common.spec import CLOCKS, COMPILE_MODES, LAYER_SETS, PRECISIONS, RUNTIMES, SGD_LR, SGD_MOMENTUM
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N (default: auto)"
@@ -50,7 +50,7 @@ def device_flag(p: Flags, text: str = DEVICE_HELP) -> None:
 
 
 def threads_flag(p: Flags) -> None:
-    p.add_argument("--threads", type=positive(int), metavar="N",
+    p.add_argument("--threads", type=threads, metavar="N",
                    help="CPU threads for PyTorch (default: PyTorch's choice, recorded)")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common import catalogue, paths, records
 from common import protocol as protocols
-from common.argtypes import memory_amount, positive, shard
+from common.argtypes import memory_amount, positive, shard, threads
 from common.parsers import Parser, device_flag, device_options, flag, protocol_overrides
 from common.spec import LAYER_SETS
 from common.zoo.runrecord import SLOTS
@@ -58,7 +58,7 @@ def drive(description: str, verb_of: dict[str, str]) -> Parser:
 def drive_threads(prog: str) -> Parser:
     """The one flag a driver reads from the flags it hands to every step: --threads."""
     p = Parser(prog=prog, add_help=False)
-    p.add_argument("--threads", type=positive(int))
+    p.add_argument("--threads", type=threads)
     return p
 
 

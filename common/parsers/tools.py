@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from common import catalogue, paths, records
-from common.argtypes import positive, scales
+from common.argtypes import positive, scales, threads
 from common.burden.request import SEED_BATCH
 from common.parsers import DEVICE_HELP, Parser, DefaultsHelp, switch, device_flag, protocol_overrides, threads_flag
 from common.protocol import MIN_ITERS
@@ -74,7 +74,7 @@ def check_timer(prog: str, description: str) -> argparse.ArgumentParser:
     ap.add_argument("--fresh-process", type=positive(int), metavar="N",
                     help="N alternating rounds of a fresh-process timer run and a fresh-process "
                          "torch.utils.benchmark run (default: off: both in this process, on one instance)")
-    ap.add_argument("--threads", type=positive(int), metavar="N",
+    ap.add_argument("--threads", type=threads, metavar="N",
                     help="CPU threads of every run (default: torch's default)")
     ap.add_argument("--benchmark-child", metavar="REQUEST_JSON", help=argparse.SUPPRESS)
     ap.add_argument("--tag", type=paths.tag_arg, metavar="NAME", help="device folder name (default: derived from the device)")
@@ -114,7 +114,7 @@ def runtimes(prog: str, description: str) -> argparse.ArgumentParser:
     ap.add_argument("--inputs", nargs="+", default=["imagenet", "pascal"], metavar="PRESET")
     ap.add_argument("--zoo", action="store_true", help="after the catalogue, the zoo models of ZOO")
     ap.add_argument("--budget-s", type=float, default=3600, metavar="S", help="start no request after S seconds")
-    ap.add_argument("--threads", type=int, default=1, metavar="N",
+    ap.add_argument("--threads", type=threads, default=1, metavar="N",
                     help="threads of every run (default: 1: on a machine shared far beyond its cores, a run with "
                          "more threads than its share waits at every barrier for a descheduled thread)")
     ap.add_argument("--max-load", type=float, default=4.0, metavar="L",

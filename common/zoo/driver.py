@@ -307,11 +307,6 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    try:
-        envmod.check_threads(args.threads)  # before cpu_threads: its refusal is the user's line, not a traceback
-    except UserError as exc:
-        sys.stderr.write(f"{p.prog}: error: {exc}\n")
-        return exc.exit_code
     with envmod.cpu_threads(args.threads):
         return _sweep(p, args)
 
