@@ -121,7 +121,7 @@ def test_torchinfo_rows_count_each_parameter_once():
 # --------------------------------------------------------------------------- memlab correction
 
 def _report(*tensors):
-    rep = memory.MemReporter()
+    rep = memory.reporter()()
     for t in tensors:
         rep.device_mapping[t.device].append(t)
     rep.get_stats()

@@ -35,9 +35,6 @@ def cache_dir() -> Path:
     return paths.cache_root() / "onnx"
 
 
-shown = paths.cache_shown
-
-
 def key(req: Request) -> str:
     """File stem of the exported model: what its content depends on."""
     b, c, h, w = req.input.shape

@@ -58,7 +58,7 @@ def memlab_overcounts() -> bool:
 
 
 @functools.cache
-def _reporter() -> type:
+def reporter() -> type:
     """``MemReporter``: memlab's reporter, corrected (a class made once memlab is imported)."""
 
     class MemReporter(_memlab().MemReporter):
@@ -96,12 +96,6 @@ def _reporter() -> type:
     return MemReporter
 
 
-def __getattr__(name: str):
-    if name == "MemReporter":  # memory.MemReporter, as before memlab was imported lazily
-        return _reporter()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
     """memlab's listing of the tensors alive before inference (parameters,
     buffers, the input), their element count and corrected memory.
@@ -110,7 +104,7 @@ def static_report(model: torch.nn.Module, x: torch.Tensor) -> dict:
     process, wrong in a driver that ran other requests before (their leftovers, and
     the fake and opaque tensors a compile leaves, would count or crash the walk).
     The static set is named here instead."""
-    rep = _reporter()(model, {"input": x})
+    rep = reporter()(model, {"input": x})
     tensors = [*model.parameters(), *model.buffers(), x]
     rep.device_mapping = {x.device: [t for t in tensors if t.device == x.device]}
     rep.get_stats()

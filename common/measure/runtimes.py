@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from common import inputs, registry
+from common import inputs, paths, registry
 from common.errors import UserError
 from common.measure import export, timing
 from common.spec import RUNTIMES, Request
@@ -194,14 +194,14 @@ def _model_file(req: Request, model: torch.nn.Module, xt: torch.Tensor, result: 
     except Exception as exc:  # noqa: BLE001 - any exporter failure is the model's, reported in one line
         raise export.ExportError(export.oneline(exc)) from None
     fp32 = result["export"]["path"]
-    result["export"]["path"] = export.shown(fp32)
+    result["export"]["path"] = paths.cache_shown(fp32)
     if req.precision != "int8":
         return fp32
     try:
         q = export.ort_int8(req, fp32) if req.runtime == "onnxruntime" else export.ov_int8(req, fp32)
     except Exception as exc:  # noqa: BLE001
         raise export.ExportError(export.oneline(exc), stage="quantise") from None
-    result["quantisation"] = {**q, "path": export.shown(q["path"])}
+    result["quantisation"] = {**q, "path": paths.cache_shown(q["path"])}
     return q["path"]
 
 
