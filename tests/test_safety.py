@@ -203,6 +203,12 @@ def test_slurm_memory_threads_and_yaml_sizes(tmp_path):
     with pytest.raises(SystemExit) as exc:
         driver.main(["--device", "cpu", "--models", "resnet18", "--threads", "100000", "--out-dir", str(tmp_path / "zoo")])
     assert exc.value.code == 2 and not (tmp_path / "zoo").exists()
+    from common import drive
+
+    with pytest.raises(SystemExit) as exc:  # the drivers' was a traceback too (python -m common stats)
+        drive.main(["stats", "--model", "resnet18", "--size", "32x32", "--threads", "100000",
+                    "--out-dir", str(tmp_path / "stats")])
+    assert exc.value.code == 2 and not (tmp_path / "stats").exists()
     with pytest.raises(argparse.ArgumentTypeError, match=r"^100000 is more than the \d+ core\(s\) this process may use"):
         argtypes.threads("100000")
     assert argtypes.threads("1") == 1
